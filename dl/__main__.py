@@ -1,0 +1,3 @@
+from dl.cli import main
+
+main()
