@@ -1,0 +1,708 @@
+"""The deployment package: one deterministic zip holding Datasette, the handler and an instance's databases.
+
+Stages of :func:`build_package` (each a small function below):
+
+1. **dependencies**: ``pip install --target`` of the lock closure (``dl/lock/lambda.txt``) plus the instance's
+   plugins, for the target platform and Python; leaned; bytecode precompiled for the target Python. The tree
+   is cached under ``dl.hashing.cache_dir()/deps/<key>`` (key: target, Python, platforms, lock, plugins,
+   compiler), so a second build neither downloads nor compiles.
+2. **databases**: hashed and inspected; small ones are inlined, the rest left for S3 (Lambda's 250 MB unzipped
+   limit, with headroom), each decision explained.
+3. **instance**: ``dl_instance/instance.json`` (settings, metadata, databases, inspect data, versions) and the
+   handler (``dl/runtime/*.py`` copied as ``dl_runtime/``).
+4. **zip**: sorted entries, fixed timestamps and permissions, fixed compression level: the same inputs give a
+   byte-identical zip, so its sha256 identifies it.
+
+Layout of the zip (the Lambda code root; handler ``dl_runtime.handler.handler``)::
+
+    <dependencies>  dl_runtime/*.py  dl_instance/instance.json  dl_instance/databases/<name>.db
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from dl.errors import DlError
+from dl.hashing import cache_dir as tool_cache_dir
+from dl.hashing import sha256_file
+from dl.inspection import inspect_database
+from dl.manifest import DEFAULT_MANIFEST, Instance
+
+HERE = Path(__file__).resolve().parent
+LOCK_FILE = HERE / "lock" / "lambda.txt"
+RUNTIME_SOURCE = HERE / "runtime"
+INSTANCE_FORMAT = 1
+CACHE_FORMAT = 1  # bump when the install/lean/compile steps change what a cached tree contains
+
+LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: "Unzipped size must be smaller than 262144000 bytes" (250 MiB)
+HEADROOM = 16 * 1024 * 1024  # kept free below the limit for the handler, instance.json and later growth
+TMP_DEFAULT = 512 * 1024 * 1024  # Lambda's default /tmp (ephemeral storage), where S3 databases land
+TASK_ROOT = "/var/task"  # where Lambda unpacks the zip; recorded as the source path in compiled bytecode
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+ZIP_LEVEL = 6
+# glibc of the Lambda images: python3.11 runs on Amazon Linux 2 (2.26), 3.12+ on Amazon Linux 2023 (2.34).
+LAMBDA_GLIBC = {"3.11": 26, "3.12": 34, "3.13": 34}
+ARCHES = {"arm64": "aarch64", "x86_64": "x86_64"}
+
+# Leaning: what Lambda never needs. Entry points and METADATA stay (plugin discovery reads them).
+DROP_TOP = {
+    "bin",
+    "pip",
+    "setuptools",
+    "pkg_resources",
+    "_distutils_hack",
+    "distutils-precedence.pth",
+    "wheel",
+}
+DROP_DISTS = {"pip", "setuptools", "wheel"}
+DROP_DIRS = {"__pycache__", "tests", "test"}
+DROP_SUFFIXES = (".pyi", ".pyx", ".pxd", ".c", ".h", ".cpp")
+DROP_FILES = {"py.typed"}
+DROP_DIST_INFO = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DatabaseDecision:
+    """Where one database travels: inside the package, or in the artifact bucket (fetched on cold start)."""
+
+    name: str
+    file: str  # file name inside dl_instance/databases/ (or /tmp when fetched)
+    sha256: str
+    size: int
+    location: str  # "inline" | "s3"
+    key: str  # content-addressed S3 key, always set: "databases/<sha256>.db"
+    reason: str  # one line for the user
+    source: Path  # the file on disk
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    """What :func:`build_package` made."""
+
+    path: Path
+    sha256: str
+    zipped_size: int
+    unzipped_size: int
+    dependencies_size: int  # unzipped bytes of the dependency tree
+    databases: tuple[DatabaseDecision, ...]
+    versions: dict  # {"datasette": "0.65.5", "mangum": "0.22.0", "<plugin dist>": "<version>"}
+    decision: str  # the inline/S3 reasoning, one line per database
+    target: str  # "lambda" | "host"
+    python_version: str  # "3.13"
+    python: Path | None  # interpreter that compiled the bytecode (host: the one to run the package with)
+    bytecode: bool  # True when precompiled .pyc files for python_version are in the package
+    cache_hit: bool  # True when the dependency tree came from the cache (pip did not run)
+    messages: tuple[str, ...] = field(default=())  # warnings worth showing (e.g. no matching interpreter)
+
+    @property
+    def inline(self) -> tuple[DatabaseDecision, ...]:
+        return tuple(d for d in self.databases if d.location == "inline")
+
+    @property
+    def s3(self) -> tuple[DatabaseDecision, ...]:
+        return tuple(d for d in self.databases if d.location == "s3")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The platform the dependency tree is installed for."""
+
+    kind: str  # "lambda" | "host"
+    python_version: str  # "3.13"
+    platforms: tuple[str, ...]  # pip --platform values; empty for host (pip uses this machine's tags)
+    label: str  # for messages: "python3.13 arm64 (manylinux)" / "python3.13 on this machine"
+
+
+# --- public entry point -------------------------------------------------------------------------------------
+
+
+def build_package(
+    instance: Instance,
+    out: Path,
+    *,
+    target: str = "lambda",
+    cache_dir: Path | None = None,
+    inline_limit: int | None = None,
+    python: Path | None = None,
+    log: Log = print,
+) -> PackageResult:
+    """Build the deployment zip of ``instance`` at ``out``.
+
+    target: "lambda" (manylinux wheels for the instance's runtime and architecture) or "host" (wheels for this
+    machine, for ``dl serve``). cache_dir: where dependency trees are cached (default: the tool's cache dir).
+    inline_limit: most bytes of databases to inline (default: all that fit Lambda's limit with headroom).
+    python: interpreter of the target Python version used to compile bytecode (and, for "host", to run the
+    package); found automatically (pyenv, PATH, this interpreter) when None.
+    Raises DlError with a message for the user when something cannot be built.
+    """
+    spec = target_spec(instance, target)
+    compiler = Path(python) if python else find_interpreter(spec.python_version)
+    if compiler is not None:
+        _check_interpreter(compiler, spec.python_version)
+    messages = []
+    if compiler is None:
+        messages.append(
+            f"no python{spec.python_version} interpreter found (looked in pyenv, PATH): the package ships sources "
+            "only and Lambda compiles them on every cold start (install it, e.g. `pyenv install "
+            f"{spec.python_version}`, for faster cold starts)"
+        )
+        log(f"warning: {messages[-1]}")
+    deps, cache_hit = ensure_dependencies(spec, instance.plugins, compiler, cache_dir=cache_dir, log=log)
+    deps_size = tree_size(deps)
+    versions = read_versions(deps)
+    decisions = decide_locations(instance.databases, deps_size, inline_limit)
+    inspect = {d.name: {**inspect_database(d.source), "file": d.file} for d in decisions}
+    document = instance_document(instance, decisions, inspect, versions)
+    with tempfile.TemporaryDirectory(prefix="dl-package-") as tmp:
+        staging = Path(tmp)
+        _stage_instance(staging, document, compiler)
+        entries = sorted(
+            [*_tree_entries(deps), *_tree_entries(staging)]
+            + [(f"dl_instance/databases/{d.file}", d.source) for d in decisions if d.location == "inline"]
+        )
+        _check_unique(entries)
+        unzipped = write_zip(Path(out), entries)
+    out = Path(out)
+    return PackageResult(
+        path=out,
+        sha256=sha256_file(out, use_cache=False),
+        zipped_size=out.stat().st_size,
+        unzipped_size=unzipped,
+        dependencies_size=deps_size,
+        databases=decisions,
+        versions=versions,
+        decision="\n".join(d.reason for d in decisions),
+        target=spec.kind,
+        python_version=spec.python_version,
+        python=compiler,
+        bytecode=compiler is not None,
+        cache_hit=cache_hit,
+        messages=tuple(messages),
+    )
+
+
+# --- target and interpreters --------------------------------------------------------------------------------
+
+
+def target_spec(instance: Instance, target: str) -> Target:
+    """The pip platform/Python for a build target."""
+    version = instance.python_version
+    if target == "host":
+        return Target("host", version, (), f"python{version} on this machine")
+    if target != "lambda":
+        raise DlError(f"unknown package target {target!r} (expected 'lambda' or 'host')")
+    if version not in LAMBDA_GLIBC:
+        raise DlError(f"runtime {instance.runtime} is not supported (python3.11, python3.12 or python3.13)")
+    arch = ARCHES.get(instance.architecture)
+    if arch is None:
+        raise DlError(f"architecture {instance.architecture} is not supported (arm64 or x86_64)")
+    glibc = LAMBDA_GLIBC[version]
+    platforms = (f"manylinux2014_{arch}", *(f"manylinux_2_{minor}_{arch}" for minor in range(glibc, 16, -1)))
+    return Target("lambda", version, platforms, f"{instance.runtime} {instance.architecture} (manylinux)")
+
+
+def find_interpreter(version: str) -> Path | None:
+    """A CPython interpreter of ``version`` ("3.13") on this machine: this one, PATH, or pyenv; None if absent."""
+    candidates = [Path(sys.executable)]
+    candidates += [Path(p) for name in (f"python{version}", "python3") if (p := shutil.which(name))]
+    candidates += _pyenv_interpreters(version)
+    for candidate in candidates:
+        if _interpreter_version(candidate) == version:
+            return candidate
+    return None
+
+
+def _pyenv_interpreters(version: str) -> list[Path]:
+    try:
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return []
+    versions_dir = Path(root) / "versions" if root else None
+    if not versions_dir or not versions_dir.is_dir():
+        return []
+    matching = [p for p in versions_dir.iterdir() if re.fullmatch(rf"{re.escape(version)}\.\d+", p.name)]
+    newest_first = sorted(matching, key=lambda p: int(p.name.rsplit(".", 1)[1]), reverse=True)
+    return [p / "bin" / f"python{version}" for p in newest_first]
+
+
+def _interpreter_version(python: Path) -> str | None:
+    code = "import sys; print(sys.implementation.name, '%d.%d' % sys.version_info[:2])"
+    try:
+        done = subprocess.run([str(python), "-I", "-c", code], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    impl, _, ver = done.stdout.strip().partition(" ")
+    return ver if done.returncode == 0 and impl == "cpython" else None
+
+
+def _check_interpreter(python: Path, version: str) -> None:
+    found = _interpreter_version(python)
+    if found != version:
+        raise DlError(f"{python} is not a CPython {version} interpreter (found: {found or 'not runnable'})")
+
+
+# --- dependencies: install, lean, compile, cache ------------------------------------------------------------
+
+
+def ensure_dependencies(
+    spec: Target,
+    plugins: Iterable[str],
+    compiler: Path | None,
+    *,
+    cache_dir: Path | None = None,
+    log: Log = print,
+) -> tuple[Path, bool]:
+    """The installed, leaned, compiled dependency tree for ``spec`` and ``plugins``: (path, came from cache)."""
+    plugins = tuple(plugins)
+    root = Path(cache_dir) if cache_dir else tool_cache_dir()
+    key = dependency_key(spec, plugins, compiler)
+    entry = root / "deps" / key
+    if (entry / "tree").is_dir():
+        log(f"dependencies: reusing cached {spec.label} tree ({entry})")
+        return entry / "tree", True
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=entry.parent))
+    try:
+        tree = work / "tree"
+        log(f"dependencies: installing {_describe(plugins)} for {spec.label}")
+        pip_install(spec, plugins, tree)
+        lean_tree(tree)
+        if compiler is not None:
+            log(f"dependencies: compiling bytecode with {compiler}")
+            compile_tree(tree, compiler)
+        with contextlib.suppress(OSError):  # another build finished the same entry first: theirs is identical
+            work.rename(entry)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return entry / "tree", False
+
+
+def dependency_key(spec: Target, plugins: tuple[str, ...], compiler: Path | None) -> str:
+    """Cache key of a dependency tree: everything that changes its content."""
+    material = {
+        "format": CACHE_FORMAT,
+        "target": spec.kind,
+        "python": spec.python_version,
+        "platforms": spec.platforms or [sysconfig.get_platform(), platform.machine()],
+        "lock": LOCK_FILE.read_text(),
+        "plugins": sorted(plugins),
+        "compiled": bool(compiler),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _describe(plugins: tuple[str, ...]) -> str:
+    return "the locked closure" + (f" + plugins {', '.join(plugins)}" if plugins else "")
+
+
+def pip_command(spec: Target, plugins: tuple[str, ...], tree: Path, pins: Path) -> list[str]:
+    """The pip invocation for a tree. Without plugins the lock's hashes are enforced (--require-hashes)."""
+    cmd = [sys.executable, "-m", "pip", "install", "--target", str(tree), "--no-compile", "--quiet"]
+    cmd += ["--disable-pip-version-check", "--no-input", "--only-binary=:all:"]
+    cmd += ["--implementation", "cp", "--python-version", spec.python_version]
+    for plat in spec.platforms:
+        cmd += ["--platform", plat]
+    if plugins or spec.kind == "host":
+        # Plugins carry no hashes, and this machine's wheels may not be the manylinux ones the lock hashes:
+        # the same exact versions are still enforced (as == pins), without hash checking.
+        return [*cmd, "-r", str(pins), *plugins]
+    return [*cmd, "--require-hashes", "-r", str(LOCK_FILE)]
+
+
+def lock_pins(lock_text: str) -> str:
+    """The lock's requirement lines without hashes (``name==version[ ; marker]``)."""
+    joined = lock_text.replace("\\\n", " ")
+    pins = []
+    for line in joined.splitlines():
+        line = re.sub(r"--hash=\S+", "", line.split("#", 1)[0]).strip()
+        if line:
+            pins.append(line)
+    return "\n".join(pins) + "\n"
+
+
+def pip_install(spec: Target, plugins: tuple[str, ...], tree: Path) -> None:
+    """Run pip into ``tree``; its output is shown only when it fails."""
+    pins = tree.parent / "pins.txt"
+    pins.write_text(lock_pins(LOCK_FILE.read_text()))
+    done = subprocess.run(pip_command(spec, plugins, tree, pins), capture_output=True, text=True)
+    if done.returncode:
+        detail = "\n".join(
+            line
+            for line in (done.stderr + done.stdout).splitlines()
+            if "is ignored: it is neither" not in line
+        )
+        hint = (
+            " (plugins must publish wheels compatible with the target; versions of Datasette's own dependencies "
+            "are pinned by dl/lock/lambda.txt)"
+            if plugins
+            else ""
+        )
+        raise DlError(f"installing dependencies for {spec.label} failed{hint}:\n{detail.strip()}")
+
+
+def lean_tree(tree: Path) -> list[str]:
+    """Delete what Lambda never uses from an installed tree; returns the removed paths (relative, sorted)."""
+    keep_setuptools = _imports_pkg_resources(tree)
+    removed = []
+    for path in sorted(tree.iterdir()):
+        dist = _dist_name(path.name)
+        drop = path.name in DROP_TOP or (dist is not None and dist in DROP_DISTS)
+        if keep_setuptools and (path.name in {"setuptools", "pkg_resources"} or dist == "setuptools"):
+            drop = False
+        if drop:
+            _remove(path)
+            removed.append(path.name)
+    for dirpath, dirnames, filenames in os.walk(tree):
+        here = Path(dirpath)
+        for name in [d for d in dirnames if d in DROP_DIRS]:
+            dirnames.remove(name)
+            _remove(here / name)
+            removed.append(str((here / name).relative_to(tree)))
+        in_dist_info = here.name.endswith(".dist-info")
+        for name in filenames:
+            if (
+                name.endswith(DROP_SUFFIXES)
+                or name in DROP_FILES
+                or (in_dist_info and name in DROP_DIST_INFO)
+            ):
+                (here / name).unlink()
+                removed.append(str((here / name).relative_to(tree)))
+    return sorted(removed)
+
+
+def _dist_name(name: str) -> str | None:
+    """'pip' for 'pip-26.3.dist-info'; None for anything that is not a dist-info folder."""
+    if not name.endswith(".dist-info"):
+        return None
+    return name.removesuffix(".dist-info").rsplit("-", 1)[0].lower().replace("_", "-")
+
+
+def _imports_pkg_resources(tree: Path) -> bool:
+    """True when a package other than setuptools/pip imports pkg_resources (old plugins do): keep setuptools."""
+    pattern = re.compile(rb"^\s*(import|from)\s+pkg_resources\b", re.M)
+    skip = DROP_TOP | {"setuptools", "pkg_resources"}
+    for path in tree.rglob("*.py"):
+        if path.relative_to(tree).parts[0] not in skip and pattern.search(path.read_bytes()):
+            return True
+    return False
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def compile_tree(tree: Path, python: Path, *, prefix: str = TASK_ROOT) -> None:
+    """Precompile every module with the target interpreter: __pycache__/*.cpython-XY.pyc, unchecked-hash.
+
+    Unchecked-hash pycs are used without looking at the source's timestamp (zip timestamps are fixed, and
+    Lambda's code folder is read-only), so nothing is recompiled at cold start. Paths are recorded as under
+    /var/task (Lambda's code root) so the bytes do not depend on where the tree was built; a fixed
+    PYTHONHASHSEED makes frozenset constants marshal in a stable order.
+    """
+    cmd = [
+        str(python),
+        "-I",
+        "-m",
+        "compileall",
+        "-q",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+    ]
+    cmd += ["-s", str(tree), "-p", prefix, str(tree)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode and not list(tree.rglob("*.pyc")):
+        raise DlError(f"compiling bytecode with {python} failed:\n{done.stdout}{done.stderr}")
+
+
+def tree_size(tree: Path) -> int:
+    """Total bytes of the files under ``tree``."""
+    return sum(p.stat().st_size for p in tree.rglob("*") if p.is_file())
+
+
+def read_versions(tree: Path) -> dict:
+    """Versions of datasette, mangum and every installed Datasette plugin distribution, from dist-info."""
+    versions = {}
+    for info in sorted(tree.glob("*.dist-info")):
+        name, version = _name_version(info / "METADATA")
+        entry_points = info / "entry_points.txt"
+        is_plugin = entry_points.exists() and re.search(r"^\[datasette\]", entry_points.read_text(), re.M)
+        if name.lower() in {"datasette", "mangum"} or is_plugin:
+            versions[name] = version
+    return versions
+
+
+def _name_version(metadata: Path) -> tuple[str, str]:
+    fields = {}
+    for line in metadata.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields.get("Name", metadata.parent.name), fields.get("Version", "")
+
+
+# --- databases ----------------------------------------------------------------------------------------------
+
+
+def decide_locations(databases, dependencies_size: int, inline_limit: int | None = None) -> tuple:
+    """Inline the smallest databases while the package stays under Lambda's limit; the rest go to S3.
+
+    Pure apart from hashing (``sha256_file``, cached). Returns DatabaseDecision tuples in manifest order.
+    """
+    budget = LAMBDA_UNZIPPED_LIMIT - HEADROOM - dependencies_size
+    sized = [(db, db.path.stat().st_size) for db in databases]
+    used, inline = 0, set()
+    for db, size in sorted(sized, key=lambda item: (item[1], item[0].name)):
+        if used + size <= budget and (inline_limit is None or used + size <= inline_limit):
+            inline.add(db.name)
+            used += size
+    s3_total = sum(size for db, size in sized if db.name not in inline)
+    decisions = []
+    for db, size in sized:
+        digest = sha256_file(db.path)
+        location = "inline" if db.name in inline else "s3"
+        reason = _reason(db, size, location, used, budget, dependencies_size, inline_limit, s3_total)
+        decisions.append(
+            DatabaseDecision(
+                name=db.name,
+                file=f"{db.name}.db",
+                sha256=digest,
+                size=size,
+                location=location,
+                key=f"databases/{digest}.db",
+                reason=reason,
+                source=db.path,
+            )
+        )
+    return tuple(decisions)
+
+
+def _reason(db, size, location, used, budget, deps, inline_limit, s3_total) -> str:
+    head = f"{db.path.name} ({human(size)})"
+    if location == "inline":
+        return (
+            f"{head}: inlined; the package stays at {human(deps + used)} unzipped with all inlined databases, "
+            f"under Lambda's 250 MB limit with {human(HEADROOM)} headroom"
+        )
+    if inline_limit is not None and size <= budget:
+        why = f"inlining it would pass the inline limit of {human(inline_limit)}"
+    else:
+        why = (
+            f"inlining it would pass Lambda's 250 MB unzipped limit (dependencies {human(deps)}, "
+            f"inlined databases {human(used)}, headroom {human(HEADROOM)})"
+        )
+    tail = "; it is fetched from S3 into /tmp on cold start"
+    if s3_total > TMP_DEFAULT:
+        tail += f" (S3 databases total {human(s3_total)}: more than Lambda's default 512 MB /tmp)"
+    return f"{head}: left for S3; {why}{tail}"
+
+
+def human(size: int) -> str:
+    """'2.1 MB' (decimal units, like AWS's documentation)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+# --- instance files -----------------------------------------------------------------------------------------
+
+
+def instance_document(instance: Instance, decisions, inspect: dict, versions: dict) -> dict:
+    """The content of dl_instance/instance.json (see the README's package section)."""
+    return {
+        "format": INSTANCE_FORMAT,
+        "instance": instance.name,
+        "prefix": instance.prefix,
+        "cors": instance.cors,
+        "settings": _plain(instance.config),
+        "metadata": _plain(instance.metadata),
+        "databases": [
+            {
+                "name": d.name,
+                "file": d.file,
+                "sha256": d.sha256,
+                "size": d.size,
+                "location": d.location,
+                "key": d.key,
+            }
+            for d in decisions
+        ],
+        "inspect": inspect,
+        "versions": versions,
+    }
+
+
+def _plain(value):
+    """MappingProxyType/tuple trees -> JSON-able dicts/lists."""
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _stage_instance(staging: Path, document: dict, compiler: Path | None) -> None:
+    """Write dl_runtime/ (the handler) and dl_instance/instance.json into ``staging``."""
+    runtime = staging / "dl_runtime"
+    runtime.mkdir()
+    for source in sorted(RUNTIME_SOURCE.glob("*.py")):
+        shutil.copyfile(source, runtime / source.name)
+    if compiler is not None:
+        compile_tree(runtime, compiler, prefix=f"{TASK_ROOT}/dl_runtime")
+    (staging / "dl_instance").mkdir()
+    text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    (staging / "dl_instance" / "instance.json").write_text(text, encoding="utf-8")
+
+
+# --- deterministic zip --------------------------------------------------------------------------------------
+
+
+def _tree_entries(root: Path) -> Iterator[tuple[str, Path]]:
+    for path in root.rglob("*"):
+        if path.is_file():
+            yield path.relative_to(root).as_posix(), path
+
+
+def _check_unique(entries: list[tuple[str, Path]]) -> None:
+    counts = Counter(name for name, _ in entries)
+    duplicates = sorted(name for name, n in counts.items() if n > 1)
+    if duplicates:
+        raise DlError(f"package entries collide: {', '.join(duplicates[:5])}")
+
+
+def write_zip(out: Path, entries: list[tuple[str, Path]]) -> int:
+    """Write a reproducible zip of (name, file) entries, in the given order; returns the unzipped size.
+
+    Fixed: timestamps (1980-01-01), permissions (0644 regular files), creator system (unix), compression
+    (deflate level 6). Written to a temporary name and renamed, so ``out`` is never half-written.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    total = 0
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
+            for name, source in entries:
+                info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+                info.create_system = 3
+                info.external_attr = (0o100644 & 0xFFFF) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                _set_level(info)
+                size = source.stat().st_size
+                info.file_size = size  # lets zipfile decide on zip64 up front
+                with open(source, "rb") as src, zf.open(info, "w") as dst:
+                    shutil.copyfileobj(src, dst, 1024 * 1024)
+                total += size
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return total
+
+
+def _set_level(info: zipfile.ZipInfo) -> None:
+    """ZipFile.open(info, "w") takes the level from the ZipInfo (attribute renamed in Python 3.13)."""
+    if hasattr(zipfile.ZipInfo, "compress_level"):
+        info.compress_level = ZIP_LEVEL
+    else:
+        info._compresslevel = ZIP_LEVEL
+
+
+# --- the `dl package` command -------------------------------------------------------------------------------
+
+
+def parse_size(text: str) -> int:
+    """'50MB' / '2.5 GB' / '1000000' -> bytes (decimal units; MiB/GiB binary)."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([kKmMgG]i?[bB]?|[bB])?\s*", text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 50MB)")
+    number, unit = float(match.group(1)), (match.group(2) or "b").lower().rstrip("b")
+    factors = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+    return int(number * factors[unit])
+
+
+@click.command("package")
+@click.argument("instance_name", metavar="INSTANCE")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="zip to write")
+@click.option(
+    "-f",
+    "--manifest",
+    "manifest_path",
+    default=DEFAULT_MANIFEST,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the manifest file",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["lambda", "host"]),
+    default="lambda",
+    show_default=True,
+    help="lambda: manylinux wheels for the instance's runtime; host: wheels for this machine",
+)
+@click.option(
+    "--inline-limit",
+    callback=lambda _c, _p, v: None if v is None else parse_size(v),
+    help="inline at most this many bytes of databases (e.g. 50MB); default: what fits Lambda",
+)
+def package_command(instance_name, output, manifest_path, target, inline_limit):  # noqa: PLR0913
+    """Build the deployment zip of INSTANCE and explain where each database goes."""
+    from dl.manifest import load_manifest
+
+    manifest = load_manifest(manifest_path)
+    instance = manifest.instances.get(instance_name)
+    if instance is None:
+        known = ", ".join(manifest.instances) or "none"
+        raise DlError(f"no instance {instance_name!r} in {manifest_path} (instances: {known})")
+    out = output or Path(f"{instance_name}.zip")
+    result = build_package(instance, out, target=target, inline_limit=inline_limit, log=click.echo)
+    click.echo(render_result(result))
+
+
+def render_result(result: PackageResult) -> str:
+    """The human summary of a build."""
+    versions = ", ".join(f"{k} {v}" for k, v in result.versions.items())
+    lines = [
+        f"package: {result.path}",
+        f"  sha256:   {result.sha256}",
+        f"  zipped:   {human(result.zipped_size)} ({result.zipped_size} bytes)",
+        f"  unzipped: {human(result.unzipped_size)} (dependencies {human(result.dependencies_size)}; "
+        f"Lambda limit 250 MB)",
+        f"  python:   {result.python_version} ({result.target}); bytecode: "
+        + ("precompiled" if result.bytecode else "none (sources only)"),
+        f"  versions: {versions}",
+        "databases:",
+        *(f"  {d.name}: {d.reason}" for d in result.databases),
+    ]
+    if not result.databases:
+        lines.append("  (none)")
+    return "\n".join(lines)
