@@ -18,3 +18,4 @@ def main() -> None:
 
 
 # --- command registration: one line per command module -------------------------------------------
+from dl.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip

@@ -43,7 +43,8 @@ from dl.errors import DlError
 from dl.hashing import cache_dir as tool_cache_dir
 from dl.hashing import sha256_file
 from dl.inspection import inspect_database
-from dl.manifest import DEFAULT_MANIFEST, Instance
+from dl.manifest import Instance
+from dl.options import load, manifest_option, outside_paths_option, select_instances
 
 HERE = Path(__file__).resolve().parent
 LOCK_FILE = HERE / "lock" / "lambda.txt"
@@ -652,39 +653,35 @@ def parse_size(text: str) -> int:
 
 @click.command("package")
 @click.argument("instance_name", metavar="INSTANCE")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="zip to write")
 @click.option(
-    "-f",
-    "--manifest",
-    "manifest_path",
-    default=DEFAULT_MANIFEST,
-    show_default=True,
+    "-o",
+    "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="the manifest file",
+    help="Zip to write (default INSTANCE.zip).",
 )
+@manifest_option
+@outside_paths_option
 @click.option(
     "--target",
     type=click.Choice(["lambda", "host"]),
     default="lambda",
     show_default=True,
-    help="lambda: manylinux wheels for the instance's runtime; host: wheels for this machine",
+    help="lambda: manylinux wheels for the instance's runtime and architecture; host: wheels for this machine.",
 )
 @click.option(
     "--inline-limit",
-    callback=lambda _c, _p, v: None if v is None else parse_size(v),
-    help="inline at most this many bytes of databases (e.g. 50MB); default: what fits Lambda",
+    metavar="SIZE",
+    callback=lambda _ctx, _param, value: None if value is None else parse_size(value),
+    help="Inline at most SIZE bytes of databases (e.g. 50MB); default: all that fit Lambda's limit.",
 )
-def package_command(instance_name, output, manifest_path, target, inline_limit):  # noqa: PLR0913
+def package_command(instance_name, output, manifest_path, allow_outside_paths, target, inline_limit):
     """Build the deployment zip of INSTANCE and explain where each database goes."""
-    from dl.manifest import load_manifest
-
-    manifest = load_manifest(manifest_path)
-    instance = manifest.instances.get(instance_name)
-    if instance is None:
-        known = ", ".join(manifest.instances) or "none"
-        raise DlError(f"no instance {instance_name!r} in {manifest_path} (instances: {known})")
-    out = output or Path(f"{instance_name}.zip")
-    result = build_package(instance, out, target=target, inline_limit=inline_limit, log=click.echo)
+    manifest = load(manifest_path, allow_outside_paths)
+    (name,) = select_instances(manifest, (instance_name,))
+    out = output or Path(f"{name}.zip")
+    result = build_package(
+        manifest.instances[name], out, target=target, inline_limit=inline_limit, log=click.echo
+    )
     click.echo(render_result(result))
 
 
