@@ -6,6 +6,7 @@ Everything here is pure apart from reading the manifest file and the files it na
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -81,4 +82,217 @@ class Manifest:
     project: str
     region: str | None  # None: boto3's default region (AWS_REGION / profile)
     instances: MappingProxyType  # name -> Instance, in manifest order
-    root: Path = field(default=Path("/"))  # the repository that holds the manifest; databases must stay inside
+    root: Path = field(
+        default=Path("/")
+    )  # the repository that holds the manifest; databases must stay inside
+    tags: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # extra tags for every stack
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading: read -> parse YAML (with positions) -> JSON Schema -> semantic rules -> normalise.
+
+MAX_MANIFEST_BYTES = 1024 * 1024  # a manifest is a page of YAML; anything larger is a mistake
+
+
+def find_root(directory: Path) -> Path:
+    """The repository holding the manifest: the nearest ancestor with a .git entry, else the manifest's folder."""
+    for candidate in (directory, *directory.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return directory
+
+
+def read_manifest_text(path: Path, display: str) -> str:
+    """The manifest's text, or a ManifestError saying why it cannot be read."""
+    from dl.errors import ManifestError, Problem
+
+    def fail(message: str) -> ManifestError:
+        return ManifestError([Problem(display, 0, 0, "", message)])
+
+    try:
+        if path.is_dir():
+            raise fail("is a directory, expected the manifest file (datasette-lambda.yml)")
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise fail(f"is {size:,} bytes; a manifest is at most {MAX_MANIFEST_BYTES:,} bytes")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise fail("file not found (use -f/--manifest or DL_MANIFEST to name another file)") from None
+    except PermissionError:
+        raise fail("permission denied: cannot read the manifest") from None
+    except OSError as exc:
+        raise fail(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise ManifestError(
+            [Problem(display, line, col, "", "not UTF-8 text (is this a binary file?)")]
+        ) from None
+
+
+def load_manifest(
+    path: str | Path, *, allow_outside_paths: bool = False, check_files: bool = True
+) -> Manifest:
+    """Load, validate and normalise a manifest. Raises ManifestError listing *every* problem found.
+
+    `check_files=False` skips opening the databases (their existence and location are still checked).
+    """
+    from dl import schema, validate, yamldoc
+    from dl.errors import ManifestError, Problem
+
+    path = Path(path).absolute()
+    relative = os.path.relpath(path)
+    display = relative if not relative.startswith("..") else str(path)
+    text = read_manifest_text(path, display)
+    try:
+        document, positions, yaml_issues = yamldoc.parse(text)
+    except yamldoc.YamlSyntaxError as exc:
+        raise ManifestError([Problem(display, exc.line, exc.col, "", exc.message)]) from None
+
+    def located(where: tuple, message: str, *, key: bool = False) -> Problem:
+        line, col = positions.of(tuple(where), key=key)
+        return Problem(display, line, col, ".".join(str(p) for p in where), message)
+
+    problems = [Problem(display, i.line, i.col, ".".join(map(str, i.path)), i.message) for i in yaml_issues]
+    if document is None:
+        problems.append(Problem(display, 1, 1, "", "the manifest is empty: expected 'project' and 'instances'"))
+        raise ManifestError(problems)
+    shape = list(schema.problems(document))
+    problems += [located(where, message, key=key) for where, key, message in shape]
+
+    # Semantic rules need a well-shaped document: run them on the instances the schema found no fault in,
+    # so one run still reports every problem it can.
+    clean = _schema_clean_part(document, [where for where, _, _ in shape])
+    root = find_root(path.parent)
+    context = validate.Context(
+        manifest_dir=path.parent,
+        root=root,
+        allow_outside_paths=allow_outside_paths,
+        check_files=check_files,
+    )
+    if clean is not None:
+        findings = validate.validate_document(clean, context)
+        problems += [f.to_problem(display, positions) for f in findings]
+    if problems:
+        raise ManifestError(problems)
+    return normalise(document, path=path, root=root, metadata=context.metadata)
+
+
+def _schema_clean_part(document: Any, faults: list[tuple]) -> dict | None:
+    """The document without the instances that have schema faults; None if faults lie outside instances."""
+    if not isinstance(document, dict) or not isinstance(document.get("instances"), dict):
+        return None
+    broken: dict[str, set] = {}
+    for where in faults:
+        if len(where) >= 2 and where[0] == "instances":
+            broken.setdefault(where[1], set()).add(where[2] if len(where) > 2 else None)
+        elif where and where[0] in ("project", "region", "version", "tags"):
+            continue  # these do not feed the semantic rules
+        else:
+            return None
+    instances = {}
+    for name, entry in document["instances"].items():
+        faulty = broken.get(name, set())
+        if None in faulty or not isinstance(entry, dict):
+            continue  # the instance itself is malformed
+        kept = {k: v for k, v in entry.items() if k not in faulty}
+        kept.setdefault("databases", [])  # faulty databases: their own problems are already reported
+        instances[name] = kept
+    return {**document, "instances": instances}
+
+
+def canonical_prefix(prefix: str) -> str:
+    """'data', '/data' and '/data/' -> '/data/'; '' and '/' -> '/'."""
+    parts = [p for p in prefix.split("/") if p]
+    return "/" + "".join(f"{p}/" for p in parts)
+
+
+def instance_settings(document: dict, name: str) -> dict[str, Any]:
+    """One instance's raw settings with `defaults:` and the built-in defaults applied.
+
+    `config` and `secrets` merge key by key (the instance wins); every other field is replaced whole.
+    """
+    defaults = document.get("defaults") or {}
+    own = document["instances"][name]
+    merged: dict[str, Any] = {}
+    for key, builtin in INSTANCE_DEFAULTS.items():
+        if key in ("config", "secrets"):
+            merged[key] = {**builtin, **defaults.get(key, {}), **own.get(key, {})}
+        else:
+            merged[key] = own.get(key, defaults.get(key, builtin))
+    merged["databases"] = own["databases"]
+    return merged
+
+
+def database_entries(raw: list) -> list[tuple[str, str]]:
+    """[(name, path as written)] from the manifest's databases list."""
+    entries = []
+    for item in raw:
+        source = item if isinstance(item, str) else item["path"]
+        name = Path(source).stem if isinstance(item, str) else item.get("name", Path(source).stem)
+        entries.append((name, source))
+    return entries
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def normalise(
+    document: dict, *, path: Path, root: Path, metadata: dict[str, tuple[dict, str | None]]
+) -> Manifest:
+    """Build the frozen Manifest from a validated document. `metadata`: instance -> (parsed, source file)."""
+    instances = {}
+    for name in document["instances"]:
+        s = instance_settings(document, name)
+        meta, meta_source = metadata.get(name, ({}, None))
+        databases = tuple(
+            Database(name=db_name, path=(path.parent / source).resolve(), source=source)
+            for db_name, source in database_entries(s["databases"])
+        )
+        instances[name] = Instance(
+            name=name,
+            databases=databases,
+            metadata=_freeze(meta),
+            metadata_source=meta_source,
+            cors=s["cors"],
+            config=MappingProxyType(dict(s["config"])),
+            domain=s["domain"],
+            certificate_arn=s["certificate_arn"],
+            prefix=canonical_prefix(s["prefix"]),
+            memory=s["memory"],
+            timeout=s["timeout"],
+            architecture=s["architecture"],
+            runtime=s["runtime"],
+            plugins=tuple(s["plugins"]),
+            protect=s["protect"],
+            endpoint=s["endpoint"],
+            cdn=s["cdn"],
+            log_retention_days=s["log_retention_days"],
+            secrets=MappingProxyType(dict(s["secrets"])),
+        )
+    return Manifest(
+        path=path,
+        version=document.get("version", MANIFEST_VERSION),
+        project=document["project"],
+        region=document.get("region"),
+        instances=MappingProxyType(instances),
+        root=root,
+        tags=MappingProxyType(dict(document.get("tags") or {})),
+    )
+
+
+def thaw(value: Any) -> Any:
+    """Plain dicts and lists from frozen manifest values (for JSON)."""
+    if isinstance(value, MappingProxyType | dict):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    return value
