@@ -1,0 +1,282 @@
+"""Verified deploys against a real Datasette on 127.0.0.1 standing in for the public endpoint.
+
+Stand-in: a `datasette serve` subprocess from the venv (immutable databases, ``base_url`` set to the
+prefix), until ``dl serve`` can take its place. Failures a healthy Datasette cannot produce (500s, flaky
+answers) come from a tiny stdlib HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import datasette
+import pytest
+
+from dl.errors import DlError
+from dl.inspection import inspect_database
+from dl.verify import (
+    DatabaseExpectation,
+    Expectation,
+    VerificationFailed,
+    expectation_for,
+    pick_table,
+    verify_instance,
+)
+from tests.conftest import make_db
+
+VERSION = datasette.__version__
+PREFIX = "/data/"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A running Datasette serving two databases under /data/; yields (base URL, {db name: path})."""
+    folder = tmp_path_factory.mktemp("site")
+    dbs = {
+        "shop": make_db(folder / "shop.db", {"items": 3, "orders": 7, "my items/2024": 5}),
+        "notes": make_db(folder / "notes.db", {"notes": 12}),
+    }
+    port = free_port()
+    datasette_bin = Path(sys.executable).parent / "datasette"
+    command = [
+        str(datasette_bin),
+        "serve",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--setting",
+        "base_url",
+        PREFIX,
+    ]
+    for path in dbs.values():
+        command += ["-i", str(path)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}{PREFIX}-/versions.json", process)
+        yield url, dbs
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def wait_until_up(url: str, process: subprocess.Popen, limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"datasette exited: {process.stderr.read().decode()}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"datasette did not answer {url}")
+
+
+def healthy(url: str) -> Expectation:
+    return Expectation(
+        url=url,
+        prefix=PREFIX,
+        datasette_version=VERSION,
+        databases=(
+            DatabaseExpectation("shop", "my items/2024", 5),
+            DatabaseExpectation("notes", "notes", 12),
+        ),
+    )
+
+
+def test_a_healthy_instance_passes_first_time(site):
+    url, _ = site
+    result = verify_instance(healthy(url), timeout=0)
+    assert result.ok, result.message()
+    assert result.attempts == 1
+    assert [c.what for c in result.checks] == [
+        "Datasette version",
+        "database page shop",
+        "row count of shop/my items/2024",
+        "database page notes",
+        "row count of notes/notes",
+    ]
+    assert result.message().startswith(f"verified {url}{PREFIX}: 5 checks passed (1 attempt")
+    result.raise_for_failure()  # does not raise
+
+
+def test_expectation_from_the_deployed_databases_inspection_passes(site):
+    url, dbs = site
+    inspections = {name: inspect_database(path) for name, path in dbs.items()}
+    exp = expectation_for(url + "/", PREFIX, VERSION, inspections)
+    assert exp.databases == (
+        DatabaseExpectation("shop", "items", 3),
+        DatabaseExpectation("notes", "notes", 12),
+    )
+    assert verify_instance(exp, timeout=0).ok
+
+
+def test_a_wrong_row_count_fails_with_expected_and_actual(site):
+    url, _ = site
+    exp = Expectation(url, PREFIX, VERSION, (DatabaseExpectation("notes", "notes", 13),))
+    result = verify_instance(exp, timeout=0)
+    assert not result.ok
+    with pytest.raises(VerificationFailed) as failure:
+        result.raise_for_failure()
+    assert isinstance(failure.value, DlError)
+    message = str(failure.value)
+    assert message.startswith(f"verification of {url}{PREFIX} failed (1 attempt in ")
+    assert "row count of notes/notes: expected HTTP 200 with 13 rows, got HTTP 200 with 12 rows" in message
+    assert f"({url}{PREFIX}notes/notes.json?_size=1&_dl_verify=" in message
+    assert "database page notes" not in message  # only failed checks are listed
+
+
+def test_a_wrong_datasette_version_fails(site):
+    url, _ = site
+    exp = Expectation(url, PREFIX, "0.64.8", ())
+    [failure] = verify_instance(exp, timeout=0).failures
+    assert str(failure).startswith(
+        f"Datasette version: expected HTTP 200 with Datasette 0.64.8, got HTTP 200 with Datasette {VERSION}"
+    )
+
+
+def test_a_missing_database_or_table_fails_with_the_404_body(site):
+    url, _ = site
+    exp = Expectation(
+        url, PREFIX, VERSION, (DatabaseExpectation("gone"), DatabaseExpectation("notes", "nope", 1))
+    )
+    failures = [str(f) for f in verify_instance(exp, timeout=0).failures]
+    assert failures[0].startswith(
+        "database page gone: expected HTTP 200, got HTTP 404: 'Error 404 Database not found Powered by Datasette'"
+    )
+    assert failures[1].startswith(
+        "row count of notes/nope: expected HTTP 200 with 1 rows, got HTTP 404: "
+        '\'{"ok": false, "error": "Table not found'
+    )
+
+
+class StubHandler(BaseHTTPRequestHandler):
+    """Answers versions.json like Datasette, and everything else with `status` (default 500)."""
+
+    def do_GET(self):
+        server = self.server
+        server.requests.append(self.path)
+        if "versions.json" in self.path:
+            code, body = 200, json.dumps({"datasette": {"version": VERSION}}).encode()
+        elif server.healthy_after is not None and len(server.requests) > server.healthy_after:
+            code, body = 200, json.dumps({"filtered_table_rows_count": 4}).encode()
+        else:
+            code = 500
+            body = b"<html><head><title>Error 500</title><style>p{}</style></head><body><h1>Error 500</h1>"
+            body += b"<p>Internal server error: database is locked &amp; gone</p></body></html>"
+        self.send_response(code)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StubHandler)
+    server.requests, server.healthy_after = [], None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def stub_url(server) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_a_500_fails_with_status_and_a_readable_body_excerpt(stub):
+    exp = Expectation(stub_url(stub), "/", VERSION, (DatabaseExpectation("shop", "items", 4),))
+    result = verify_instance(exp, timeout=0)
+    assert [str(f) for f in result.failures] == [
+        "database page shop: expected HTTP 200, got HTTP 500: "
+        "'Error 500 Internal server error: database is locked & gone' "
+        f"({stub_url(stub)}/shop?_dl_verify={stub.requests[1].split('=')[1]})",
+        "row count of shop/items: expected HTTP 200 with 4 rows, got HTTP 500: "
+        "'Error 500 Internal server error: database is locked & gone' "
+        f"({stub_url(stub)}/shop/items.json?_size=1&_dl_verify={stub.requests[1].split('=')[1]})",
+    ]
+
+
+def test_retries_stop_when_the_budget_is_spent(stub):
+    """A fake clock that only sleeping advances: backoff 2, 4, then what is left of the 10 s budget."""
+    now = [0.0]
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    exp = Expectation(stub_url(stub), "/", VERSION, (DatabaseExpectation("shop"),))
+    result = verify_instance(exp, timeout=10, interval=2, clock=lambda: now[0], sleep=sleep)
+    assert not result.ok
+    assert sleeps == [2, 4, 4]
+    assert result.attempts == 4
+    assert len(stub.requests) == 4 * 2  # versions + database page, each attempt
+    assert "(4 attempts in 10s)" in result.message()
+
+
+def test_a_transient_failure_is_retried_until_it_passes(stub):
+    stub.healthy_after = 3  # the first attempt's 3 requests fail, the next attempt passes
+    sleeps = []
+    exp = Expectation(stub_url(stub), "/", VERSION, (DatabaseExpectation("shop", "items", 4),))
+    result = verify_instance(exp, timeout=60, interval=0.01, sleep=sleeps.append)
+    assert result.ok, result.message()
+    assert result.attempts == 2
+    assert sleeps == [0.01]
+
+
+def test_each_attempt_defeats_caches_with_a_fresh_nonce(stub):
+    exp = Expectation(stub_url(stub), "/", VERSION, ())
+    verify_instance(exp, timeout=0)
+    verify_instance(exp, timeout=0)
+    assert len(set(stub.requests)) == 2
+
+
+def test_nothing_listening_is_reported_as_no_answer():
+    exp = Expectation(f"http://127.0.0.1:{free_port()}", "/", VERSION, ())
+    [failure] = verify_instance(exp, timeout=0).failures
+    assert "expected HTTP 200 with Datasette" in str(failure)
+    assert "got no answer: [Errno 111] Connection refused" in str(failure)
+
+
+@pytest.mark.parametrize(
+    ("tables", "expected"),
+    [
+        ({"b": {"count": 2}, "a": {"count": 1}}, ("a", 1)),
+        ({"a_fts": {"count": None}, "a_fts_data": {"count": 3}, "b": {"count": 2}}, ("b", 2)),
+        ({"sqlite_stat1": {"count": 1}, "t": {"count": 0}}, ("t", 0)),
+        ({"a_fts_data": {"count": 3}, "a_fts": {"count": None}}, (None, None)),
+        ({}, (None, None)),
+    ],
+)
+def test_pick_table_skips_hidden_and_uncountable_tables(tables, expected):
+    assert pick_table(tables) == expected
+
+
+def test_a_database_without_tables_only_checks_its_page(site, tmp_path):
+    url, _ = site
+    exp = expectation_for(url, PREFIX, VERSION, {"notes": {"tables": {}}})
+    assert [c.what for c in verify_instance(exp, timeout=0).checks] == [
+        "Datasette version",
+        "database page notes",
+    ]
