@@ -281,3 +281,38 @@ def test_logs_client_uses_adaptive_retries(aws):
     client = logs_client("eu-west-1")
     assert client.meta.config.retries["mode"] == "adaptive"
     assert client.meta.region_name == "eu-west-1"
+
+
+def test_missing_credentials_is_a_clear_message(aws, project, monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    result = run("site")
+    assert result.exit_code == 1
+    assert "Error: reading /aws/lambda/demo-site failed: Unable to locate credentials" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_access_denied_is_a_clear_message(aws):
+    """moto does not check IAM: botocore's Stubber gives the real error shape (AccessDeniedException)."""
+    from botocore.stub import Stubber
+
+    from dl.errors import DlError
+
+    client = boto3.client("logs")
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "filter_log_events",
+            service_error_code="AccessDeniedException",
+            service_message="User: arn:aws:iam::123456789012:user/ci is not authorized to perform: "
+            "logs:FilterLogEvents",
+            http_status_code=400,
+        )
+        with pytest.raises(DlError) as error:
+            lines(client, 0)
+    assert str(error.value) == (
+        "reading /aws/lambda/demo-site failed: AccessDeniedException: User: arn:aws:iam::123456789012:user/ci "
+        "is not authorized to perform: logs:FilterLogEvents"
+    )
