@@ -1,27 +1,23 @@
-"""Verified deploys against a real Datasette on 127.0.0.1 standing in for the public endpoint.
+"""Verified deploys against `dl serve` on 127.0.0.1 standing in for the public endpoint.
 
-Stand-in: a `datasette serve` subprocess from the venv (immutable databases, ``base_url`` set to the
-prefix), until ``dl serve`` can take its place. Failures a healthy Datasette cannot produce (500s, flaky
-answers) come from a tiny stdlib HTTP server.
+`dl serve` runs the instance's real Lambda package (Mangum, the runtime, inspect data) behind a Function URL
+event translation, so the checks see what they would see through CloudFront. Failures a healthy instance cannot
+produce (500s, flaky answers) come from a tiny stdlib HTTP server.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import datasette
 import pytest
 
 from dl.errors import DlError
 from dl.inspection import inspect_database
+from dl.serve import Serve
 from dl.verify import (
     DatabaseExpectation,
     Expectation,
@@ -44,48 +40,23 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """A running Datasette serving two databases under /data/; yields (base URL, {db name: path})."""
+    """`dl serve` of one instance with two databases under /data/; yields (URL without prefix, {db: path})."""
     folder = tmp_path_factory.mktemp("site")
     dbs = {
         "shop": make_db(folder / "shop.db", {"items": 3, "orders": 7, "my items/2024": 5}),
         "notes": make_db(folder / "notes.db", {"notes": 12}),
     }
-    port = free_port()
-    datasette_bin = Path(sys.executable).parent / "datasette"
-    command = [
-        str(datasette_bin),
-        "serve",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--setting",
-        "base_url",
-        PREFIX,
-    ]
-    for path in dbs.values():
-        command += ["-i", str(path)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    (folder / "datasette-lambda.yml").write_text(
+        f"project: demo\ninstances:\n  site:\n    prefix: {PREFIX}\n    databases: [shop.db, notes.db]\n"
+    )
+    serve = Serve(str(folder / "datasette-lambda.yml"), port=0, log=lambda line: None)
     try:
-        wait_until_up(f"{url}{PREFIX}-/versions.json", process)
-        yield url, dbs
+        serve.start()
+        url = serve.urls["site"]
+        assert url.endswith(PREFIX)
+        yield url.removesuffix(PREFIX), dbs
     finally:
-        process.terminate()
-        process.wait(10)
-
-
-def wait_until_up(url: str, process: subprocess.Popen, limit: float = 30) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"datasette exited: {process.stderr.read().decode()}")
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"datasette did not answer {url}")
+        serve.stop()
 
 
 def healthy(url: str) -> Expectation:
@@ -100,6 +71,7 @@ def healthy(url: str) -> Expectation:
     )
 
 
+@pytest.mark.slow
 def test_a_healthy_instance_passes_first_time(site):
     url, _ = site
     result = verify_instance(healthy(url), timeout=0)
@@ -116,6 +88,7 @@ def test_a_healthy_instance_passes_first_time(site):
     result.raise_for_failure()  # does not raise
 
 
+@pytest.mark.slow
 def test_expectation_from_the_deployed_databases_inspection_passes(site):
     url, dbs = site
     inspections = {name: inspect_database(path) for name, path in dbs.items()}
@@ -127,6 +100,7 @@ def test_expectation_from_the_deployed_databases_inspection_passes(site):
     assert verify_instance(exp, timeout=0).ok
 
 
+@pytest.mark.slow
 def test_a_wrong_row_count_fails_with_expected_and_actual(site):
     url, _ = site
     exp = Expectation(url, PREFIX, VERSION, (DatabaseExpectation("notes", "notes", 13),))
@@ -142,6 +116,7 @@ def test_a_wrong_row_count_fails_with_expected_and_actual(site):
     assert "database page notes" not in message  # only failed checks are listed
 
 
+@pytest.mark.slow
 def test_a_wrong_datasette_version_fails(site):
     url, _ = site
     exp = Expectation(url, PREFIX, "0.64.8", ())
@@ -151,6 +126,7 @@ def test_a_wrong_datasette_version_fails(site):
     )
 
 
+@pytest.mark.slow
 def test_a_missing_database_or_table_fails_with_the_404_body(site):
     url, _ = site
     exp = Expectation(
@@ -273,6 +249,7 @@ def test_pick_table_skips_hidden_and_uncountable_tables(tables, expected):
     assert pick_table(tables) == expected
 
 
+@pytest.mark.slow
 def test_a_database_without_tables_only_checks_its_page(site, tmp_path):
     url, _ = site
     exp = expectation_for(url, PREFIX, VERSION, {"notes": {"tables": {}}})
