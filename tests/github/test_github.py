@@ -1,0 +1,241 @@
+"""The sticky comment against a fake GitHub REST API on 127.0.0.1, plus job summary and step outputs."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+
+import pytest
+from conftest import HEAD_SHA, PR_NUMBER, pull_request_event
+from fake_github import FakeGitHub
+
+from dl.comment import COMMENT_LIMIT, ApplyReport, CommentParts, marker, no_credentials_parts
+from dl.errors import DlError
+from dl.github import (
+    comment_on_pull_request,
+    explain_missing_credentials,
+    next_link,
+    publish_comment,
+    write_apply_summary,
+    write_outputs,
+    write_plan_summary,
+)
+from dl.markdown import code_block
+
+COMMENTS = f"/repos/octo/data/issues/{PR_NUMBER}/comments"
+SUMMARY = "**Plan:** 1 to create, 0 to update, 0 to destroy."
+
+
+def plan(summary: str = SUMMARY, body: str = "- database `fixtures.db`") -> CommentParts:
+    return CommentParts(summary=summary, sections=(("fixtures: create", body),))
+
+
+def at(hour: int) -> datetime:
+    return datetime(2025, 5, 1, hour, 0, tzinfo=UTC)
+
+
+def test_first_run_creates_the_comment_and_writes_the_job_summary(github_env):
+    fake = github_env.fake
+    result = comment_on_pull_request(plan(), manifest="datasette-lambda.yml", now=at(12))
+    assert result.action == "created"
+    [post] = fake.writes()
+    assert (post.method, post.path) == ("POST", COMMENTS)
+    assert post.headers["authorization"] == "Bearer test-token"
+    assert post.headers["x-github-api-version"] == "2022-11-28"
+    [body] = fake.bodies(PR_NUMBER)
+    assert body.startswith("<!-- datasette-lambda:plan manifest=datasette-lambda.yml digest=")
+    assert SUMMARY in body and "<details><summary>fixtures: create</summary>" in body
+    assert f"Commit {HEAD_SHA}" in body  # the pull request's head, not the merge commit in GITHUB_SHA
+    assert "2025\\-05\\-01 12\\:00 UTC" in body
+    assert result.comment_id == fake.comments[PR_NUMBER][0]["id"]
+    summary = github_env.summary_text()
+    assert SUMMARY in summary and "fixtures: create" in summary and "<!--" not in summary
+
+
+def test_second_run_with_a_new_plan_updates_the_same_comment(github_env):
+    fake = github_env.fake
+    first = comment_on_pull_request(plan(), now=at(12))
+    fake.requests.clear()
+    second = comment_on_pull_request(plan(summary="**Plan:** 2 to create."), now=at(13))
+    assert second.action == "updated" and second.comment_id == first.comment_id
+    [patch] = fake.writes()
+    assert (patch.method, patch.path) == ("PATCH", f"/repos/octo/data/issues/comments/{first.comment_id}")
+    assert len(fake.bodies(PR_NUMBER)) == 1 and "2 to create" in fake.bodies(PR_NUMBER)[0]
+
+
+def test_an_unchanged_plan_writes_nothing_even_at_another_time(github_env):
+    fake = github_env.fake
+    comment_on_pull_request(plan(), now=at(12))
+    before = fake.bodies(PR_NUMBER)
+    fake.requests.clear()
+    result = comment_on_pull_request(plan(), now=at(18))
+    assert result.action == "unchanged"
+    assert fake.writes() == [] and fake.bodies(PR_NUMBER) == before
+
+
+def test_the_comment_is_found_beyond_the_first_page(github_env):
+    fake = github_env.fake
+    for i in range(130):
+        fake.add_comment(PR_NUMBER, f"LGTM {i}")
+    comment_on_pull_request(plan(), now=at(12))
+    for i in range(120):
+        fake.add_comment(PR_NUMBER, f"more review {i}")
+    fake.requests.clear()
+    result = comment_on_pull_request(plan(summary="**Plan:** changed."), now=at(13))
+    assert result.action == "updated"
+    gets = [r for r in fake.requests if r.method == "GET"]
+    assert [r.query.get("page", "1") for r in gets] == ["1", "2"]  # stops at the page holding the comment
+    assert all(r.query["per_page"] == "100" for r in gets)
+    assert [w.method for w in fake.writes()] == ["PATCH"]
+    assert sum("datasette-lambda:plan" in b for b in fake.bodies(PR_NUMBER)) == 1
+
+
+def test_every_page_is_read_before_creating_a_comment(github_env):
+    fake = github_env.fake
+    for i in range(250):
+        fake.add_comment(PR_NUMBER, f"LGTM {i}")
+    comment_on_pull_request(plan(), now=at(12))
+    gets = [r for r in fake.requests if r.method == "GET"]
+    assert [r.query.get("page", "1") for r in gets] == ["1", "2", "3"]
+    assert [w.method for w in fake.writes()] == ["POST"]
+
+
+def test_each_manifest_has_its_own_comment(github_env):
+    fake = github_env.fake
+    comment_on_pull_request(plan(), manifest="a/datasette-lambda.yml", now=at(12))
+    comment_on_pull_request(plan(), manifest="b/datasette-lambda.yml", now=at(12))
+    comment_on_pull_request(plan(summary="**Plan:** new."), manifest="a/datasette-lambda.yml", now=at(13))
+    bodies = fake.bodies(PR_NUMBER)
+    assert len(bodies) == 2
+    assert "manifest=a/datasette-lambda.yml" in bodies[0] and "new." in bodies[0]
+    assert "manifest=b/datasette-lambda.yml" in bodies[1] and SUMMARY in bodies[1]
+
+
+def test_a_comment_quoting_the_marker_is_not_taken_for_ours(github_env):
+    fake = github_env.fake
+    quoted = "> " + marker("datasette-lambda.yml", "0" * 20) + "\nwhy is this here?"
+    fake.add_comment(PR_NUMBER, quoted)
+    comment_on_pull_request(plan(), now=at(12))
+    assert fake.bodies(PR_NUMBER)[0] == quoted and len(fake.bodies(PR_NUMBER)) == 2
+
+
+def test_a_70000_character_plan_is_posted_shortened_with_the_summary_intact(github_env):
+    fake = github_env.fake
+    rows = "\n".join(f"+ row {i}: {'x' * 60}" for i in range(1000))
+    parts = CommentParts(
+        summary=SUMMARY, sections=tuple((f"db{n}: update", code_block(rows)) for n in range(2))
+    )
+    comment_on_pull_request(parts, now=at(12))  # the fake refuses bodies over 65,536 like GitHub
+    [body] = fake.bodies(PR_NUMBER)
+    assert len(body) <= COMMENT_LIMIT and SUMMARY in body
+    assert "[job summary of this run](https://github.example/octo/data/actions/runs/4242/attempts/1)" in body
+    summary = github_env.summary_text()
+    assert len(summary) > 120_000 and summary.count("+ row 999:") == 2
+
+
+def test_an_api_error_fails_with_the_status_and_message(github_env):
+    github_env.fake.fail_next("POST", 403, "Resource not accessible by integration")
+    with pytest.raises(DlError) as caught:
+        comment_on_pull_request(plan(), now=at(12))
+    message = str(caught.value)
+    assert "403" in message and "Resource not accessible by integration" in message
+    assert "pull-requests: write" in message and "test-token" not in message
+    assert SUMMARY in github_env.summary_text()  # the job summary was written before the comment
+
+
+def test_a_validation_error_shows_githubs_details(github_env):
+    github_env.fake.fail_next("GET", 422, "Validation Failed")
+    with pytest.raises(DlError, match=r"GET .*/issues/7/comments failed: 422 .*Validation Failed"):
+        comment_on_pull_request(plan(), now=at(12))
+
+
+def test_bad_credentials_fail_without_showing_the_token(github_env, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_wrongtoken")
+    with pytest.raises(DlError) as caught:
+        comment_on_pull_request(plan(), now=at(12))
+    assert "401" in str(caught.value) and "Bad credentials" in str(caught.value)
+    assert "ghs_wrongtoken" not in str(caught.value)
+
+
+def test_an_unreachable_api_fails_clearly(github_env, monkeypatch):
+    github_env.fake.stop()
+    with pytest.raises(DlError, match="GitHub API GET .* failed"):
+        comment_on_pull_request(plan(), now=at(12))
+
+
+def test_missing_token_or_pull_request_is_explained(github_env, monkeypatch):
+    monkeypatch.delenv("GITHUB_TOKEN")
+    with pytest.raises(DlError, match="GITHUB_TOKEN is not set"):
+        comment_on_pull_request(plan(), now=at(12))
+    monkeypatch.setenv("GITHUB_TOKEN", "test-token")
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    github_env.write_event({"ref": "refs/heads/main", "after": "a" * 40})
+    with pytest.raises(DlError, match="'push' event, not a pull request"):
+        comment_on_pull_request(plan(), now=at(12))
+
+
+def test_issue_comment_events_on_pull_requests_are_supported(github_env, monkeypatch):
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "issue_comment")
+    github_env.write_event({"issue": {"number": 9, "pull_request": {"url": "..."}}, "comment": {"id": 1}})
+    comment_on_pull_request(plan(), now=at(12))
+    assert len(github_env.fake.bodies(9)) == 1
+
+
+def test_github_enterprise_api_root_with_a_path(github_env, monkeypatch):
+    with FakeGitHub(root="/api/v3") as enterprise:
+        monkeypatch.setenv("GITHUB_API_URL", enterprise.api_url)
+        for i in range(101):
+            enterprise.add_comment(PR_NUMBER, f"c{i}")
+        comment_on_pull_request(plan(), now=at(12))
+        assert len(enterprise.bodies(PR_NUMBER)) == 102
+        assert len([r for r in enterprise.requests if r.method == "GET"]) == 2
+
+
+def test_fork_pull_request_gets_a_no_credentials_comment(github_env):
+    github_env.write_event(pull_request_event(head_repo="stranger/data"))
+    reason = explain_missing_credentials(os.environ)
+    assert "comes from a fork" in reason
+    comment_on_pull_request(no_credentials_parts(reason, manifest="datasette-lambda.yml"), now=at(12))
+    [body] = github_env.fake.bodies(PR_NUMBER)
+    assert "The plan could not be made" in body and "comes from a fork" in body
+
+
+def test_publish_comment_requires_our_marker(github_env):
+    with pytest.raises(ValueError):
+        publish_comment("no marker", manifest="datasette-lambda.yml")
+
+
+def test_link_header_parsing():
+    header = '<https://api/x?page=2>; rel="next", <https://api/x?page=5>; rel="last"'
+    assert next_link(header) == "https://api/x?page=2"
+    assert next_link('<https://api/x?page=1>; rel="prev", <https://api/x?page=1>; rel="first"') is None
+    assert next_link("") is None
+
+
+def test_plan_and_apply_summaries_append_to_the_job_summary(github_env):
+    write_plan_summary(plan())
+    write_apply_summary(
+        ApplyReport(
+            summary="**Apply complete.**",
+            changes=(("fixtures", "created"),),
+            urls=(("fixtures", "https://d1.example.net/"),),
+        )
+    )
+    text = github_env.summary_text()
+    assert text.index(SUMMARY) < text.index("**Apply complete.**")
+    assert "](https://d1.example.net/) |" in text  # a link in the URL table
+
+
+def test_summary_and_outputs_are_no_ops_outside_actions(monkeypatch, tmp_path):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    assert write_plan_summary(plan()) is False
+    assert write_outputs({"has-changes": "true"}) is False
+
+
+def test_outputs_are_written_multi_line_safe(github_env):
+    write_outputs({"has-changes": "true", "summary": "line one\nline two", "urls": '{"a": "https://x/"}'})
+    text = github_env.output.read_text()
+    outputs = dict(re.findall(r"^([\w-]+)<<(\S+)\n(.*?)\n\2$", text, re.M | re.S)[i][::2] for i in range(3))
+    assert outputs == {"has-changes": "true", "summary": "line one\nline two", "urls": '{"a": "https://x/"}'}
