@@ -21,6 +21,7 @@ Layout of the zip (the Lambda code root; handler ``dl_runtime.handler.handler``)
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -157,7 +158,7 @@ def build_package(
     """
     spec = target_spec(instance, target)
     compiler = Path(python) if python else find_interpreter(spec.python_version)
-    if compiler is not None:
+    if python is not None:
         _check_interpreter(compiler, spec.python_version)
     messages = []
     if compiler is None:
@@ -221,11 +222,16 @@ def target_spec(instance: Instance, target: str) -> Target:
     return Target("lambda", version, platforms, f"{instance.runtime} {instance.architecture} (manylinux)")
 
 
+@functools.cache
 def find_interpreter(version: str) -> Path | None:
-    """A CPython interpreter of ``version`` ("3.13") on this machine: this one, PATH, or pyenv; None if absent."""
-    candidates = [Path(sys.executable)]
+    """A CPython interpreter of ``version`` ("3.13") on this machine: this one, pyenv's, or PATH's; else None."""
+    if (
+        sys.implementation.name == "cpython"
+        and f"{sys.version_info.major}.{sys.version_info.minor}" == version
+    ):
+        return Path(sys.executable)
+    candidates = _pyenv_interpreters(version)
     candidates += [Path(p) for name in (f"python{version}", "python3") if (p := shutil.which(name))]
-    candidates += _pyenv_interpreters(version)
     for candidate in candidates:
         if _interpreter_version(candidate) == version:
             return candidate
@@ -233,16 +239,13 @@ def find_interpreter(version: str) -> Path | None:
 
 
 def _pyenv_interpreters(version: str) -> list[Path]:
-    try:
-        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=20).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return []
-    versions_dir = Path(root) / "versions" if root else None
-    if not versions_dir or not versions_dir.is_dir():
+    """pyenv's installs of ``version`` (newest patch first), found without running pyenv."""
+    versions_dir = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    if not versions_dir.is_dir():
         return []
     matching = [p for p in versions_dir.iterdir() if re.fullmatch(rf"{re.escape(version)}\.\d+", p.name)]
     newest_first = sorted(matching, key=lambda p: int(p.name.rsplit(".", 1)[1]), reverse=True)
-    return [p / "bin" / f"python{version}" for p in newest_first]
+    return [p / "bin" / f"python{version}" for p in newest_first if (p / "bin" / f"python{version}").exists()]
 
 
 def _interpreter_version(python: Path) -> str | None:
@@ -414,7 +417,7 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def compile_tree(tree: Path, python: Path, *, prefix: str = TASK_ROOT) -> None:
+def compile_tree(tree: Path, python: Path, *, prefix: str = TASK_ROOT, jobs: int = 0) -> None:
     """Precompile every module with the target interpreter: __pycache__/*.cpython-XY.pyc, unchecked-hash.
 
     Unchecked-hash pycs are used without looking at the source's timestamp (zip timestamps are fixed, and
@@ -580,7 +583,7 @@ def _stage_instance(staging: Path, document: dict, compiler: Path | None) -> Non
     for source in sorted(RUNTIME_SOURCE.glob("*.py")):
         shutil.copyfile(source, runtime / source.name)
     if compiler is not None:
-        compile_tree(runtime, compiler, prefix=f"{TASK_ROOT}/dl_runtime")
+        compile_tree(runtime, compiler, prefix=f"{TASK_ROOT}/dl_runtime", jobs=1)
     (staging / "dl_instance").mkdir()
     text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     (staging / "dl_instance" / "instance.json").write_text(text, encoding="utf-8")
