@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -67,6 +68,214 @@ def validate(manifest_path: str, allow_outside_paths: bool) -> None:
     )
 
 
+# --- plan / apply / destroy ---------------------------------------------------------------------------
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _colour() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _manifest_label(manifest) -> str:
+    try:
+        return os.path.relpath(manifest.path, manifest.root)
+    except ValueError:
+        return manifest.path.name
+
+
+def pipeline_options(f):
+    """--target (repeatable), --parallelism, --sandbox: shared by plan and apply."""
+    f = click.option(
+        "--sandbox",
+        is_flag=True,
+        help="Run against a throwaway AWS emulator started in-process (moto; the `sandbox` extra).",
+    )(f)
+    f = click.option(
+        "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances worked on at once."
+    )(f)
+    f = click.option(
+        "--target", "targets", multiple=True, metavar="INSTANCE", help="Limit to this instance (repeatable)."
+    )(f)
+    return f
+
+
+def _check_targets(manifest, targets) -> list[str]:
+    """Targets may name instances of the manifest or deployed ones being removed; unknown names are typos."""
+    return list(dict.fromkeys(targets))
+
+
+@main.command()
+@manifest_option
+@outside_paths_option
+@pipeline_options
+@click.option("--out", "out", type=click.Path(dir_okay=False), help="Save the plan as JSON for `dl apply FILE`.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+    help="How to print the plan.",
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option("--comment", is_flag=True, help="Post the plan as the pull request's sticky comment (GitHub Actions).")
+def plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox, out, fmt, detailed_exitcode, comment):
+    """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
+    from contextlib import nullcontext
+
+    from dl.pipeline import prepare
+    from dl.render import render_json, render_markdown, render_text
+
+    manifest = load(manifest_path, allow_outside_paths)
+    label = _manifest_label(manifest)
+    if comment and not sandbox:
+        from dl.github import explain_missing_credentials
+
+        reason = _missing_credentials(manifest)
+        if reason:
+            _comment_no_credentials(reason + " " + explain_missing_credentials(), label)
+            raise DlError(f"no plan could be made: {reason}")
+    with _sandbox(sandbox, manifest) if sandbox else nullcontext():
+        prepared = prepare(
+            manifest, targets=_check_targets(manifest, targets), parallelism=parallelism, log=_stderr, manifest_label=label
+        )
+    result = prepared.plan
+    if out:
+        Path(out).write_text(result.dumps(), encoding="utf-8")
+        _stderr(f"Saved the plan to {out}: apply exactly it with `dl apply {out}`.")
+    if fmt == "json":
+        click.echo(render_json(result), nl=False)
+    elif fmt == "markdown":
+        click.echo(render_markdown(result, manifest=label))
+    else:
+        click.echo(render_text(result, colour=_colour()), nl=False)
+    _github_outputs(result, out)
+    if comment:
+        from dl.github import comment_on_pull_request
+        from dl.render import comment_parts
+
+        outcome = comment_on_pull_request(comment_parts(result, manifest=label), manifest=label)
+        _stderr(f"Pull request comment {outcome.action}: {outcome.url}".rstrip(": "))
+    else:
+        from dl.github import write_plan_summary
+        from dl.render import comment_parts
+
+        write_plan_summary(comment_parts(result, manifest=label))
+    if detailed_exitcode and not result.is_empty():
+        sys.exit(2)
+
+
+def _missing_credentials(manifest) -> str | None:
+    """Why no plan can be made here (no credentials, as on a pull request from a fork), or None."""
+    import boto3
+
+    session = boto3.session.Session()
+    if session.get_credentials() is None:
+        return "no AWS credentials are available to this job."
+    return None
+
+
+def _comment_no_credentials(reason: str, label: str) -> None:
+    from dl.comment import no_credentials_parts
+    from dl.github import comment_on_pull_request
+
+    comment_on_pull_request(no_credentials_parts(reason, manifest=label), manifest=label)
+
+
+def _github_outputs(result, out) -> None:
+    from dl.github import write_outputs
+
+    outputs = {"has-changes": "false" if result.is_empty() else "true", "summary": result.summary()}
+    if out:
+        outputs["plan-json"] = str(Path(out).resolve())
+    write_outputs(outputs)
+
+
+def _sandbox(enabled: bool, manifest):
+    from dl.sandbox import sandbox
+
+    _stderr("Sandbox: a throwaway AWS emulator on 127.0.0.1; nothing reaches a real AWS account.")
+    return sandbox(manifest.region)
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if yes or os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return
+    if not sys.stdin.isatty():
+        raise DlError("no terminal to confirm on: pass --yes to apply without confirmation")
+    if not click.confirm(question, default=False):
+        raise DlError("cancelled: nothing was changed")
+
+
+@main.command()
+@click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@manifest_option
+@outside_paths_option
+@pipeline_options
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation (CI=true implies it).")
+@click.option("--allow-destroy", is_flag=True, help="Allow the plan to destroy or replace instances.")
+@click.option("--no-verify", is_flag=True, help="Skip the HTTP check of changed instances after apply.")
+def apply(plan_file, manifest_path, allow_outside_paths, targets, parallelism, sandbox, yes, allow_destroy, no_verify):
+    """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan."""
+    import json
+    from contextlib import nullcontext
+
+    from dl.apply import apply_plan, refuse_unsafe
+    from dl.pipeline import prepare
+    from dl.plan import Plan
+    from dl.render import render_text
+
+    manifest = load(manifest_path, allow_outside_paths)
+    label = _manifest_label(manifest)
+    saved = None
+    if plan_file:
+        try:
+            saved = Plan.from_json(json.loads(Path(plan_file).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise DlError(f"{plan_file}: not a readable plan file ({exc})") from None
+        if saved.project != manifest.project:
+            raise DlError(f"{plan_file} is a plan for project {saved.project}, not {manifest.project}")
+        targets = tuple(i.name for i in saved.instances if i.name in manifest.instances or i.action.value == "destroy")
+    with _sandbox(sandbox, manifest) if sandbox else nullcontext():
+        prepared = prepare(
+            manifest, targets=_check_targets(manifest, targets), parallelism=parallelism, log=_stderr, manifest_label=label
+        )
+        chosen = saved or prepared.plan
+        click.echo(render_text(chosen, colour=_colour()), nl=False)
+        if chosen.is_empty():
+            return
+        refuse_unsafe(chosen, allow_destroy=allow_destroy)
+        if not plan_file:
+            _confirm(yes, "Apply these changes?")
+        result = apply_plan(
+            chosen,
+            prepared.desired,
+            prepared.aws,
+            manifest,
+            allow_destroy=allow_destroy,
+            parallelism=parallelism,
+            log=_stderr,
+            observed=prepared.observed,
+        )
+        _report(result)
+        if sandbox and result.ok:
+            after = prepare(manifest, targets=list(targets) or None, parallelism=parallelism, log=lambda _: None)
+            click.echo(f"Sandbox: planning again after the apply: {after.plan.summary()}")
+    if not result.ok:
+        sys.exit(1)
+
+
+def _report(result) -> None:
+    ok = [o for o in result.outcomes if o.ok]
+    failed = [o for o in result.outcomes if not o.ok]
+    for o in ok:
+        click.echo(f"{o.name}: {o.action.value} {o.message}")
+    for o in failed:
+        click.echo(f"{o.name}: FAILED ({o.action.value}): {o.message}", err=True)
+    verb = "Apply complete" if not failed else "Apply failed"
+    click.echo(f"{verb}: {len(ok)} succeeded, {len(failed)} failed.")
+
+
 # --- command registration: one line per command module -------------------------------------------
 from dl.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip

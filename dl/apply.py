@@ -1,0 +1,590 @@
+"""Apply: the only code that writes to AWS. It executes a Plan, instance by instance.
+
+Pipeline position: manifest -> desired state -> observed state -> plan -> **apply** -> render.
+
+Order of work (like Chalice's executor, one small function per step):
+1. refuse what the plan may not do (destroys without --allow-destroy, protected instances, stale plans,
+   missing secret values) before anything is written;
+2. the bootstrap stack (artifact bucket), once per project and region;
+3. per instance, in parallel (bounded): artifacts uploaded under content-addressed keys (skipped when present),
+   the stack brought to its template through a change set (created, described, executed, events streamed),
+   CloudFront invalidated when content changed; destroys delete the stack and its unshared artifacts;
+4. a summary of what succeeded and what failed (with the failing resource's reason). CloudFormation rolls a
+   failed update back, so the previous deployment keeps serving.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import botocore.exceptions
+
+from dl import __version__, templates
+from dl.aws import (
+    TAG_COMMIT,
+    TAG_DEPLOYED_AT,
+    TAG_INSTANCE,
+    TAG_PROJECT,
+    TAG_ROLE,
+    TAG_SPEC,
+    TAG_TOOL,
+    TERMINAL_OK,
+    Aws,
+    explain_client_error,
+    is_no_change,
+)
+from dl.desired import DesiredInstance, spec_digest
+from dl.errors import DlError
+from dl.manifest import Manifest
+from dl.observed import ObservedState, observe
+from dl.plan import Action, InstancePlan, Plan
+
+TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates go through S3 (TemplateURL)
+STACK_WAIT_SECONDS = 60 * 60  # CloudFront can take a while; a stack is never waited on longer than this
+Log = Callable[[str], None]
+
+
+def poll_interval() -> float:
+    return float(os.environ.get("DL_POLL_SECONDS", "5"))
+
+
+class DeployError(DlError):
+    """A stack did not reach its template; carries the failing resources' reasons."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    action: Action
+    ok: bool
+    message: str = ""
+    url: str | None = None
+    changed: bool = False  # whether anything was written for this instance
+
+
+@dataclass
+class ApplyResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+
+# --- refusals (before any write) -------------------------------------------------------------------------
+
+
+def refuse_unsafe(plan: Plan, *, allow_destroy: bool) -> None:
+    """Destroys and replacements need --allow-destroy; protected instances are never destroyed or replaced."""
+    problems = []
+    for i in plan.destructive():
+        if i.protected:
+            problems.append(f"{i.name}: protected (protect: true) and the plan would {i.action.value} it")
+        elif not allow_destroy:
+            problems.append(
+                f"{i.name}: the plan would {i.action.value} it; pass --allow-destroy to allow that"
+            )
+    if problems:
+        raise DlError("refusing to apply:\n  " + "\n  ".join(problems))
+
+
+def refuse_stale(plan: Plan, observed: ObservedState, desired: dict[str, DesiredInstance]) -> None:
+    """A saved plan applies only to the state it was made against, with the artifacts it was made from."""
+    problems = []
+    for i in plan.instances:
+        now = observed.instances.get(i.name)
+        now_digest = spec_digest(now.spec) if now is not None and now.spec is not None else None
+        now_stack = now.stack.stack_id if now is not None else None
+        if now_digest != i.before_digest or (i.before_digest is not None and now_stack != i.stack_id):
+            problems.append(f"{i.name}: the deployed state changed since the plan was made")
+        if i.action is not Action.DESTROY and i.action is not Action.NOOP:
+            d = desired.get(i.name)
+            if d is None or spec_digest(d.spec) != i.after_digest:
+                problems.append(
+                    f"{i.name}: the manifest or its files changed since the plan was made "
+                    f"(planned {(i.after_digest or '-')[:12]}, now {(spec_digest(d.spec) if d else '-')[:12]})"
+                )
+    if problems:
+        raise DlError("the plan is stale; make a new one with `dl plan`:\n  " + "\n  ".join(problems))
+
+
+def secret_values(manifest: Manifest, names: list[str]) -> dict[str, dict[str, str]]:
+    """{instance: {FUNCTION_ENV: value}} read from the environment; every missing one is reported at once."""
+    values: dict[str, dict[str, str]] = {}
+    missing = []
+    for name in names:
+        for env_name, source in manifest.instances[name].secrets.items():
+            if source not in os.environ:
+                missing.append(f"{name}: secret {env_name} needs the environment variable {source}")
+            else:
+                values.setdefault(name, {})[env_name] = os.environ[source]
+    if missing:
+        raise DlError("secrets without values (nothing was changed):\n  " + "\n  ".join(missing))
+    return values
+
+
+# --- provenance ------------------------------------------------------------------------------------------
+
+
+def current_commit(directory: Path) -> str:
+    """The git commit being deployed: GITHUB_SHA in Actions, else the repository's HEAD, else 'unknown'."""
+    if os.environ.get("GITHUB_SHA"):
+        return os.environ["GITHUB_SHA"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# --- stacks --------------------------------------------------------------------------------------------
+
+
+class StackDeployer:
+    """Brings one stack to a template through a change set, handling every state a stack can be found in."""
+
+    def __init__(self, aws: Aws, log: Log, *, cfn_region: str | None = None, bucket: str | None = None):
+        self.aws = aws
+        self.log = log
+        self.cfn = aws.client("cloudformation", cfn_region)
+        self.bucket = bucket
+
+    def describe(self, name: str):
+        try:
+            raw = self.cfn.describe_stacks(StackName=name)["Stacks"]
+        except botocore.exceptions.ClientError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise DlError(f"cannot describe stack {name}: {explain_client_error(exc)}") from None
+        live = [s for s in raw if s["StackStatus"] != "DELETE_COMPLETE"]
+        return live[0] if live else None
+
+    def wait_settled(self, name: str) -> dict | None:
+        """Wait (bounded) while another operation is in progress on the stack; return it settled."""
+        deadline = time.monotonic() + STACK_WAIT_SECONDS
+        announced = False
+        while True:
+            stack = self.describe(name)
+            status = stack["StackStatus"] if stack else None
+            if not status or not status.endswith("_IN_PROGRESS") or status == "REVIEW_IN_PROGRESS":
+                return stack
+            if not announced:
+                self.log(f"{name}: waiting for an operation already in progress ({status})")
+                announced = True
+            if time.monotonic() > deadline:
+                raise DlError(
+                    f"{name}: still {status} after {STACK_WAIT_SECONDS // 60} minutes; try again later"
+                )
+            time.sleep(poll_interval())
+
+    def delete(self, stack_id: str, name: str) -> None:
+        self.cfn.delete_stack(StackName=stack_id)
+        deadline = time.monotonic() + STACK_WAIT_SECONDS
+        while True:
+            stack = self.describe(stack_id)
+            status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
+            if status == "DELETE_COMPLETE":
+                return
+            if status == "DELETE_FAILED":
+                raise DeployError(f"{name}: delete failed: {self.failure_reasons(stack_id, 0.0)}")
+            if time.monotonic() > deadline:
+                raise DlError(f"{name}: delete still running after {STACK_WAIT_SECONDS // 60} minutes")
+            time.sleep(poll_interval())
+
+    def prepare(self, name: str) -> dict | None:
+        """The stack ready for a change set: None when it must be created."""
+        stack = self.wait_settled(name)
+        if stack is None:
+            return None
+        status = stack["StackStatus"]
+        if status == "REVIEW_IN_PROGRESS":
+            self.log(f"{name}: removing a stack left by an interrupted first deploy (REVIEW_IN_PROGRESS)")
+            self.delete(stack["StackId"], name)
+            return None
+        if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
+            self.log(f"{name}: deleting the stack of a failed first create ({status}) to create it again")
+            self.delete(stack["StackId"], name)
+            return None
+        if status == "UPDATE_ROLLBACK_FAILED":
+            raise DlError(
+                f"{name}: the stack is in UPDATE_ROLLBACK_FAILED; recover it with `aws cloudformation "
+                f"continue-update-rollback --stack-name {name} --region {self.cfn.meta.region_name}` "
+                "(skipping resources that cannot roll back if needed), then run `dl apply` again"
+            )
+        if status == "DELETE_FAILED":
+            raise DlError(
+                f"{name}: the stack is in DELETE_FAILED; delete it in the console, then apply again"
+            )
+        return stack
+
+    def template_argument(self, template: dict) -> dict:
+        body = templates.template_json(template)
+        if len(body.encode()) <= TEMPLATE_BODY_LIMIT:
+            return {"TemplateBody": body}
+        if not self.bucket:
+            raise DlError(
+                "the template is larger than 51,200 bytes and there is no artifact bucket to hold it"
+            )
+        import hashlib
+
+        key = f"templates/{hashlib.sha256(body.encode()).hexdigest()}.json"
+        if not self.aws.object_exists(self.bucket, key):
+            self.aws.put_object(self.bucket, key, body.encode())
+        region = self.aws.region
+        return {"TemplateURL": f"https://{self.bucket}.s3.{region}.amazonaws.com/{key}"}
+
+    def deploy(
+        self, name: str, template: dict, *, tags: dict, parameters: dict | None = None
+    ) -> tuple[bool, dict]:
+        """Create or update stack `name`. Returns (changed?, stack description)."""
+        stack = self.prepare(name)
+        kind = "CREATE" if stack is None else "UPDATE"
+        change_set_name = f"dl-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        kwargs = {
+            "StackName": name,
+            "ChangeSetName": change_set_name,
+            "ChangeSetType": kind,
+            "Capabilities": ["CAPABILITY_IAM"],
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            **self.template_argument(template),
+        }
+        if parameters:
+            kwargs["Parameters"] = [
+                {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())
+            ]
+        try:
+            change_set_id = self.cfn.create_change_set(**kwargs)["Id"]
+        except botocore.exceptions.ClientError as exc:
+            if is_no_change(str(exc)):
+                return False, stack
+            raise DeployError(f"{name}: change set refused: {explain_client_error(exc)}") from None
+        description = self.wait_change_set(change_set_id)
+        if description["Status"] == "FAILED":
+            self.cfn.delete_change_set(ChangeSetName=change_set_id)
+            if is_no_change(description.get("StatusReason")):
+                return False, stack
+            raise DeployError(f"{name}: change set failed: {description.get('StatusReason')}")
+        for line in self.describe_consequences(change_set_id):
+            self.log(f"{name}: {line}")
+        started = datetime.now(UTC)
+        self.cfn.execute_change_set(ChangeSetName=change_set_id)
+        final = self.follow(name, description["StackId"], started)
+        if final["StackStatus"] not in TERMINAL_OK:
+            reasons = self.failure_reasons(description["StackId"], started.timestamp())
+            raise DeployError(f"{name}: {final['StackStatus']}: {reasons}")
+        return True, final
+
+    def wait_change_set(self, change_set_id: str) -> dict:
+        deadline = time.monotonic() + 15 * 60
+        while True:
+            description = self.cfn.describe_change_set(ChangeSetName=change_set_id)
+            if description["Status"] in ("CREATE_COMPLETE", "FAILED"):
+                return description
+            if time.monotonic() > deadline:
+                raise DlError(f"change set {change_set_id} still {description['Status']} after 15 minutes")
+            time.sleep(min(poll_interval(), 2.0))
+
+    def describe_consequences(self, change_set_id: str) -> list[str]:
+        """Resource-level consequences worth a reviewer's attention: replacements and IAM changes."""
+        _, changes = self.aws_change_set(change_set_id)
+        return change_set_consequences(changes)
+
+    def aws_change_set(self, change_set_id: str) -> tuple[dict, list[dict]]:
+        changes: list[dict] = []
+        token = None
+        while True:
+            kwargs = {"ChangeSetName": change_set_id}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.cfn.describe_change_set(**kwargs)
+            changes += page.get("Changes") or []
+            token = page.get("NextToken")
+            if not token:
+                return page, changes
+
+    def follow(self, name: str, stack_id: str, started: datetime) -> dict:
+        """Stream the stack's events (resource, status, reason) until it settles; return the stack."""
+        seen: set[str] = set()
+        deadline = time.monotonic() + STACK_WAIT_SECONDS
+        while True:
+            for event in reversed(self.cfn.describe_stack_events(StackName=stack_id)["StackEvents"]):
+                if event["EventId"] in seen or event["Timestamp"].timestamp() < started.timestamp() - 1:
+                    continue
+                seen.add(event["EventId"])
+                reason = f" ({event['ResourceStatusReason']})" if event.get("ResourceStatusReason") else ""
+                self.log(f"{name}: {event['LogicalResourceId']} {event['ResourceStatus']}{reason}")
+            stack = self.describe(stack_id)
+            status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
+            if not status.endswith("_IN_PROGRESS"):
+                return stack
+            if time.monotonic() > deadline:
+                raise DlError(f"{name}: still {status} after {STACK_WAIT_SECONDS // 60} minutes")
+            time.sleep(poll_interval())
+
+    def failure_reasons(self, stack_id: str, since: float) -> str:
+        events = self.cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
+        failed = [
+            f"{e['LogicalResourceId']} {e['ResourceStatus']}: {e.get('ResourceStatusReason', '')}"
+            for e in events
+            if e["ResourceStatus"].endswith("_FAILED") and e["Timestamp"].timestamp() >= since - 1
+        ]
+        return "; ".join(reversed(failed)) or "no reason given by CloudFormation"
+
+
+def change_set_consequences(changes: list[dict]) -> list[str]:
+    """Replacements (True/Conditional) and IAM changes from a change set's Changes."""
+    lines = []
+    for change in changes:
+        rc = change.get("ResourceChange") or {}
+        rtype, logical = rc.get("ResourceType", ""), rc.get("LogicalResourceId", "")
+        if rc.get("Replacement") in ("True", "Conditional"):
+            always = rc["Replacement"] == "True"
+            lines.append(f"{logical} ({rtype}) will be {'replaced' if always else 'possibly replaced'}")
+        if rtype.startswith("AWS::IAM::") or rtype == "AWS::Lambda::Permission":
+            lines.append(f"IAM: {logical} ({rtype}) {rc.get('Action', 'Modify').lower()}")
+        if rtype == "AWS::CloudFront::Distribution" and rc.get("Action") in ("Add", "Modify"):
+            lines.append(
+                f"{logical}: CloudFront {'creation' if rc['Action'] == 'Add' else 'update'} takes 5-15 minutes"
+            )
+    return lines
+
+
+# --- the executor ----------------------------------------------------------------------------------------
+
+
+class Executor:
+    def __init__(self, aws: Aws, manifest: Manifest, *, log: Log = print, parallelism: int = 4):
+        self.aws = aws
+        self.manifest = manifest
+        self.parallelism = parallelism
+        self._print_lock = threading.Lock()
+        self._log = log
+        self.commit = current_commit(manifest.path.parent)
+
+    def log(self, line: str) -> None:
+        with self._print_lock:
+            self._log(line)
+
+    def base_tags(self, role: str) -> dict:
+        tags = dict(self.manifest.tags)
+        tags.update({TAG_PROJECT: self.manifest.project, TAG_ROLE: role, TAG_TOOL: __version__})
+        return tags
+
+    def ensure_bootstrap(self, observed: ObservedState) -> str:
+        if observed.bucket:
+            return observed.bucket
+        name = templates.bootstrap_stack_name(self.manifest.project)
+        self.log(f"bootstrap: creating the artifact bucket stack {name}")
+        deployer = StackDeployer(self.aws, self.log)
+        deployer.deploy(
+            name, templates.bootstrap_template(self.manifest.project), tags=self.base_tags("bootstrap")
+        )
+        bucket = self.aws.stack_resource(name, "ArtifactBucket")
+        if not bucket:
+            raise DlError(f"{name}: created, but its bucket cannot be found")
+        return bucket
+
+    def upload_artifacts(self, bucket: str, desired: DesiredInstance) -> int:
+        """Upload the package and databases that are not in the bucket yet. Returns bytes uploaded."""
+        spec = desired.spec
+        uploads = [(desired.package_path, spec["package"]["key"], spec["package"]["size"])]
+        sources = {d.name: d.source for d in desired.package.databases}
+        uploads += [(sources[db["name"]], db["key"], db["size"]) for db in spec["databases"]]
+        sent = 0
+        for path, key, size in uploads:
+            if self.aws.object_exists(bucket, key):
+                continue
+            self.log(f"{desired.name}: uploading {Path(path).name} ({size:,} bytes) to s3://{bucket}/{key}")
+            self.aws.upload_file(Path(path), bucket, key, progress=self._progress(desired.name, size))
+            sent += size
+        return sent
+
+    def _progress(self, name: str, total: int):
+        if total < 32 * 2**20 or not sys.stderr.isatty():
+            return None
+        state = {"done": 0, "shown": -1}
+
+        def callback(n: int) -> None:
+            state["done"] += n
+            pct = int(state["done"] * 100 / total)
+            if pct // 10 != state["shown"]:
+                state["shown"] = pct // 10
+                with self._print_lock:
+                    print(f"{name}: upload {pct}%", file=sys.stderr)
+
+        return callback
+
+    def certificate(self, desired: DesiredInstance) -> tuple[str | None, str | None]:
+        """(certificate ARN, hosted zone id) for an instance with a domain."""
+        instance = desired.instance
+        if not instance.domain:
+            return None, None
+        zone = self.aws.hosted_zone_for(instance.domain)
+        if instance.certificate_arn:
+            if zone is None:
+                self.log(
+                    f"{instance.name}: no Route 53 zone holds {instance.domain}: create a CNAME (or ALIAS) record "
+                    f"{instance.domain} -> the distribution's domain name (shown by `dl status`)"
+                )
+            return instance.certificate_arn, zone
+        if zone is None:
+            raise DlError(
+                f"{instance.name}: no Route 53 hosted zone holds {instance.domain}; add one, or set "
+                "certificate_arn to an ACM certificate (us-east-1) for the domain"
+            )
+        name = templates.certificate_stack_name(self.manifest.project, instance.name)
+        deployer = StackDeployer(self.aws, self.log, cfn_region=templates.CERTIFICATE_REGION)
+        tags = {**self.base_tags("certificate"), TAG_INSTANCE: instance.name}
+        _, stack = deployer.deploy(
+            name, templates.certificate_template(self.manifest.project, instance, zone), tags=tags
+        )
+        outputs = {o["OutputKey"]: o.get("OutputValue") for o in (stack or {}).get("Outputs") or []}
+        return outputs.get("CertificateArn"), zone
+
+    def deploy_instance(
+        self, plan: InstancePlan, desired: DesiredInstance, bucket: str, secrets: dict
+    ) -> Outcome:
+        instance = desired.instance
+        self.upload_artifacts(bucket, desired)
+        certificate_arn, zone = self.certificate(desired)
+        spec = desired.spec
+        artifacts = templates.InstanceArtifacts(
+            bucket=bucket,
+            package_key=spec["package"]["key"],
+            database_keys=tuple(d["key"] for d in spec["databases"]),
+            s3_database_bytes=sum(d["size"] for d in spec["databases"] if d["location"] == "s3"),
+            certificate_arn=certificate_arn,
+            hosted_zone_id=zone,
+        )
+        template = templates.instance_template(self.manifest.project, instance, artifacts, spec=spec)
+        tags = {
+            **self.base_tags("instance"),
+            TAG_INSTANCE: instance.name,
+            TAG_SPEC: spec_digest(spec),
+            TAG_COMMIT: self.commit,
+            TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        parameters = {templates.secret_parameter(k): v for k, v in secrets.items()}
+        name = templates.instance_stack_name(self.manifest.project, instance.name)
+        deployer = StackDeployer(self.aws, self.log, bucket=bucket)
+        changed, stack = deployer.deploy(name, template, tags=tags, parameters=parameters)
+        outputs = {o["OutputKey"]: o.get("OutputValue") for o in (stack or {}).get("Outputs") or []}
+        if changed and plan.action is Action.UPDATE and outputs.get("DistributionId"):
+            self.invalidate(instance, outputs["DistributionId"], plan)
+        return Outcome(
+            instance.name, plan.action, True, "applied" if changed else "no changes", changed=changed
+        )
+
+    def invalidate(self, instance, distribution_id: str, plan: InstancePlan) -> None:
+        content = any(c.path.split(".")[0] in ("metadata", "config", "package") for c in plan.changes)
+        if not (content or plan.databases):
+            return
+        paths = [f"{instance.prefix}*"]
+        ref = f"dl-{plan.after_digest[:16]}-{uuid.uuid4().hex[:6]}"
+        invalidation = self.aws.invalidate(distribution_id, paths, ref)
+        self.log(f"{instance.name}: CloudFront invalidation {invalidation} for {paths[0]}")
+
+    def destroy_instance(self, plan: InstancePlan, observed: ObservedState) -> Outcome:
+        name = templates.instance_stack_name(self.manifest.project, plan.name)
+        deployer = StackDeployer(self.aws, self.log)
+        self.log(f"{plan.name}: deleting stack {name}")
+        deployer.delete(plan.stack_id, name)
+        cert = StackDeployer(self.aws, self.log, cfn_region=templates.CERTIFICATE_REGION)
+        cert_name = templates.certificate_stack_name(self.manifest.project, plan.name)
+        existing = cert.describe(cert_name)
+        if existing is not None:
+            cert.delete(existing["StackId"], cert_name)
+        self.delete_unshared_artifacts(plan.name, observed)
+        return Outcome(plan.name, Action.DESTROY, True, "destroyed", changed=True)
+
+    def delete_unshared_artifacts(self, name: str, observed: ObservedState) -> None:
+        if not observed.bucket:
+            return
+        gone = observed.instances.get(name)
+        if gone is None or gone.spec is None:
+            return
+        mine = artifact_keys(gone.spec)
+        others = set()
+        for other, inst in observed.instances.items():
+            if other != name and inst.spec is not None:
+                others |= artifact_keys(inst.spec)
+        unshared = sorted(mine - others)
+        if unshared:
+            self.aws.delete_objects(observed.bucket, unshared)
+            self.log(
+                f"{name}: deleted {len(unshared)} artifact{'s' if len(unshared) != 1 else ''} no other instance uses"
+            )
+
+    def run_one(self, plan: InstancePlan, desired, bucket, secrets, observed) -> Outcome:
+        try:
+            if plan.action is Action.DESTROY:
+                return self.destroy_instance(plan, observed)
+            return self.deploy_instance(plan, desired[plan.name], bucket, secrets.get(plan.name, {}))
+        except DlError as exc:
+            self.log(f"{plan.name}: FAILED: {exc}")
+            return Outcome(plan.name, plan.action, False, str(exc))
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            self.log(f"{plan.name}: FAILED: {explain_client_error(exc)}")
+            return Outcome(plan.name, plan.action, False, explain_client_error(exc))
+
+    def execute(
+        self, plan: Plan, desired: dict[str, DesiredInstance], observed: ObservedState, secrets: dict
+    ) -> ApplyResult:
+        work = [i for i in plan.instances if i.action is not Action.NOOP]
+        result = ApplyResult()
+        if not work:
+            return result
+        bucket = (
+            self.ensure_bootstrap(observed)
+            if any(i.action is not Action.DESTROY for i in work)
+            else observed.bucket
+        )
+        with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
+            futures = [pool.submit(self.run_one, i, desired, bucket, secrets, observed) for i in work]
+            result.outcomes = [f.result() for f in futures]
+        return result
+
+
+def artifact_keys(spec: dict) -> set[str]:
+    keys = {d["key"] for d in spec.get("databases", [])}
+    if spec.get("package", {}).get("key"):
+        keys.add(spec["package"]["key"])
+    return keys
+
+
+def apply_plan(
+    plan: Plan,
+    desired: dict[str, DesiredInstance],
+    aws: Aws,
+    manifest: Manifest,
+    *,
+    allow_destroy: bool = False,
+    parallelism: int = 4,
+    log: Log = print,
+    observed: ObservedState | None = None,
+) -> ApplyResult:
+    """Execute `plan`. Refuses (before writing anything) unsafe or stale plans and missing secrets."""
+    refuse_unsafe(plan, allow_destroy=allow_destroy)
+    observed = observed if observed is not None else observe(aws, manifest.project, parallelism=parallelism)
+    refuse_stale(plan, observed, desired)
+    deploying = [i.name for i in plan.instances if i.action not in (Action.NOOP, Action.DESTROY)]
+    secrets = secret_values(manifest, deploying)
+    executor = Executor(aws, manifest, log=log, parallelism=parallelism)
+    return executor.execute(plan, desired, observed, secrets)

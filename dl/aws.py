@@ -1,0 +1,268 @@
+"""The one AWS adapter: every boto3 call `dl` makes goes through here.
+
+Reads (used by the observed state and the planner) and writes (used only by dl/apply.py) are separate
+methods, named for what they do. All clients use boto3's standard configuration (profiles, AWS_REGION,
+AWS_ENDPOINT_URL, so moto's server and LocalStack work) with botocore's adaptive retry mode.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from dl import __version__
+from dl.errors import DlError
+
+RETRIES = Config(
+    retries={"mode": "adaptive", "max_attempts": 10},
+    user_agent_extra=f"datasette-lambda/{__version__}",
+    connect_timeout=10,
+    read_timeout=60,
+    max_pool_connections=32,
+)
+TAG_PROJECT = "dl:project"
+TAG_INSTANCE = "dl:instance"
+TAG_ROLE = "dl:role"  # "bootstrap" | "instance" | "certificate"
+TAG_SPEC = "dl:spec-sha256"
+TAG_COMMIT = "dl:commit"
+TAG_DEPLOYED_AT = "dl:deployed-at"
+TAG_TOOL = "dl:tool-version"
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A CloudFormation stack as `describe_stacks` shows it."""
+
+    name: str
+    stack_id: str
+    status: str
+    status_reason: str | None
+    tags: dict
+    outputs: dict
+    created: str | None
+    updated: str | None
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status.endswith("_IN_PROGRESS") and self.status != "REVIEW_IN_PROGRESS"
+
+
+def _stack(raw: dict) -> Stack:
+    return Stack(
+        name=raw["StackName"],
+        stack_id=raw["StackId"],
+        status=raw["StackStatus"],
+        status_reason=raw.get("StackStatusReason"),
+        tags={t["Key"]: t["Value"] for t in raw.get("Tags") or []},
+        outputs={o["OutputKey"]: o.get("OutputValue") for o in raw.get("Outputs") or []},
+        created=raw["CreationTime"].isoformat() if raw.get("CreationTime") else None,
+        updated=raw["LastUpdatedTime"].isoformat() if raw.get("LastUpdatedTime") else None,
+    )
+
+
+def is_no_change(reason: str | None) -> bool:
+    """An empty change set: AWS says "didn't contain changes" or "No updates are to be performed"."""
+    return bool(reason) and any(text in reason for text in NO_CHANGES)
+
+
+def explain_client_error(exc: Exception) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return f"{err.get('Code', 'Error')}: {err.get('Message', str(exc))}"
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return "no AWS credentials found: configure a profile, AWS_* environment variables, or OIDC in CI"
+    return str(exc)
+
+
+class Aws:
+    """boto3 clients for one region (plus us-east-1 for certificates), created lazily and shared by threads."""
+
+    def __init__(self, region: str | None = None, *, session: boto3.session.Session | None = None):
+        self.session = session or boto3.session.Session()
+        self.region = region or self.session.region_name
+        if not self.region:
+            raise DlError("no AWS region: set `region` in the manifest, or AWS_REGION / a profile's region")
+        self._clients: dict[tuple[str, str], object] = {}
+        self._lock = threading.Lock()
+        self.calls: list[str] = []  # "service.Operation" of every API call, for tests and benchmarks
+        self.on_call: Callable[[str], None] | None = None
+
+    def client(self, service: str, region: str | None = None):
+        key = (service, region or self.region)
+        with self._lock:
+            if key not in self._clients:
+                client = self.session.client(service, region_name=key[1], config=RETRIES)
+                client.meta.events.register("before-call.*.*", self._count)
+                self._clients[key] = client
+            return self._clients[key]
+
+    def _count(self, model, **_):
+        name = f"{model.service_model.service_name}.{model.name}"
+        self.calls.append(name)
+        if self.on_call:
+            self.on_call(name)
+
+    @property
+    def cfn(self):
+        return self.client("cloudformation")
+
+    @property
+    def s3(self):
+        return self.client("s3")
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    def stacks(self) -> Iterator[Stack]:
+        """Every live stack of the account and region (deleted ones excluded)."""
+        try:
+            for page in self.cfn.get_paginator("describe_stacks").paginate():
+                for raw in page["Stacks"]:
+                    if raw["StackStatus"] != "DELETE_COMPLETE":
+                        yield _stack(raw)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise DlError(f"cannot list CloudFormation stacks: {explain_client_error(exc)}") from None
+
+    def stack(self, name: str) -> Stack | None:
+        try:
+            raw = self.cfn.describe_stacks(StackName=name)["Stacks"]
+        except botocore.exceptions.ClientError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise DlError(f"cannot describe stack {name}: {explain_client_error(exc)}") from None
+        live = [s for s in raw if s["StackStatus"] != "DELETE_COMPLETE"]
+        return _stack(live[0]) if live else None
+
+    def template_metadata(self, stack_name: str) -> dict:
+        """The top-level Metadata of a stack's current template."""
+        try:
+            body = self.cfn.get_template(StackName=stack_name, TemplateStage="Original")["TemplateBody"]
+        except botocore.exceptions.ClientError as exc:
+            raise DlError(f"cannot read the template of {stack_name}: {explain_client_error(exc)}") from None
+        if isinstance(body, str):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                return {}
+        return body.get("Metadata") or {}
+
+    def stack_resource(self, stack_name: str, logical_id: str) -> str | None:
+        """The physical id of one resource of a stack."""
+        try:
+            res = self.cfn.describe_stack_resource(StackName=stack_name, LogicalResourceId=logical_id)
+        except botocore.exceptions.ClientError:
+            return None
+        return res["StackResourceDetail"].get("PhysicalResourceId")
+
+    def object_exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=bucket, Key=key)
+            return True
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise DlError(f"cannot check s3://{bucket}/{key}: {explain_client_error(exc)}") from None
+
+    def stack_events(self, stack_id: str) -> list[dict]:
+        """Events of a stack, newest first (first page only: callers poll)."""
+        return self.cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
+
+    def change_set(self, change_set_id: str) -> tuple[dict, list[dict]]:
+        """A change set's description and all its changes (following NextToken)."""
+        changes: list[dict] = []
+        token = None
+        while True:
+            kwargs = {"ChangeSetName": change_set_id}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.cfn.describe_change_set(**kwargs)
+            changes += page.get("Changes") or []
+            token = page.get("NextToken")
+            if not token:
+                return page, changes
+
+    def hosted_zone_for(self, domain: str) -> str | None:
+        """The id of the most specific public Route 53 hosted zone holding `domain`, if any."""
+        route53 = self.client("route53", "us-east-1")
+        best: tuple[int, str] | None = None
+        for page in route53.get_paginator("list_hosted_zones").paginate():
+            for zone in page["HostedZones"]:
+                if zone.get("Config", {}).get("PrivateZone"):
+                    continue
+                name = zone["Name"].rstrip(".")
+                if domain == name or domain.endswith("." + name):
+                    if best is None or len(name) > best[0]:
+                        best = (len(name), zone["Id"].split("/")[-1])
+        return best[1] if best else None
+
+    # --- writes (dl/apply.py only) -------------------------------------------------------------------
+
+    def upload_file(
+        self, path: Path, bucket: str, key: str, *, progress: Callable[[int], None] | None = None
+    ):
+        """Upload a file; multipart with concurrency when large. S3 makes the key visible only when complete."""
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(
+            multipart_threshold=64 * 2**20, multipart_chunksize=64 * 2**20, max_concurrency=8
+        )
+        try:
+            self.s3.upload_file(str(path), bucket, key, Config=config, Callback=progress)
+        except (botocore.exceptions.ClientError, boto3.exceptions.S3UploadFailedError) as exc:
+            raise DlError(
+                f"upload of {path.name} to s3://{bucket}/{key} failed: {explain_client_error(exc)}"
+            ) from None
+
+    def put_object(self, bucket: str, key: str, body: bytes, content_type: str = "application/json") -> None:
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+    def delete_objects(self, bucket: str, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            self.s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+            )
+
+    def create_change_set(self, **kwargs) -> str:
+        return self.cfn.create_change_set(**kwargs)["Id"]
+
+    def execute_change_set(self, change_set_id: str) -> None:
+        self.cfn.execute_change_set(ChangeSetName=change_set_id)
+
+    def delete_change_set(self, change_set_id: str) -> None:
+        try:
+            self.cfn.delete_change_set(ChangeSetName=change_set_id)
+        except botocore.exceptions.ClientError:
+            pass  # already gone
+
+    def delete_stack(self, stack_id: str) -> None:
+        self.cfn.delete_stack(StackName=stack_id)
+
+    def invalidate(self, distribution_id: str, paths: list[str], reference: str) -> str:
+        cloudfront = self.client("cloudfront", "us-east-1")
+        res = cloudfront.create_invalidation(
+            DistributionId=distribution_id,
+            InvalidationBatch={
+                "Paths": {"Quantity": len(paths), "Items": paths},
+                "CallerReference": reference,
+            },
+        )
+        return res["Invalidation"]["Id"]
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float, interval: float = 2.0, what: str = "") -> None:
+    """Poll until predicate() is true; DlError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise DlError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)

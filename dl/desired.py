@@ -1,0 +1,153 @@
+"""Desired state: what each instance of the manifest should be once deployed, with content hashes.
+
+Pipeline position: manifest -> **desired state** -> observed state -> plan -> apply -> render.
+
+For every instance the deployment package is built (deterministic, cached: see dl/package.py) so that its
+sha256 is known, and a *spec* is derived: a plain JSON document with everything that, when it changes, changes
+the deployment (databases by content and a summary of their data, metadata, settings, front door, runtime,
+package). The spec is stored with the deployed stack (template Metadata) and is what `dl plan` diffs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from dl import __version__
+from dl.hashing import cache_dir
+from dl.inspection import inspect_database
+from dl.manifest import Instance, Manifest, thaw
+
+SPEC_FORMAT = 1
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DesiredInstance:
+    instance: Instance
+    spec: dict  # JSON-able; see instance_spec()
+    package_path: Path  # the built zip (content-addressed file in the cache)
+    package: object  # dl.package.PackageResult
+
+    @property
+    def name(self) -> str:
+        return self.instance.name
+
+
+def spec_digest(spec: dict) -> str:
+    """sha256 of a spec's canonical JSON: equal specs, equal digests."""
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
+
+
+def canonical_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def database_summary(inspection: dict) -> dict:
+    """The part of a database's inspection that a reviewer reads in a plan: tables, rows, columns, views."""
+    return {
+        "tables": {
+            name: {"rows": entry.get("count"), "columns": list(entry.get("columns", []))}
+            for name, entry in sorted(inspection.get("tables", {}).items())
+        },
+        "views": sorted(inspection.get("views", {})),
+    }
+
+
+def instance_spec(project: str, instance: Instance, package) -> dict:
+    """The normalised spec of one instance: what was (or will be) deployed. Pure given its inputs."""
+    databases = []
+    for decision in package.databases:
+        inspection = inspect_database(decision.source)
+        databases.append(
+            {
+                "name": decision.name,
+                "file": decision.file,
+                "sha256": decision.sha256,
+                "size": decision.size,
+                "key": decision.key,
+                "location": decision.location,
+                **database_summary(inspection),
+            }
+        )
+    return {
+        "format": SPEC_FORMAT,
+        "project": project,
+        "instance": instance.name,
+        "databases": databases,
+        "metadata": thaw(instance.metadata),
+        "config": thaw(instance.config),
+        "cors": instance.cors,
+        "domain": instance.domain,
+        "certificate_arn": instance.certificate_arn,
+        "prefix": instance.prefix,
+        "runtime": instance.runtime,
+        "architecture": instance.architecture,
+        "memory": instance.memory,
+        "timeout": instance.timeout,
+        "endpoint": instance.endpoint,
+        "cdn": instance.cdn,
+        "log_retention_days": instance.log_retention_days,
+        "plugins": list(instance.plugins),
+        "protect": instance.protect,
+        "secrets": sorted(instance.secrets),
+        "versions": dict(sorted(package.versions.items())),
+        "package": {
+            "sha256": package.sha256,
+            "key": f"packages/{package.sha256}.zip",
+            "size": package.zipped_size,
+        },
+        "tool_version": __version__,
+    }
+
+
+def packages_dir() -> Path:
+    return cache_dir() / "packages"
+
+
+def build_instance(
+    project: str, instance: Instance, *, target: str = "lambda", log: Log = print
+) -> DesiredInstance:
+    """Build the instance's package (into the content-addressed package cache) and derive its spec."""
+    from dl.package import build_package
+
+    out_dir = packages_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{instance.name}-", suffix=".zip.tmp", dir=out_dir)
+    os.close(fd)
+    try:
+        package = build_package(instance, Path(tmp), target=target, log=log)
+        final = out_dir / f"{package.sha256}.zip"
+        shutil.move(tmp, final)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    spec = instance_spec(project, instance, package)
+    return DesiredInstance(instance=instance, spec=spec, package_path=final, package=package)
+
+
+def desired_state(
+    manifest: Manifest,
+    names: list[str] | None = None,
+    *,
+    target: str = "lambda",
+    parallelism: int = 4,
+    log: Log = print,
+) -> dict[str, DesiredInstance]:
+    """DesiredInstance for each named (default: every) instance, built in parallel, in manifest order."""
+    names = list(manifest.instances) if names is None else names
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        futures = {
+            name: pool.submit(
+                build_instance, manifest.project, manifest.instances[name], target=target, log=log
+            )
+            for name in names
+        }
+        return {name: futures[name].result() for name in names}

@@ -1,0 +1,83 @@
+"""Observed state: what is deployed for a project, read from AWS. No local state file.
+
+Pipeline position: manifest -> desired state -> **observed state** -> plan -> apply -> render.
+
+Stacks are found by their tags (``dl:project``, ``dl:instance``, ``dl:role``). Each instance stack's template
+carries, in its Metadata, the spec it was deployed from, so the stack and its spec change (and roll back)
+together. Cost: one paginated ``DescribeStacks`` for the whole project, then one ``GetTemplate`` per
+deployed instance, plus one ``DescribeStackResource`` for the bootstrap bucket.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from dl.aws import TAG_INSTANCE, TAG_PROJECT, TAG_ROLE, Aws, Stack
+
+METADATA_KEY = "DatasetteLambda"
+BUCKET_LOGICAL_ID = "ArtifactBucket"
+
+
+@dataclass(frozen=True)
+class ObservedInstance:
+    name: str
+    stack: Stack
+    spec: dict | None  # the spec it was deployed from; None when the stack has none yet (never completed)
+
+    @property
+    def serving(self) -> bool:
+        """Whether a previous deployment is live (a failed first create or an unexecuted one is not)."""
+        return self.spec is not None and self.stack.status not in (
+            "ROLLBACK_COMPLETE",
+            "ROLLBACK_FAILED",
+            "REVIEW_IN_PROGRESS",
+            "CREATE_FAILED",
+            "DELETE_FAILED",
+            "DELETE_IN_PROGRESS",
+        )
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    project: str
+    region: str
+    bootstrap: Stack | None
+    bucket: str | None
+    instances: dict[str, ObservedInstance] = field(default_factory=dict)  # by instance name
+
+
+def spec_of(metadata: dict) -> dict | None:
+    entry = metadata.get(METADATA_KEY)
+    return entry.get("spec") if isinstance(entry, dict) else None
+
+
+def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
+    """Read the project's stacks and the spec each instance was deployed from."""
+    bootstrap = None
+    stacks: dict[str, Stack] = {}
+    for stack in aws.stacks():
+        if stack.tags.get(TAG_PROJECT) != project:
+            continue
+        role = stack.tags.get(TAG_ROLE)
+        if role == "bootstrap":
+            bootstrap = stack
+        elif role == "instance" and stack.tags.get(TAG_INSTANCE):
+            stacks[stack.tags[TAG_INSTANCE]] = stack
+
+    def read(name: str) -> ObservedInstance:
+        stack = stacks[name]
+        if stack.status == "REVIEW_IN_PROGRESS":  # created by a change set never executed: nothing deployed
+            return ObservedInstance(name, stack, None)
+        return ObservedInstance(name, stack, spec_of(aws.template_metadata(stack.stack_id)))
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        instances = dict(zip(stacks, pool.map(read, stacks), strict=True))
+    bucket = None
+    if bootstrap is not None and bootstrap.status not in ("REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE"):
+        bucket = bootstrap.outputs.get("BucketName") or aws.stack_resource(
+            bootstrap.stack_id, BUCKET_LOGICAL_ID
+        )
+    return ObservedState(
+        project=project, region=aws.region, bootstrap=bootstrap, bucket=bucket, instances=instances
+    )

@@ -1,0 +1,51 @@
+"""The shared pipeline of `plan`, `apply` and `status`: validate -> build -> observe -> plan.
+
+Like Chalice's deployer: the function below reads like the list of stages. `plan` and `apply` differ only in
+what they do with the result (render it, or hand it to the executor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dl.aws import Aws
+from dl.desired import DesiredInstance, desired_state
+from dl.manifest import Manifest
+from dl.observed import ObservedState, observe
+from dl.plan import Plan, make_plan
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    manifest: Manifest
+    aws: Aws
+    desired: dict[str, DesiredInstance]
+    observed: ObservedState
+    plan: Plan
+
+
+def prepare(
+    manifest: Manifest,
+    *,
+    targets: list[str] | None = None,
+    parallelism: int = 4,
+    log: Log = print,
+    manifest_label: str = "",
+) -> Prepared:
+    """Validate (done by the caller's load) -> build the desired state -> observe AWS -> plan."""
+    aws = Aws(manifest.region)
+    names = [n for n in manifest.instances if not targets or n in targets]
+    desired = desired_state(manifest, names, parallelism=parallelism, log=log)
+    observed = observe(aws, manifest.project, parallelism=parallelism)
+    plan = make_plan(
+        manifest.project,
+        aws.region,
+        {name: d.spec for name, d in desired.items()},
+        observed,
+        targets=targets or None,
+        manifest=manifest_label,
+    )
+    return Prepared(manifest, aws, desired, observed, plan)
