@@ -1,0 +1,296 @@
+"""The ASGI layer Mangum calls, in front of Datasette.
+
+For every request, in order:
+
+1. Origin check: with ``DL_ORIGIN_SECRET`` set, a request without the matching secret header gets 403.
+2. Raw path: Mangum sets ``scope["raw_path"] = None``, which turns Datasette's 404s and trailing-slash
+   redirects into 500s; the raw (still percent-encoded) path is taken from the Lambda event instead.
+3. Prefix: a request outside the instance's prefix is a 404 (Datasette's ``base_url`` alone would also answer
+   unprefixed paths), the bare prefix without its slash redirects to it, and the prefix is stripped before
+   Datasette routes (see ``app``); redirects Datasette sends to unprefixed paths get the prefix back.
+4. Public host: ``X-Forwarded-Host`` (set by our CloudFront Function, or by ``dl serve``) replaces ``Host``, so
+   absolute URLs (``next_url``, ``Link`` headers, facet toggles) name the public host, not the function's.
+5. Databases: the Datasette app is obtained from ``app_loader``; if a database cannot be fetched from S3 the
+   answer is 503 with the reason, and the next request tries again.
+6. Response size: Lambda refuses synchronous responses over 6 MB with an opaque error. Responses are buffered
+   (Mangum buffers anyway) and one that would not fit, once encoded as Lambda will encode it, is replaced by a
+   413 explaining what to do instead. A database download (``/<db>.db``) that Datasette allows is answered with
+   a 302 to a short-lived presigned URL of the database in the artifact bucket instead, whatever its size.
+7. Log: one line per request on stdout (CloudWatch): method, path, status, milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from urllib.parse import quote, unquote
+
+from .fetch import FetchError
+from .instance import InstanceSpec
+from .settings import ORIGIN_SECRET_HEADER
+
+LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024  # bytes of the serialised response: Lambda's synchronous limit
+ENVELOPE_ALLOWANCE = 4 * 1024  # JSON envelope around body and headers
+TEXT_MIME_TYPES = [  # responses Mangum returns as text; everything else is base64-encoded
+    "text/",
+    "application/json",
+    "application/javascript",
+    "application/xml",
+    "application/vnd.api+json",
+    "application/vnd.oai.openapi",
+]
+SAFE_PATH_CHARS = "/%:@!$&'()*+,;=~-._"
+DOWNLOAD_ROUTE = re.compile(r"^/(?P<database>[^/.]+)\.db$")
+
+TOO_LARGE_MESSAGE = """\
+413 Response too large
+
+This response would be larger than {limit} MB, the most AWS Lambda can return, so it was not sent.
+
+- Ask for fewer rows: add _size=100 (or any size up to the instance's max_returned_rows), and follow the
+  "next" links (next_url in JSON, the Link header) to page through the rest.
+- Ask for fewer columns with _col= / _nocol=, or a narrower SQL query.
+- To get everything, download the whole database file: {downloads}
+"""
+
+
+class _Abort(BaseException):
+    """Stops the application mid-response (BaseException, so Datasette's handlers do not catch it)."""
+
+
+class Gateway:
+    """The ASGI application Mangum wraps; see the module docstring."""
+
+    def __init__(
+        self,
+        spec: InstanceSpec,
+        app_loader: Callable[[], object],
+        *,
+        origin_secret: str | None = None,
+        presign: Callable[[str, str], str] | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.spec = spec
+        self.app_loader = app_loader
+        self.origin_secret = origin_secret
+        self.presign = presign  # (artifact key, file name) -> URL; None: no artifact bucket
+        self.log = log or _print_line
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return
+        started = time.monotonic()
+        status = []
+
+        async def recording_send(message):
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, recording_send)
+        finally:
+            elapsed = (time.monotonic() - started) * 1000
+            line = f"{scope['method']} {_display_path(scope)} {status[0] if status else '-'} {elapsed:.0f}ms"
+            self.log(line)
+
+    async def _serve(self, scope, receive, send):
+        headers = _headers(scope)
+        if self.origin_secret and not hmac.compare_digest(
+            headers.get(ORIGIN_SECRET_HEADER, "").encode(), self.origin_secret.encode()
+        ):
+            return await self._text(send, 403, "403 Forbidden: requests must come through the site's CDN.\n")
+        raw_path = raw_request_path(scope)
+        prefix = quote(self.spec.prefix, safe=SAFE_PATH_CHARS)
+        if raw_path == prefix.rstrip("/") and prefix != "/":
+            query = scope.get("query_string", b"").decode("latin-1")
+            return await self._redirect(send, prefix + (f"?{query}" if query else ""))
+        if not raw_path.startswith(prefix):
+            message = f"404 Not Found: this site serves everything under {self.spec.prefix}\n"
+            return await self._text(send, 404, message)
+        inner = "/" + raw_path[len(prefix) :]
+        scope = dict(scope, path=unquote(inner), raw_path=inner.encode("ascii"), root_path="")
+        scope = with_public_host(scope, headers)
+        try:
+            app = self.app_loader()
+        except FetchError as e:
+            message = f"503 Service Unavailable: {e}\nThe next request will try again.\n"
+            return await self._text(send, 503, message, extra=[(b"retry-after", b"5")])
+        await self._respond(app, scope, receive, send)
+
+    async def _respond(self, app, scope, receive, send):
+        """Run Datasette, buffering its response to apply the prefix, the size limit and download redirects."""
+        download = self._download_for(scope["path"])
+        capture = _Capture(download_route=download is not None)
+        with contextlib.suppress(_Abort):
+            await app(scope, receive, capture.send)
+        if capture.redirect_download:
+            url = self.presign(download.key, download.file)
+            return await self._redirect(send, url, extra=[(b"cache-control", b"no-store")])
+        if capture.too_large or capture.encoded_size() > LAMBDA_RESPONSE_LIMIT - ENVELOPE_ALLOWANCE:
+            from datasette.utils import tilde_encode
+
+            downloads = " ".join(
+                self.spec.prefix + tilde_encode(db.name) + ".db" for db in self.spec.databases
+            )
+            message = TOO_LARGE_MESSAGE.format(limit=LAMBDA_RESPONSE_LIMIT // 2**20, downloads=downloads)
+            return await self._text(send, 413, message)
+        for message in capture.messages:
+            if message["type"] == "http.response.start":
+                headers = self._prefixed_location(message.get("headers", []), scope["path"])
+                message = dict(message, headers=headers)
+            await send(message)
+
+    def _download_for(self, path: str):
+        """The database a download path names, when downloads go to S3; else None."""
+        match = DOWNLOAD_ROUTE.match(path)
+        if not match or self.presign is None:
+            return None
+        from datasette.utils import tilde_decode
+
+        return self.spec.database(tilde_decode(match.group("database")))
+
+    def _prefixed_location(self, headers, inner_path: str):
+        """A few Datasette redirects use the (unprefixed) request path, e.g. ``.jsono``: put the prefix back."""
+        return [
+            (
+                key,
+                location_under_prefix(value.decode("latin-1"), self.spec.prefix, inner_path).encode(
+                    "latin-1"
+                ),
+            )
+            if key.lower() == b"location"
+            else (key, value)
+            for key, value in headers
+        ]
+
+    def _cors(self):
+        return [(b"access-control-allow-origin", b"*")] if self.spec.cors else []
+
+    async def _text(self, send, status: int, text: str, extra=()):
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), *self._cors(), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": text.encode("utf-8")})
+
+    async def _redirect(self, send, location: str, extra=()):
+        headers = [
+            (b"location", location.encode("latin-1")),
+            (b"content-type", b"text/plain"),
+            *self._cors(),
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+
+class _Capture:
+    """An ASGI ``send`` that buffers the response and aborts the app once the response cannot be sent."""
+
+    def __init__(self, download_route: bool):
+        self.download_route = download_route
+        self.messages: list[dict] = []
+        self.body_bytes = 0
+        self.too_large = False
+        self.redirect_download = False
+
+    @property
+    def aborted(self) -> bool:
+        return self.too_large or self.redirect_download
+
+    async def send(self, message):
+        if self.aborted:
+            return
+        if message["type"] == "http.response.start":
+            if self.download_route and message["status"] == 200:
+                self.redirect_download = True
+                raise _Abort
+        elif message["type"] == "http.response.body":
+            self.body_bytes += len(message.get("body", b""))
+            if self.body_bytes > LAMBDA_RESPONSE_LIMIT:
+                self.too_large = True
+                self.messages.clear()
+                raise _Abort
+        self.messages.append(message)
+
+    def encoded_size(self) -> int:
+        """Size of the response once Mangum and Lambda have encoded it (body as JSON text or base64)."""
+        start = next((m for m in self.messages if m["type"] == "http.response.start"), None)
+        headers = start.get("headers", []) if start else []
+        content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
+        body = b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
+        header_size = sum(len(k) + len(v) + 8 for k, v in headers)
+        return header_size + _encoded_body_size(body, content_type)
+
+
+def _encoded_body_size(body: bytes, content_type: str) -> int:
+    if any(text_type in content_type for text_type in TEXT_MIME_TYPES):
+        try:
+            return len(json.dumps(body.decode("utf-8")))
+        except UnicodeDecodeError:
+            pass
+    return 4 * ((len(body) + 2) // 3)
+
+
+def location_under_prefix(location: str, prefix: str, inner_path: str) -> str:
+    """A redirect target from Datasette, under the prefix.
+
+    Datasette builds most redirects with its URL builder (prefixed) and a few from the request path, which the
+    gateway stripped (unprefixed). A local target outside the prefix gets it. A target inside it is ambiguous
+    only when the request path itself begins like the prefix (a database named like it: prefix /data/,
+    request /data/items.jsono); then it was built from the request path unless it is the prefix itself or
+    continues with the request's own first segment (/data/data/items.json).
+    """
+    if prefix == "/" or not location.startswith("/") or location.startswith("//"):
+        return location
+    base = prefix.rstrip("/")
+    if not location.startswith(prefix) and location.partition("?")[0] != base:
+        return base + location
+    if not inner_path.startswith(prefix) or location.partition("?")[0] in (prefix, base):
+        return location
+    first_segment = inner_path.split("/")[1]
+    rest = location[len(base) :]
+    if rest.split("/")[1].partition("?")[0] == first_segment:
+        return location
+    return base + location
+
+
+def raw_request_path(scope) -> str:
+    """The request path as sent (percent-encoded, ASCII), from the Lambda event when there is one."""
+    event = scope.get("aws.event") or {}
+    raw = event.get("rawPath") if event.get("version") == "2.0" else event.get("path")
+    if not raw:
+        raw_bytes = scope.get("raw_path")
+        raw = raw_bytes.decode("latin-1") if raw_bytes else scope["path"]
+    return quote(raw.partition("?")[0], safe=SAFE_PATH_CHARS)
+
+
+def with_public_host(scope, headers: dict[str, str]):
+    """Replace ``Host`` by the first ``X-Forwarded-Host`` value, if any."""
+    forwarded = headers.get("x-forwarded-host", "").split(",")[0].strip()
+    if not forwarded:
+        return scope
+    new_headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"host"]
+    new_headers.append((b"host", forwarded.encode("latin-1")))
+    return dict(scope, headers=new_headers)
+
+
+def _headers(scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _display_path(scope) -> str:
+    path = raw_request_path(scope)
+    query = scope.get("query_string", b"").decode("latin-1")
+    if len(query) > 200:
+        query = query[:200] + "..."
+    return f"{path}?{query}" if query else path
+
+
+def _print_line(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()

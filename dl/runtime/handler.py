@@ -1,0 +1,85 @@
+"""The Lambda entry point: ``dl_runtime.handler.handler(event, context)``.
+
+The instance is read and Datasette built at import (Lambda's init phase), so warm invocations reuse both.
+When databases must first be fetched from S3, Datasette is built on the first request that gets them all
+(a fetch that fails answers 503 and is retried by the next request).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from mangum import Mangum
+
+from .app import build_datasette
+from .fetch import fetch_databases, presigned_download_url, s3_client
+from .gateway import TEXT_MIME_TYPES, Gateway
+from .instance import load_instance
+from .settings import RuntimeSettings
+
+
+class Runtime:
+    """One instance served through Mangum: the handler's state, built once per sandbox."""
+
+    def __init__(self, settings: RuntimeSettings, log=None):
+        self.settings = settings
+        self.spec = load_instance(settings.instance_dir)
+        self._asgi = None
+        self._lock = threading.Lock()
+        self._s3 = None
+        presign = self._presign if settings.artifact_bucket else None
+        gateway = Gateway(
+            self.spec, self.datasette_app, origin_secret=settings.origin_secret, presign=presign, log=log
+        )
+        self.mangum = Mangum(gateway, lifespan="off", text_mime_types=list(TEXT_MIME_TYPES))
+        if all(db.inline for db in self.spec.databases):
+            self.datasette_app()
+
+    def __call__(self, event, context):
+        return self.mangum(event, context)
+
+    def datasette_app(self):
+        """Datasette's ASGI app, built on first use once every database is local (may raise FetchError)."""
+        with self._lock:
+            if self._asgi is None:
+                paths = self._database_paths()
+                self._asgi = build_datasette(self.spec, paths, self.settings.secret).app()
+            return self._asgi
+
+    def _database_paths(self) -> dict[str, Path]:
+        remote = [db for db in self.spec.databases if not db.inline]
+        fetched = fetch_databases(
+            remote, self.settings.artifact_bucket, self.settings.fetch_dir, self._client
+        )
+        local = {db.name: self.spec.inline_path(db) for db in self.spec.databases if db.inline}
+        return {db.name: local.get(db.name) or fetched[db.name] for db in self.spec.databases}
+
+    def _client(self):
+        if self._s3 is None:
+            self._s3 = s3_client()
+        return self._s3
+
+    def _presign(self, key: str, filename: str) -> str:
+        return presigned_download_url(self._client(), self.settings.artifact_bucket, key, filename)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The sandbox's Runtime, created on first use from the environment."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(RuntimeSettings.from_environ())
+    return _runtime
+
+
+def handler(event, context):
+    """AWS Lambda handler: Function URL / HTTP API (payload 2.0) and API Gateway REST (1.0) events."""
+    return runtime()(event, context)
+
+
+# In a package (instance.json present) do the work during Lambda's init phase, not the first request.
+if (RuntimeSettings.from_environ().instance_dir / "instance.json").exists():
+    runtime()

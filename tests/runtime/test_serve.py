@@ -1,0 +1,332 @@
+"""`dl serve`: real HTTP requests to the real package, run in an isolated interpreter as Lambda runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+from datasette.app import Datasette
+from serving import fetch, make_shop_db, start_serve, stop_serve
+
+
+@pytest.fixture(scope="session")
+def site(served):
+    return served.urls["site"]
+
+
+@pytest.fixture(scope="session")
+def plain(served):
+    return served.urls["plain"]
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def test_each_instance_gets_its_own_port_and_prefix(served, site, plain):
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/data/", site)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", plain)
+    assert origin(site) != origin(plain)
+
+
+def test_runs_the_package_python_not_the_tools(site):
+    versions = fetch(site + "-/versions.json").json()
+    assert versions["datasette"]["version"] == "0.65.5"
+    assert versions["python"]["version"].startswith("3.13")  # the instance's runtime, not the test's Python
+
+
+def test_index_page_shows_metadata(site):
+    reply = fetch(site)
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<h1>Runtime test site</h1>" in reply.text
+    assert "Served by the exact Lambda package" in reply.text
+
+
+def test_table_description_from_metadata(site):
+    assert "Things for sale" in fetch(site + "data/items").text
+
+
+def test_table_json_applies_default_page_size_setting(site, plain):
+    page = fetch(site + "data/items.json").json()
+    assert [row[0] for row in page["rows"]] == [1, 2, 3, 4, 5]
+    assert page["filtered_table_rows_count"] == 23
+    assert len(fetch(plain + "data/items.json").json()["rows"]) == 23  # Datasette's default of 100
+
+
+def test_row_json(site):
+    row = fetch(site + "data/items/2.json?_shape=objects").json()
+    assert row["rows"] == [
+        {
+            "id": 2,
+            "name": "item 1",
+            "category": "b",
+            "value": 1.5,
+            "owner_id": 2,
+            "picture": {"$base64": True, "encoded": "AQD/"},
+        }
+    ]
+
+
+def test_csv(site):
+    reply = fetch(site + "data/items.csv?_size=3&_labels=off")
+    assert reply.status == 200
+    lines = reply.text.splitlines()
+    assert lines[0] == "id,name,category,value,owner_id,picture"
+    assert lines[1].startswith("1,item 0,a,0.0,1,")
+    assert len(lines) == 4
+
+
+def test_sql_query(site):
+    reply = fetch(
+        site + "data.json?sql=select+category,+count(*)+as+n+from+items+group+by+category&_shape=array"
+    )
+    assert reply.json() == [{"category": "a", "n": 8}, {"category": "b", "n": 8}, {"category": "c", "n": 7}]
+
+
+def test_sql_query_page_form_posts_back_under_the_prefix(site):
+    page = fetch(site + "data?sql=select+1").text
+    assert re.search(r'<form class="sql" action="/data/data"', page)
+
+
+def test_static_assets(site):
+    reply = fetch(site + "-/static/app.css")
+    assert reply.status == 200
+    assert reply.headers["content-type"].startswith("text/css")
+    assert b"Reset and Page Setup" in reply.body
+
+
+def test_binary_responses_survive_base64(site):
+    reply = fetch(site + "data/items/4.blob?_blob_column=picture")
+    assert reply.status == 200
+    assert reply.body == bytes([3, 0, 255])
+
+
+def test_facets(site):
+    data = fetch(site + "data/items.json?_facet=category").json()
+    results = data["facet_results"]["category"]["results"]
+    assert [(r["value"], r["count"]) for r in results] == [("a", 8), ("b", 8), ("c", 7)]
+    assert results[0]["toggle_url"].startswith(site + "data/items.json?")
+
+
+def test_pagination_next_url_names_the_public_host(site):
+    first = fetch(site + "data/items.json?_size=10")
+    next_url = first.json()["next_url"]
+    assert next_url.startswith(site + "data/items.json?")
+    assert first.headers["link"] == f'<{next_url}>; rel="next"'
+    second = fetch(next_url).json()
+    assert [row[0] for row in second["rows"]] == list(range(11, 21))
+    assert fetch(second["next_url"]).json()["next_url"] is None
+
+
+def test_404s_are_404s(site):
+    page = fetch(site + "data/no_such_table")
+    assert page.status == 404
+    assert "text/html" in page.headers["content-type"]
+    assert fetch(site + "nope.json").status == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("data/items/", "/data/data/items"),  # trailing slash: the database is named like the prefix
+        ("data/items/?_size=2", "/data/data/items?_size=2"),
+        ("data/it%2Fems", "/data/data/it~2Fems"),  # % to ~ encoding
+        ("data/items.jsono", "/data/data/items.json?_shape=objects"),
+    ],
+)
+def test_redirects_stay_under_the_prefix(site, path, location):
+    reply = fetch(site + path)
+    assert reply.status in (301, 302)
+    assert reply.headers["location"] == location
+
+
+def test_the_bare_prefix_redirects_to_it(site):
+    reply = fetch(origin(site) + "/data?x=1")
+    assert (reply.status, reply.headers["location"]) == (302, "/data/?x=1")
+
+
+@pytest.mark.parametrize("path", ["/", "/data.json", "/-/static/app.css", "/dat/", "/robots.txt", "/datax/"])
+def test_outside_the_prefix_is_404(site, path):
+    reply = fetch(origin(site) + path)
+    assert reply.status == 404
+    assert "under /data/" in reply.text
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src", "action") and value:
+                self.links.append(value)
+
+
+def links_of(html: str) -> list[str]:
+    parser = _Links()
+    parser.feed(html)
+    return parser.links
+
+
+CRAWLED_PAGES = [
+    "",
+    "data",
+    "data/items",
+    "data/items?_facet=category&_sort=value",
+    "data/items/3",
+    "data/owners",
+    "data/cheap_items",
+    "data?sql=select+*+from+items+limit+2",
+    "data/no_such_table",
+    "other",
+    "-/metadata",
+    "-/plugins",
+]
+
+
+def test_every_link_in_every_kind_of_page_stays_under_the_prefix(site):
+    """Links, form actions, scripts and stylesheets: all under /data/ and all answering."""
+    internal = set()
+    for page in CRAWLED_PAGES:
+        for link in links_of(fetch(site + page).text):
+            absolute = urljoin(site + page, link)
+            if urlsplit(absolute).netloc != urlsplit(site).netloc:
+                continue  # datasette.io and other external links
+            assert absolute.startswith(site), f"{page!r} links outside the prefix: {link!r}"
+            internal.add(absolute.split("#")[0])
+    assert len(internal) > 40
+    broken = {url: fetch(url).status for url in sorted(internal)}
+    assert {url: status for url, status in broken.items() if status >= 400} == {}
+
+
+def test_json_alternates_stay_under_the_prefix(site):
+    page = fetch(site + "data/items")
+    alternate = f"{site}data/items.json"
+    assert page.headers["link"] == f'{alternate}; rel="alternate"; type="application/json+datasette"'
+    assert f'href="{alternate}"' in page.text
+    assert fetch(alternate).status == 200
+
+
+def test_cors_headers_only_where_enabled(site, plain):
+    assert fetch(site + "data/items.json").headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-origin" not in fetch(plain + "data/items.json").headers
+
+
+def test_plugin_is_installed_and_active(site):
+    plugins = fetch(site + "-/plugins.json").json()
+    assert "datasette-block-robots" in [p["name"] for p in plugins]
+    robots = fetch(site + "robots.txt")
+    assert (robots.status, robots.text.split()) == (200, ["User-agent:", "*", "Disallow:", "/"])
+
+
+def test_database_download_is_served_locally(site, shop_files):
+    reply = fetch(site + "data.db")
+    assert reply.status == 200
+    assert reply.body == (shop_files / "data.db").read_bytes()
+
+
+def test_oversized_response_is_a_clear_413(site):
+    sql = "select+hex(zeroblob(7000))+from+items+a,+items+b"  # 529 rows of 14 kB: 7.4 MB of JSON
+    reply = fetch(site + f"data.json?sql={sql}&_size=max")
+    assert reply.status == 413
+    assert "larger than 6 MB" in reply.text
+    assert "_size=" in reply.text
+    assert "/data/data.db" in reply.text
+
+
+def test_head_and_post_requests(site):
+    head = fetch(site + "data/items.json", method="HEAD")
+    assert (head.status, head.body) == (200, b"")
+    post = fetch(site + "data/items.json", method="POST", data=b"x=1")
+    assert post.json()["error"] == "You may only POST to a canned query"  # Datasette's own answer
+
+
+def test_request_log_is_one_compact_line(served, site):
+    before = len(served.lines)
+    fetch(site + "data/items.json?_size=1")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        log = served.log_since(before)
+        if any(re.fullmatch(r"\[site\] GET /data/data/items\.json\?_size=1 200 \d+ms", line) for line in log):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no request log line in {served.log_since(before)}")
+
+
+COMPARED = [
+    "/.json",
+    "/data.json",
+    "/data/items.json",
+    "/data/items.json?_facet=category&_facet=owner_id",
+    "/data/items.json?_sort_desc=value&_size=4",
+    "/data/items.json?category=b&_shape=objects",
+    "/data/items.json?_labels=on&_size=3",
+    "/data/items/7.json",
+    "/data/owners.json?_shape=array",
+    "/data/cheap_items.json",
+    "/data.json?sql=select+name,+value+from+items+where+value+>+:v&v=20",
+    "/other/items.json?_search=x",
+    "/-/metadata.json",
+    "/-/settings.json",
+    "/data/no_such_table.json",
+]
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k != "query_ms"}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def test_json_bodies_equal_plain_datasette(plain, shop_files):
+    async def plain_datasette():
+        ds = Datasette(immutables=[str(shop_files / "data.db"), str(shop_files / "other.db")])
+        return {path: (await ds.client.get(path)) for path in COMPARED}
+
+    expected = asyncio.run(plain_datasette())
+    public = origin(plain)
+    for path in COMPARED:
+        reply = fetch(public + path)
+        assert reply.status == expected[path].status_code, path
+        ours = without_timings(reply.json())
+        theirs = without_timings(expected[path].json())
+        theirs = json_replace(theirs, "http://localhost/", public + "/")
+        assert ours == theirs, path
+
+
+def json_replace(value, old: str, new: str):
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {k: json_replace(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_replace(v, old, new) for v in value]
+    return value
+
+
+def test_reloads_when_a_database_changes(tmp_path):
+    make_shop_db(tmp_path / "live.db", items=2)
+    (tmp_path / "datasette-lambda.yml").write_text(
+        "version: 1\nproject: reload-test\ninstances:\n  live:\n    databases: [live.db]\n"
+    )
+    served = start_serve(tmp_path / "datasette-lambda.yml")
+    try:
+        url = served.urls["live"]
+        assert fetch(url + "live/items.json").json()["filtered_table_rows_count"] == 2
+        (tmp_path / "live.db").unlink()
+        make_shop_db(tmp_path / "live.db", items=9)
+        served.wait_for(r"live: http://\S+ \(reloaded\)", timeout=120)
+        assert fetch(url + "live/items.json").json()["filtered_table_rows_count"] == 9
+    finally:
+        stop_serve(served)
+    assert served.proc.returncode == 0
+    assert "Stopping." in served.lines
