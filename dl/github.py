@@ -136,17 +136,20 @@ def explain_missing_credentials(env: Mapping[str, str] = os.environ) -> str:
 
 
 def manifest_key(manifest: str | os.PathLike, env: Mapping[str, str] = os.environ) -> str:
-    """The manifest path as the comment marker records it: relative to the workspace, with / separators.
+    """The manifest path as the comment marker records it, with / separators.
 
-    Relative paths are taken from the current directory, so manifests in two folders of one repository
-    (the Action's ``working-directory``) get two comments.
+    A relative path is taken as given (``dl`` passes it relative to the repository root); an absolute one
+    is made relative to ``GITHUB_WORKSPACE`` (else the current directory) when it lies inside it. So
+    manifests in two folders of one repository get two comments.
     """
-    path = Path(manifest).resolve()
+    path = Path(manifest)
+    if not path.is_absolute():
+        return path.as_posix()
     workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd()).resolve()
     try:
-        return path.relative_to(workspace).as_posix()
+        return path.resolve().relative_to(workspace).as_posix()
     except ValueError:
-        return Path(manifest).as_posix()
+        return path.as_posix()
 
 
 def run_url(env: Mapping[str, str] = os.environ) -> str | None:

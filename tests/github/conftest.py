@@ -12,11 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fake_github import FakeGitHub
-
-PR_NUMBER = 7
-HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"
-REPOSITORY = "octo/data"
+from fake_github import HEAD_SHA, PR_NUMBER, REPOSITORY, FakeGitHub, pull_request_event
 
 
 @dataclass
@@ -34,23 +30,9 @@ class GitHubEnv:
     def summary_text(self) -> str:
         return self.step_summary.read_text(encoding="utf-8") if self.step_summary.exists() else ""
 
-    def write_event(self, event: dict, name: str = "pull_request") -> None:
-        """Replace the event payload (and GITHUB_EVENT_NAME via the returned env)."""
+    def write_event(self, event: dict) -> None:
+        """Replace the event payload (set GITHUB_EVENT_NAME to match with monkeypatch)."""
         self.event_path.write_text(json.dumps(event), encoding="utf-8")
-
-
-def pull_request_event(number: int = PR_NUMBER, head_repo: str = REPOSITORY) -> dict:
-    """The parts of a ``pull_request`` webhook payload that dl reads."""
-    return {
-        "action": "synchronize",
-        "number": number,
-        "pull_request": {
-            "number": number,
-            "head": {"sha": HEAD_SHA, "repo": {"full_name": head_repo}},
-            "base": {"sha": "f" * 40, "repo": {"full_name": REPOSITORY}},
-        },
-        "repository": {"full_name": REPOSITORY},
-    }
 
 
 @pytest.fixture

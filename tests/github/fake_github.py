@@ -25,6 +25,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 MAX_BODY = 65_536
+# The pull request the ``github_env`` fixture runs on.
+PR_NUMBER = 7
+HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"
+REPOSITORY = "octo/data"
+
+
+def pull_request_event(number: int = PR_NUMBER, head_repo: str = REPOSITORY) -> dict:
+    """The parts of a ``pull_request`` webhook payload that dl reads."""
+    return {
+        "action": "synchronize",
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "head": {"sha": HEAD_SHA, "repo": {"full_name": head_repo}},
+            "base": {"sha": "f" * 40, "repo": {"full_name": REPOSITORY}},
+        },
+        "repository": {"full_name": REPOSITORY},
+    }
 
 
 @dataclass

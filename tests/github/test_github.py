@@ -7,8 +7,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from conftest import HEAD_SHA, PR_NUMBER, pull_request_event
-from fake_github import FakeGitHub
+from fake_github import HEAD_SHA, PR_NUMBER, FakeGitHub, pull_request_event
 
 from dl.comment import COMMENT_LIMIT, ApplyReport, CommentParts, marker, no_credentials_parts
 from dl.errors import DlError
@@ -239,3 +238,11 @@ def test_outputs_are_written_multi_line_safe(github_env):
     text = github_env.output.read_text()
     outputs = dict(re.findall(r"^([\w-]+)<<(\S+)\n(.*?)\n\2$", text, re.M | re.S)[i][::2] for i in range(3))
     assert outputs == {"has-changes": "true", "summary": "line one\nline two", "urls": '{"a": "https://x/"}'}
+
+
+def test_manifest_keys_are_relative_to_the_workspace(github_env):
+    from dl.github import manifest_key
+
+    assert manifest_key("site/datasette-lambda.yml") == "site/datasette-lambda.yml"
+    assert manifest_key(github_env.workspace / "site" / "datasette-lambda.yml") == "site/datasette-lambda.yml"
+    assert manifest_key("/elsewhere/datasette-lambda.yml") == "/elsewhere/datasette-lambda.yml"
