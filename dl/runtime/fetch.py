@@ -38,7 +38,12 @@ def s3_client():
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+    config = Config(
+        retries={"max_attempts": 5, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=30,
+        signature_version="s3v4",  # presigned URLs: SigV2 is refused by newer regions
+    )
     return boto3.client("s3", config=config)
 
 
@@ -57,7 +62,6 @@ def fetch_databases(
         return paths
     if not bucket:
         raise FetchError("databases are kept in S3 but DL_ARTIFACT_BUCKET is not set")
-    Path(directory).mkdir(parents=True, exist_ok=True)
     client = client_factory()
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(pending))) as pool:
         outcomes = list(pool.map(lambda db: _fetch_reporting(client, bucket, db, directory), pending))
@@ -91,6 +95,7 @@ def _fetch_reporting(client, bucket: str, db: DatabaseSpec, directory: Path) -> 
 def fetch_database(client, bucket: str, db: DatabaseSpec, directory: Path) -> Path:
     """Download, verify and atomically install one database, retrying transient failures."""
     final = local_path(directory, db)
+    Path(directory).mkdir(parents=True, exist_ok=True)
     for attempt in range(1, ATTEMPTS + 1):
         temporary = Path(directory) / f".{db.sha256}.{uuid.uuid4().hex}.part"
         try:

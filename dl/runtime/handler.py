@@ -25,6 +25,7 @@ class Runtime:
     def __init__(self, settings: RuntimeSettings, log=None):
         self.settings = settings
         self.spec = load_instance(settings.instance_dir)
+        self.datasette = None  # the Datasette object, once built
         self._asgi = None
         self._lock = threading.Lock()
         self._s3 = None
@@ -44,7 +45,8 @@ class Runtime:
         with self._lock:
             if self._asgi is None:
                 paths = self._database_paths()
-                self._asgi = build_datasette(self.spec, paths, self.settings.secret).app()
+                self.datasette = build_datasette(self.spec, paths, self.settings.secret)
+                self._asgi = self.datasette.app()
             return self._asgi
 
     def _database_paths(self) -> dict[str, Path]:

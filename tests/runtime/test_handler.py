@@ -1,0 +1,334 @@
+"""The handler in-process: event formats, S3 databases against the moto server, downloads, limits, origin.
+
+The instance folder is what `dl package` writes (``dl.package.instance_document`` and
+``decide_locations``, with ``inline_limit=0`` to send databases to S3), without the dependencies: Datasette
+and Mangum come from the test environment here. `test_serve.py` runs the real package.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+from itsdangerous import BadSignature
+from serving import make_shop_db
+
+from dl.inspection import inspect_database
+from dl.manifest import load_manifest
+from dl.package import decide_locations, instance_document
+from dl.runtime.fetch import FetchError, fetch_database
+from dl.runtime.handler import Runtime
+from dl.runtime.instance import load_instance
+from dl.runtime.settings import RuntimeSettings
+
+BUCKET = "dl-artifacts-test"
+FUNCTION_HOST = "abcdefgh.lambda-url.eu-west-1.on.aws"
+
+
+def write_instance(folder: Path, manifest_body: str, *, inline: bool = True) -> Path:
+    """A dl_instance folder as `dl package` lays it out; returns it."""
+    make_shop_db(folder / "src" / "data.db")
+    make_shop_db(folder / "src" / "other.db", items=4)
+    manifest_path = folder / "src" / "datasette-lambda.yml"
+    manifest_path.write_text(f"version: 1\nproject: handler-test\ninstances:\n  shop:\n{manifest_body}")
+    instance = load_manifest(manifest_path).instances["shop"]
+    decisions = decide_locations(instance.databases, 0, None if inline else 0)
+    inspect = {d.name: {**inspect_database(d.source), "file": d.file} for d in decisions}
+    document = instance_document(instance, decisions, inspect, {"datasette": "0.65.5"})
+    target = folder / "dl_instance"
+    (target / "databases").mkdir(parents=True)
+    (target / "instance.json").write_text(json.dumps(document))
+    for d in decisions:
+        if d.location == "inline":
+            shutil.copyfile(d.source, target / "databases" / d.file)
+    return target
+
+
+def runtime_for(instance_dir: Path, tmp_path: Path, **env) -> tuple[Runtime, list[str]]:
+    """A Runtime as a fresh Lambda sandbox would build it; also the request log lines it writes."""
+    environ = {"DL_INSTANCE_DIR": str(instance_dir), "DL_FETCH_DIR": str(tmp_path / "tmp-dbs"), **env}
+    log: list[str] = []
+    return Runtime(RuntimeSettings.from_environ(environ), log=log.append), log
+
+
+def url_event(path: str, query: str = "", headers: dict | None = None, method: str = "GET") -> dict:
+    """A Lambda Function URL event (payload 2.0) as AWS sends it."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {
+            "host": FUNCTION_HOST,
+            "x-forwarded-proto": "https",
+            "x-forwarded-port": "443",
+            **(headers or {}),
+        },
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abcdefgh",
+            "domainName": FUNCTION_HOST,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9"},
+            "requestId": "r-1",
+            "routeKey": "$default",
+            "stage": "$default",
+            "timeEpoch": 1700000000000,
+        },
+        "isBase64Encoded": False,
+    }
+
+
+def rest_event(path: str, query: dict[str, list[str]] | None = None, headers: dict | None = None) -> dict:
+    """An API Gateway REST API proxy event (payload 1.0)."""
+    query = query or {}
+    headers = {
+        "Host": "abc123.execute-api.eu-west-1.amazonaws.com",
+        "X-Forwarded-Proto": "https",
+        **(headers or {}),
+    }
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": "GET",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": "GET",
+            "path": f"/prod{path}",
+            "stage": "prod",
+            "identity": {"sourceIp": "203.0.113.9"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def body_of(response: dict) -> bytes:
+    body = response.get("body", "")
+    return base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+
+
+SITE = "    databases: [data.db, other.db]\n    prefix: /data\n    config: {default_page_size: 5}\n"
+
+
+@pytest.fixture
+def site(tmp_path) -> Path:
+    return write_instance(tmp_path, SITE)
+
+
+# --- event formats and absolute URLs ---------------------------------------------------------------------------
+
+
+def test_function_url_event_next_url_uses_the_forwarded_public_host(site, tmp_path):
+    runtime, _ = runtime_for(site, tmp_path)
+    response = runtime(
+        url_event("/data/data/items.json", headers={"x-forwarded-host": "data.example.org"}), None
+    )
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["next_url"] == "https://data.example.org/data/data/items.json?_next=5"
+
+
+def test_without_forwarded_host_urls_name_the_function(site, tmp_path):
+    runtime, _ = runtime_for(site, tmp_path)
+    response = runtime(url_event("/data/data/items.json"), None)
+    assert json.loads(response["body"])["next_url"] == f"https://{FUNCTION_HOST}/data/data/items.json?_next=5"
+
+
+def test_rest_api_events(site, tmp_path):
+    runtime, _ = runtime_for(site, tmp_path)
+    query = {"_size": ["2"], "_col": ["name", "value"]}
+    response = runtime(
+        rest_event("/data/data/items.json", query, {"X-Forwarded-Host": "api.example.org"}), None
+    )
+    assert response["statusCode"] == 200
+    data = json.loads(response["body"])
+    assert data["columns"] == ["id", "name", "value"]
+    assert (
+        data["next_url"]
+        == "https://api.example.org/data/data/items.json?_size=2&_col=name&_col=value&_next=2"
+    )
+    assert runtime(rest_event("/data/nope"), None)["statusCode"] == 404
+    redirect = runtime(rest_event("/data/data/items/"), None)
+    assert (redirect["statusCode"], redirect["headers"]["location"]) == (302, "/data/data/items")
+    assert runtime(rest_event("/elsewhere"), None)["statusCode"] == 404
+
+
+def test_request_log_line_per_request(site, tmp_path):
+    runtime, log = runtime_for(site, tmp_path)
+    runtime(url_event("/data/data/items.json", "_size=1"), None)
+    runtime(url_event("/nope"), None)
+    assert [line.rsplit(" ", 1)[0] for line in log] == [
+        "GET /data/data/items.json?_size=1 200",
+        "GET /nope 404",
+    ]
+    assert all(line.endswith("ms") for line in log)
+
+
+@pytest.mark.parametrize("extension", ["json", "csv"])
+def test_oversized_responses_are_413_with_advice(site, tmp_path, extension):
+    runtime, _ = runtime_for(site, tmp_path)
+    query = "sql=select+hex(zeroblob(7000))+from+items+a,+items+b&_size=max"
+    response = runtime(url_event(f"/data/data.{extension}", query), None)
+    assert response["statusCode"] == 413
+    assert "larger than 6 MB" in response["body"]
+    assert len(json.dumps(response)) < 10_000
+
+
+def test_response_just_under_the_limit_is_sent(site, tmp_path):
+    runtime, _ = runtime_for(site, tmp_path)
+    query = "sql=select+hex(zeroblob(5000))+from+items+a,+items+b&_size=max&_shape=array"  # 5.3 MB
+    response = runtime(url_event("/data/data.json", query), None)
+    assert response["statusCode"] == 200
+    assert len(json.loads(response["body"])) == 23 * 23
+
+
+def test_origin_secret_required_when_configured(site, tmp_path):
+    runtime, _ = runtime_for(site, tmp_path, DL_ORIGIN_SECRET="s3cret")
+    assert runtime(url_event("/data/"), None)["statusCode"] == 403
+    assert runtime(url_event("/data/", headers={"x-dl-origin-secret": "wrong"}), None)["statusCode"] == 403
+    assert runtime(url_event("/data/", headers={"x-dl-origin-secret": "s3cret"}), None)["statusCode"] == 200
+
+
+def test_datasette_secret_signs_alike_across_sandboxes(site, tmp_path):
+    first, _ = runtime_for(site, tmp_path, DATASETTE_SECRET="shared")
+    second, _ = runtime_for(site, tmp_path, DATASETTE_SECRET="shared")
+    signed = first.datasette.sign({"actor": "ada"}, "actor")
+    assert second.datasette.unsign(signed, "actor") == {"actor": "ada"}
+    unset, _ = runtime_for(site, tmp_path)
+    with pytest.raises(BadSignature):
+        unset.datasette.unsign(signed, "actor")
+
+
+# --- databases in S3 ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_site(tmp_path, aws):
+    """An instance whose databases are all in the (moto) artifact bucket; returns (instance dir, s3 client)."""
+    folder = write_instance(tmp_path, SITE, inline=False)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    spec = load_instance(folder)
+    for db in spec.databases:
+        s3.put_object(Bucket=BUCKET, Key=db.key, Body=(tmp_path / "src" / db.file).read_bytes())
+    return folder, s3
+
+
+def test_s3_databases_are_fetched_verified_and_served(s3_site, tmp_path):
+    folder, _ = s3_site
+    runtime, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET)
+    response = runtime(url_event("/data/other/items.json"), None)
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["filtered_table_rows_count"] == 4
+    spec = load_instance(folder)
+    assert sorted(p.name for p in (tmp_path / "tmp-dbs").iterdir()) == sorted(
+        f"{d.sha256}.db" for d in spec.databases
+    )
+
+
+def test_warm_invocations_and_new_sandboxes_reuse_fetched_files(s3_site, tmp_path):
+    folder, s3 = s3_site
+    runtime, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET)
+    assert runtime(url_event("/data/data.json"), None)["statusCode"] == 200
+    for db in load_instance(folder).databases:
+        s3.delete_object(Bucket=BUCKET, Key=db.key)
+    assert runtime(url_event("/data/other.json"), None)["statusCode"] == 200  # warm: no fetch
+    again, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET)  # same /tmp, new init
+    assert again(url_event("/data/other.json"), None)["statusCode"] == 200
+
+
+def test_wrong_content_is_503_never_served_then_retried(s3_site, tmp_path):
+    folder, s3 = s3_site
+    spec = load_instance(folder)
+    other = spec.database("other")
+    s3.put_object(Bucket=BUCKET, Key=other.key, Body=b"SQLite format 3\x00 but not the right bytes")
+    runtime, log = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET)
+    failed = runtime(url_event("/data/data/items.json"), None)
+    assert failed["statusCode"] == 503
+    assert "database 'other'" in failed["body"] and "does not match" in failed["body"]
+    assert "The next request will try again" in failed["body"]
+    assert list((tmp_path / "tmp-dbs").glob(f"{other.sha256}*")) == []  # nothing partial or wrong kept
+    assert list((tmp_path / "tmp-dbs").glob(".*")) == []
+    s3.put_object(Bucket=BUCKET, Key=other.key, Body=(tmp_path / "src" / "other.db").read_bytes())
+    assert runtime(url_event("/data/other/items.json"), None)["statusCode"] == 200
+    assert [line.split(" ")[2] for line in log] == ["503", "200"]
+
+
+def test_missing_object_is_a_clear_503(s3_site, tmp_path):
+    folder, s3 = s3_site
+    s3.delete_object(Bucket=BUCKET, Key=load_instance(folder).database("data").key)
+    runtime, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET)
+    failed = runtime(url_event("/data/"), None)
+    assert failed["statusCode"] == 503
+    assert "database 'data'" in failed["body"] and "not found in the artifact bucket" in failed["body"]
+
+
+def test_transient_errors_are_retried(tmp_path):
+    """moto cannot fail on demand: botocore's Stubber gives S3's InternalError (500), then the object."""
+    data = make_shop_db(tmp_path / "data.db").read_bytes()
+    import hashlib
+
+    from dl.runtime.instance import DatabaseSpec
+
+    db = DatabaseSpec("data", "data.db", hashlib.sha256(data).hexdigest(), len(data), "s3", "databases/x.db")
+    client = boto3.client("s3", region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b")
+    with Stubber(client) as stub:
+        stub.add_client_error("get_object", service_error_code="InternalError", http_status_code=500)
+        stub.add_response(
+            "get_object",
+            {"Body": StreamingBody(io.BytesIO(data), len(data)), "ContentLength": len(data)},
+            {"Bucket": BUCKET, "Key": db.key},
+        )
+        path = fetch_database(client, BUCKET, db, tmp_path / "fetched")
+    assert path.read_bytes() == data
+
+
+def test_fetch_without_bucket_is_explained(tmp_path):
+    from dl.runtime.fetch import fetch_databases
+    from dl.runtime.instance import DatabaseSpec
+
+    db = DatabaseSpec("data", "data.db", "0" * 64, 1, "s3", "databases/x.db")
+    with pytest.raises(FetchError, match="DL_ARTIFACT_BUCKET is not set"):
+        fetch_databases([db], None, tmp_path)
+
+
+# --- downloads --------------------------------------------------------------------------------------------------
+
+
+def test_database_download_redirects_to_a_presigned_s3_url(s3_site, tmp_path):
+    folder, _ = s3_site
+    runtime, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET)
+    response = runtime(url_event("/data/data.db"), None)
+    assert response["statusCode"] == 302
+    assert response["headers"]["cache-control"] == "no-store"
+    location = response["headers"]["location"]
+    assert "X-Amz-Signature=" in location and "X-Amz-Expires=300" in location
+    with urllib.request.urlopen(location) as download:  # moto serves the presigned URL like S3
+        assert download.read() == (tmp_path / "src" / "data.db").read_bytes()
+        assert 'filename="data.db"' in download.headers["content-disposition"]
+
+
+def test_download_redirect_respects_allow_download(tmp_path, aws):
+    folder = write_instance(tmp_path, SITE.replace("default_page_size: 5", "allow_download: false"))
+    runtime, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET)
+    assert runtime(url_event("/data/data.db"), None)["statusCode"] == 403
+
+
+def test_without_bucket_datasette_serves_small_downloads(site, tmp_path):
+    runtime, _ = runtime_for(site, tmp_path)
+    response = runtime(url_event("/data/other.db"), None)
+    assert response["statusCode"] == 200
+    assert body_of(response) == (tmp_path / "src" / "other.db").read_bytes()
