@@ -48,10 +48,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import click
+
 from dl.cloudfront import RUNTIME as CLOUDFRONT_RUNTIME
 from dl.cloudfront import viewer_request_code
 from dl.errors import DlError
 from dl.manifest import Instance
+from dl.options import load, manifest_option, outside_paths_option
 
 FORMAT = 1
 METADATA_KEY = "DatasetteLambda"
@@ -711,3 +714,122 @@ def _outputs(instance: Instance) -> dict:
     if instance.domain:
         outputs["Url"] = {"Description": "public URL", "Value": f"https://{instance.domain}{instance.prefix}"}
     return outputs
+
+
+# --- `dl template` ----------------------------------------------------------------------------------------
+# The one impure corner of this module: it builds the package (to know its content-addressed key) and, for
+# what only AWS knows (bucket name, certificate, hosted zone), reads deployed stacks unless given options.
+
+
+@click.command("template")
+@click.argument("instance_name", metavar="[INSTANCE]", required=False)
+@manifest_option
+@outside_paths_option
+@click.option("--bootstrap", is_flag=True, help="Print the project's bootstrap stack (artifact bucket).")
+@click.option("--certificate", is_flag=True, help="Print the instance's certificate stack (us-east-1).")
+@click.option("--bucket", help="Artifact bucket name (default: the deployed bootstrap stack's output).")
+@click.option(
+    "--certificate-arn", help="ACM certificate for the domain (default: manifest or certificate stack)."
+)
+@click.option("--hosted-zone-id", help="Route 53 zone of the domain (default: looked up in Route 53).")
+@click.option("--compact", is_flag=True, help="Compact canonical JSON, byte for byte what `dl apply` sends.")
+def template_command(
+    instance_name, manifest_path, allow_outside_paths, bootstrap, certificate, bucket, certificate_arn,
+    hosted_zone_id, compact,
+):  # fmt: skip
+    """Print a stack's CloudFormation template as JSON (like `cdk synth`); nothing is deployed.
+
+    The instance's package is built (cached) so that its content-addressed key is exact.
+    """
+    manifest = load(manifest_path, allow_outside_paths, check_files=not bootstrap)
+    if bootstrap:
+        if instance_name or certificate:
+            raise click.UsageError(
+                "--bootstrap prints the project's stack: give no INSTANCE or --certificate"
+            )
+        return _echo(bootstrap_template(manifest.project), compact)
+    if not instance_name:
+        raise click.UsageError("name an INSTANCE (or pass --bootstrap)")
+    if instance_name not in manifest.instances:
+        known = ", ".join(manifest.instances) or "none"
+        raise DlError(f"no instance {instance_name!r} in {manifest.path.name} (instances: {known})")
+    instance = manifest.instances[instance_name]
+    lookup = _Lookup(manifest.region)
+    if certificate:
+        if not instance.domain:
+            raise DlError(f"instance {instance_name} has no domain, so no certificate stack")
+        zone = hosted_zone_id or lookup.hosted_zone(instance.domain)
+        return _echo(certificate_template(manifest.project, instance, zone), compact)
+    _echo(
+        _instance_template_for(manifest, instance, lookup, bucket, certificate_arn, hosted_zone_id), compact
+    )
+
+
+def _instance_template_for(manifest, instance, lookup, bucket, certificate_arn, hosted_zone_id) -> Template:
+    from dl.desired import build_instance
+
+    def log(line: str) -> None:
+        click.echo(line, err=True)
+
+    desired = build_instance(manifest.project, instance, log=log)
+    spec = desired.spec
+    zone = cert = None
+    if instance.domain:
+        zone = hosted_zone_id or lookup.hosted_zone(instance.domain)
+        cert = (
+            certificate_arn or instance.certificate_arn or lookup.certificate(manifest.project, instance.name)
+        )
+    artifacts = InstanceArtifacts(
+        bucket=bucket or lookup.bucket(manifest.project),
+        package_key=spec["package"]["key"],
+        database_keys=tuple(d["key"] for d in spec["databases"]),
+        s3_database_bytes=sum(d["size"] for d in spec["databases"] if d["location"] == "s3"),
+        certificate_arn=cert,
+        hosted_zone_id=zone,
+    )
+    return instance_template(manifest.project, instance, artifacts, spec=spec)
+
+
+def _echo(template: Template, compact: bool) -> None:
+    if compact:
+        click.echo(template_json(template))
+    else:
+        click.echo(json.dumps(template, sort_keys=True, indent=2, ensure_ascii=False))
+
+
+class _Lookup:
+    """Read-only answers from the deployed stacks, for what the options did not give."""
+
+    def __init__(self, region: str | None):
+        self.region = region
+        self._aws = None
+
+    def aws(self, region: str | None = None):
+        from dl.aws import Aws
+
+        if region:
+            return Aws(region)
+        if self._aws is None:
+            self._aws = Aws(self.region)
+        return self._aws
+
+    def bucket(self, project: str) -> str:
+        stack = self.aws().stack(bootstrap_stack_name(project))
+        name = stack.outputs.get("BucketName") if stack else None
+        if not name:
+            raise DlError(
+                f"the artifact bucket is not known: stack {bootstrap_stack_name(project)} is not deployed "
+                "(run `dl apply` once) or pass --bucket"
+            )
+        return name
+
+    def hosted_zone(self, domain: str) -> str | None:
+        return self.aws().hosted_zone_for(domain)
+
+    def certificate(self, project: str, instance: str) -> str:
+        name = certificate_stack_name(project, instance)
+        stack = self.aws(CERTIFICATE_REGION).stack(name)
+        arn = stack.outputs.get("CertificateArn") if stack else None
+        if not arn:
+            raise DlError(f"no certificate yet: stack {name} is not deployed; pass --certificate-arn")
+        return arn

@@ -1,0 +1,63 @@
+"""Stack, function and log group names are valid and distinct for every name the manifest schema allows."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import make_artifacts, make_instance
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dl.errors import DlError
+from dl.templates import (
+    bootstrap_stack_name,
+    certificate_stack_name,
+    instance_stack_name,
+    instance_template,
+    log_group_name,
+)
+
+# The manifest schema's patterns (dl/schema.json): project 1-24, instance 1-32 characters.
+PROJECTS = st.from_regex(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,23}", fullmatch=True)
+INSTANCES = st.from_regex(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,31}", fullmatch=True)
+CFN_STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+LAMBDA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@given(PROJECTS, INSTANCES)
+def test_every_valid_manifest_name_gives_valid_stack_and_function_names(project, instance):
+    stack = instance_stack_name(project, instance)
+    assert CFN_STACK_NAME.fullmatch(stack)
+    assert LAMBDA_NAME.fullmatch(stack)  # the function is named like its stack
+    assert log_group_name(project, instance) == f"/aws/lambda/{stack}"
+    assert CFN_STACK_NAME.fullmatch(bootstrap_stack_name(project))
+    assert CFN_STACK_NAME.fullmatch(certificate_stack_name(project, instance))
+
+
+@given(PROJECTS, INSTANCES, PROJECTS, INSTANCES)
+def test_bootstrap_and_certificate_stacks_never_take_an_instance_stack_name(p1, i1, p2, i2):
+    instance_stack = instance_stack_name(p1, i1)
+    assert instance_stack != bootstrap_stack_name(p2)
+    assert instance_stack != certificate_stack_name(p2, i2)
+
+
+def test_longest_names():
+    project, instance = "p" * 24, "i" * 32
+    assert instance_stack_name(project, instance) == f"{project}-{instance}"
+    template = instance_template(
+        project, make_instance(name=instance), make_artifacts(), spec={}
+    )  # account-wide names stay within CloudFront's 64 characters: 55 + "-" + 8
+    name = template["Resources"]["EdgeFunction"]["Properties"]["Name"]["Fn::Join"][1][0]
+    assert len(name) == 55
+
+
+def test_an_instance_named_like_the_bootstrap_stack_cannot_collide():
+    assert instance_stack_name("data", "bootstrap") != bootstrap_stack_name("data")
+    assert instance_stack_name("data", "dl-bootstrap") != bootstrap_stack_name("data")
+
+
+@pytest.mark.parametrize(("project", "instance"), [("a" * 40, "b" * 30), ("my_data", "x"), ("9lives", "x")])
+def test_names_outside_the_schema_are_refused_clearly(project, instance):
+    with pytest.raises(DlError, match="not a valid stack name"):
+        instance_stack_name(project, instance)
