@@ -505,10 +505,10 @@ class Serve:
         stamps = self._file_stamps()
         if stamps == self._stamps:
             return False
-        self._stamps = stamps
         changed = sorted(
             str(p) for p in set(stamps) | set(self._stamps) if stamps.get(p) != self._stamps.get(p)
         )
+        self._stamps = stamps
         self.log(f"change detected ({', '.join(changed) or 'manifest'}): reloading")
         try:
             manifest = load(self.manifest_path, self.allow_outside_paths)
