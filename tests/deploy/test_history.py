@@ -1,0 +1,143 @@
+"""A scripted history against moto's server: every step's plan asserted in text and JSON, applied, then empty.
+
+create two instances -> no changes -> rows added + a column added -> config changed -> a prefix added ->
+an instance removed (refused without --allow-destroy, then destroyed).
+"""
+
+from __future__ import annotations
+
+import boto3
+
+from tests.deploy.conftest import add_column, add_rows, cfn, dl, plan_json, write_manifest
+
+MANIFEST = """\
+project: hist
+instances:
+  alpha:
+    databases: [alpha.db]
+  beta:
+    databases: [beta.db]
+"""
+
+
+def stack_names() -> set[str]:
+    return {s["StackName"] for s in cfn().describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"}
+
+
+def spec_of(stack: str) -> dict:
+    import json
+
+    body = cfn().get_template(StackName=stack)["TemplateBody"]
+    body = json.loads(body) if isinstance(body, str) else body
+    return body["Metadata"]["DatasetteLambda"]["spec"]
+
+
+def alpha_spec() -> dict:
+    return spec_of("hist-alpha")
+
+
+def assert_converged():
+    result = dl("plan", "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+    assert "No changes. The deployment matches the manifest." in result.output
+
+
+def test_scripted_history(project, calls):
+    write_manifest(project, MANIFEST)
+
+    # 1. create two instances
+    result = dl("plan", "--detailed-exitcode")
+    assert result.exit_code == 2, result.output
+    assert "+ alpha: create" in result.output and "+ beta: create" in result.output
+    assert "+ artifact bucket (bootstrap stack): create" in result.output
+    assert "Plan: 2 to create, 0 to update, 0 to destroy." in result.output
+    data = plan_json()
+    assert data["format_version"] == 1 and data["counts"]["create"] == 2
+    assert {i["name"]: i["action"] for i in data["instances"]} == {"alpha": "create", "beta": "create"}
+    result = dl("apply", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Apply complete: 2 succeeded, 0 failed." in result.output
+    assert {"hist--bootstrap", "hist-alpha", "hist-beta"} <= stack_names()
+    stack = cfn().describe_stacks(StackName="hist-alpha")["Stacks"][0]
+    tags = {t["Key"]: t["Value"] for t in stack["Tags"]}
+    assert tags["dl:project"] == "hist" and tags["dl:instance"] == "alpha" and tags["dl:role"] == "instance"
+    assert tags["dl:commit"] == "0123456789abcdef0123456789abcdef01234567"
+
+    # 2. nothing changed: empty plan, and a second apply uploads nothing and runs no change set
+    assert_converged()
+    calls.clear()
+    result = dl("apply", "--yes")
+    assert result.exit_code == 0, result.output
+    writes = [c for c in calls if c.split(".")[1].startswith(("Put", "Create", "Execute", "Upload", "Delete"))]
+    assert writes == []
+    assert len([c for c in calls if c == "cloudformation.GetTemplate"]) == 2  # one read per instance
+
+    # 3. rows added to one table and a column to another, in alpha's database only
+    add_rows(project / "alpha.db", "orders", 2)
+    add_column(project / "alpha.db", "customers", "email")
+    result = dl("plan")
+    assert "~ alpha: update" in result.output and "beta" not in result.output.split("Unchanged:")[0]
+    assert "orders: rows 3 -> 5 (+2)" in result.output
+    assert "customers: column email added" in result.output
+    assert "Plan: 0 to create, 1 to update, 0 to destroy." in result.output
+    data = plan_json()
+    alpha = next(i for i in data["instances"] if i["name"] == "alpha")
+    (db,) = alpha["databases"]
+    assert db["action"] == "change" and db["after"]["tables"]["orders"]["rows"] == 5
+    assert db["before"]["tables"]["orders"]["rows"] == 3
+    assert "email" in db["after"]["tables"]["customers"]["columns"]
+    calls.clear()
+    result = dl("apply", "--yes")
+    assert result.exit_code == 0, result.output
+    uploads = [c for c in calls if c in ("s3.PutObject", "s3.CreateMultipartUpload")]
+    assert len(uploads) == 2  # the changed database and alpha's new package; nothing of beta
+    change_sets = [c for c in calls if c == "cloudformation.ExecuteChangeSet"]
+    assert len(change_sets) == 1
+    assert_converged()
+
+    # 4. config changed
+    write_manifest(project, MANIFEST.replace("    databases: [alpha.db]\n", "    databases: [alpha.db]\n    config: {default_page_size: 20}\n"))
+    result = dl("plan")
+    assert "+ config.default_page_size: 20" in result.output
+    data = plan_json()
+    alpha = next(i for i in data["instances"] if i["name"] == "alpha")
+    assert {"path": "config.default_page_size", "before": None, "after": 20, "note": "added"} in alpha["changes"]
+    assert dl("apply", "--yes").exit_code == 0
+    assert_converged()
+
+    # 5. a prefix added to beta
+    manifest = MANIFEST.replace("    databases: [alpha.db]\n", "    databases: [alpha.db]\n    config: {default_page_size: 20}\n")
+    manifest = manifest.replace("    databases: [beta.db]\n", "    databases: [beta.db]\n    prefix: data\n")
+    write_manifest(project, manifest)
+    result = dl("plan")
+    assert "~ beta: update" in result.output and "~ prefix: / -> /data/" in result.output
+    data = plan_json()
+    beta = next(i for i in data["instances"] if i["name"] == "beta")
+    assert {"path": "prefix", "before": "/", "after": "/data/", "note": ""} in beta["changes"]
+    assert dl("apply", "--yes").exit_code == 0
+    assert_converged()
+
+    # 6. beta removed from the manifest: a loud destroy, refused without --allow-destroy
+    write_manifest(project, manifest.split("  beta:")[0])
+    result = dl("plan")
+    assert "- beta: destroy" in result.output and "removed from the manifest" in result.output
+    assert "WARNING: this plan destroys or replaces: beta" in result.output
+    assert "Plan: 0 to create, 0 to update, 0 to destroy." not in result.output
+    assert "Plan: 0 to create, 0 to update, 1 to destroy." in result.output
+    assert plan_json()["counts"]["destroy"] == 1
+    result = dl("apply", "--yes")
+    assert result.exit_code == 1
+    assert "beta: the plan would destroy it; pass --allow-destroy" in result.output
+    assert "hist-beta" in stack_names()
+    beta_keys = {db["key"] for db in spec_of("hist-beta")["databases"]}
+    result = dl("apply", "--yes", "--allow-destroy")
+    assert result.exit_code == 0, result.output
+    assert "hist-beta" not in stack_names() and "hist-alpha" in stack_names()
+    assert_converged()
+    # the destroyed instance's own artifacts are gone; alpha's remain
+    bucket = cfn().describe_stack_resource(StackName="hist--bootstrap", LogicalResourceId="ArtifactBucket")
+    name = bucket["StackResourceDetail"]["PhysicalResourceId"]
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=name).get("Contents", [])}
+    alpha_keys = {db["key"] for db in alpha_spec()["databases"]} | {alpha_spec()["package"]["key"]}
+    assert alpha_keys <= keys
+    assert beta_keys and not (beta_keys & keys)
