@@ -113,6 +113,7 @@ class Worker:
                 raise WorkerError(f"the worker is gone ({e})") from None
             response = self._read(self.timeout)
         if response is None:
+            self._kill()
             raise WorkerError(f"Task timed out after {self.timeout:.0f} seconds, or the worker crashed")
         if "error" in response and "statusCode" not in response:
             raise WorkerError(f"the handler raised:\n{response['error']}")
@@ -136,6 +137,13 @@ class Worker:
             proc.wait()
         if self._responses:
             self._responses.close()
+
+    def _kill(self) -> None:
+        """Make sure the process is gone (reaped), so ``alive`` is False."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+        if self._proc is not None:
+            self._proc.wait()
 
     def _read(self, timeout: float) -> dict | None:
         """The next message from the worker, or None if it exits or takes longer than ``timeout`` (killed)."""
@@ -296,6 +304,8 @@ class InstanceServer:
         """One HTTP request -> (status, headers, body)."""
         if len(body) > LAMBDA_REQUEST_LIMIT:
             return _plain(413, "413 Request too large for AWS Lambda (6 MB).\n")
+        if self.worker is not None and not self.worker.alive:
+            self._restart(self.worker)  # it crashed between requests: a new sandbox
         worker = self.worker
         if worker is None:
             return _plain(503, "503: the instance is not built yet.\n")

@@ -25,6 +25,7 @@ from dl.inspection import inspect_database
 from dl.manifest import load_manifest
 from dl.package import decide_locations, instance_document
 from dl.runtime.fetch import FetchError, fetch_database
+from dl.runtime.gateway import location_under_prefix
 from dl.runtime.handler import Runtime
 from dl.runtime.instance import load_instance
 from dl.runtime.settings import RuntimeSettings
@@ -332,3 +333,27 @@ def test_without_bucket_datasette_serves_small_downloads(site, tmp_path):
     response = runtime(url_event("/data/other.db"), None)
     assert response["statusCode"] == 200
     assert body_of(response) == (tmp_path / "src" / "other.db").read_bytes()
+
+
+# --- redirects from Datasette, put under the prefix ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "inner_path", "expected"),
+    [
+        ("/data/items.json?_shape=objects", "/data/items.jsono", "/data/data/items.json?_shape=objects"),
+        ("/data/data/items.json", "/data/items", "/data/data/items.json"),  # built by Datasette's URL builder
+        ("/data/", "/data/x", "/data/"),
+        ("/other/items.json", "/other/items.jsono", "/data/other/items.json"),
+        ("/data/other", "/-/login", "/data/other"),  # already prefixed, request elsewhere
+        ("/-/settings.json", "/-/config.json", "/data/-/settings.json"),
+        ("https://example.org/x", "/data/x", "https://example.org/x"),
+        ("//cdn.example.org/x", "/data/x", "//cdn.example.org/x"),
+    ],
+)
+def test_location_under_prefix(location, inner_path, expected):
+    assert location_under_prefix(location, "/data/", inner_path) == expected
+
+
+def test_location_untouched_without_prefix():
+    assert location_under_prefix("/items.json", "/", "/items.jsono") == "/items.json"

@@ -313,20 +313,45 @@ def json_replace(value, old: str, new: str):
     return value
 
 
-def test_reloads_when_a_database_changes(tmp_path):
-    make_shop_db(tmp_path / "live.db", items=2)
-    (tmp_path / "datasette-lambda.yml").write_text(
-        "version: 1\nproject: reload-test\ninstances:\n  live:\n    databases: [live.db]\n"
-    )
-    served = start_serve(tmp_path / "datasette-lambda.yml")
-    try:
-        url = served.urls["live"]
-        assert fetch(url + "live/items.json").json()["filtered_table_rows_count"] == 2
-        (tmp_path / "live.db").unlink()
-        make_shop_db(tmp_path / "live.db", items=9)
-        served.wait_for(r"live: http://\S+ \(reloaded\)", timeout=120)
-        assert fetch(url + "live/items.json").json()["filtered_table_rows_count"] == 9
-    finally:
-        stop_serve(served)
+LIVE_MANIFEST = """\
+version: 1
+project: live-test
+instances:
+  live:
+    databases: [live.db]
+    timeout: 2
+    config: {sql_time_limit_ms: 60000}
+"""
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """A second `dl serve` whose files the tests change: (process, folder)."""
+    folder = tmp_path_factory.mktemp("live")
+    make_shop_db(folder / "live.db", items=2)
+    (folder / "datasette-lambda.yml").write_text(LIVE_MANIFEST)
+    served = start_serve(folder / "datasette-lambda.yml")
+    yield served, folder
+    stop_serve(served)
     assert served.proc.returncode == 0
     assert "Stopping." in served.lines
+
+
+def test_reloads_when_a_database_changes(live):
+    served, folder = live
+    url = served.urls["live"]
+    assert fetch(url + "live/items.json").json()["filtered_table_rows_count"] == 2
+    (folder / "live.db").unlink()
+    make_shop_db(folder / "live.db", items=9)
+    served.wait_for(r"live: http://\S+ \(reloaded\)", timeout=120)
+    assert fetch(url + "live/items.json").json()["filtered_table_rows_count"] == 9
+
+
+def test_a_request_over_the_function_timeout_is_a_502_and_the_next_one_works(live):
+    served, _ = live
+    url = served.urls["live"]
+    slow = "with+recursive+c(x)+as+(select+1+union+all+select+x%2B1+from+c)+select+count(*)+from+c"
+    reply = fetch(url + f"live.json?sql={slow}")
+    assert reply.status == 502
+    assert "Task timed out after 2 seconds" in reply.text
+    assert fetch(url + "live/items.json").status == 200  # a fresh worker, as Lambda starts a new sandbox
