@@ -771,16 +771,16 @@ def _instance_template_for(manifest, instance, lookup, bucket, certificate_arn, 
     def log(line: str) -> None:
         click.echo(line, err=True)
 
-    desired = build_instance(manifest.project, instance, log=log)
-    spec = desired.spec
+    bucket = bucket or lookup.bucket(manifest.project)  # what only AWS knows first: fail before building
     zone = cert = None
     if instance.domain:
         zone = hosted_zone_id or lookup.hosted_zone(instance.domain)
         cert = (
             certificate_arn or instance.certificate_arn or lookup.certificate(manifest.project, instance.name)
         )
+    spec = build_instance(manifest.project, instance, log=log).spec
     artifacts = InstanceArtifacts(
-        bucket=bucket or lookup.bucket(manifest.project),
+        bucket=bucket,
         package_key=spec["package"]["key"],
         database_keys=tuple(d["key"] for d in spec["databases"]),
         s3_database_bytes=sum(d["size"] for d in spec["databases"] if d["location"] == "s3"),
