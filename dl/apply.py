@@ -370,10 +370,21 @@ def change_set_consequences(changes: list[dict]) -> list[str]:
 
 
 class Executor:
-    def __init__(self, aws: Aws, manifest: Manifest, *, log: Log = print, parallelism: int = 4):
+    def __init__(
+        self,
+        aws: Aws,
+        manifest: Manifest,
+        *,
+        log: Log = print,
+        parallelism: int = 4,
+        verify: bool = False,
+        rollback_on_failure: bool = False,
+    ):
         self.aws = aws
         self.manifest = manifest
         self.parallelism = parallelism
+        self.verify = verify
+        self.rollback_on_failure = rollback_on_failure
         self._print_lock = threading.Lock()
         self._log = log
         self.commit = current_commit(manifest.path.parent)
@@ -484,13 +495,61 @@ class Executor:
         parameters = {templates.secret_parameter(k): v for k, v in secrets.items()}
         name = templates.instance_stack_name(self.manifest.project, instance.name)
         deployer = StackDeployer(self.aws, self.log, bucket=bucket)
+        previous = self.previous_deployment(name, plan)
         changed, stack = deployer.deploy(name, template, tags=tags, parameters=parameters)
         outputs = {o["OutputKey"]: o.get("OutputValue") for o in (stack or {}).get("Outputs") or []}
         if changed and plan.action is Action.UPDATE and outputs.get("DistributionId"):
             self.invalidate(instance, outputs["DistributionId"], plan)
-        return Outcome(
-            instance.name, plan.action, True, "applied" if changed else "no changes", changed=changed
+        url = None
+        if changed and self.verify:
+            url = self.check(name, spec, previous, deployer, parameters)
+        return Outcome(instance.name, plan.action, True, "applied" if changed else "no changes", url, changed)
+
+    def previous_deployment(self, name: str, plan: InstancePlan) -> tuple[dict, dict] | None:
+        """(template, tags) of what is deployed now, kept to re-deploy when verification fails."""
+        if not (self.rollback_on_failure and plan.action is Action.UPDATE):
+            return None
+        import json
+
+        body = self.aws.cfn.get_template(StackName=name, TemplateStage="Original")["TemplateBody"]
+        stack = self.aws.stack(name)
+        return (json.loads(body) if isinstance(body, str) else body), dict(stack.tags if stack else {})
+
+    def check(self, name: str, spec: dict, previous, deployer: StackDeployer, parameters: dict) -> str | None:
+        """Verify the deployed instance over HTTP; on failure re-deploy `previous` when asked to. Returns the URL."""
+        from urllib.parse import urlsplit
+
+        from dl import verify
+        from dl.status import public_url
+
+        stack = self.aws.stack(name)
+        url = public_url(self.aws, stack, spec) if stack else None
+        if not url:
+            self.log(f"{spec['instance']}: not verified: AWS reports no public URL for it (an emulator?)")
+            return None
+        parts = urlsplit(url)
+        inspections = {
+            d["name"]: {"tables": {t: {"count": v.get("rows")} for t, v in d.get("tables", {}).items()}}
+            for d in spec["databases"]
+        }
+        expectation = verify.expectation_for(
+            f"{parts.scheme}://{parts.netloc}",
+            spec["prefix"],
+            spec["versions"].get("datasette", ""),
+            inspections,
         )
+        result = verify.verify_instance(
+            expectation, timeout=float(os.environ.get("DL_VERIFY_SECONDS", "120"))
+        )
+        if result.ok:
+            self.log(f"{spec['instance']}: verified {url}")
+            return url
+        if previous is not None:
+            self.log(f"{spec['instance']}: verification failed; re-deploying the previous spec")
+            template, tags = previous
+            deployer.deploy(name, template, tags=tags, parameters=parameters)
+            raise DeployError(f"{result.message()}\nrolled back to the previous deployment")
+        raise DeployError(result.message())
 
     def invalidate(self, instance, distribution_id: str, plan: InstancePlan) -> None:
         content = any(c.path.split(".")[0] in ("metadata", "config", "package") for c in plan.changes)
@@ -579,6 +638,8 @@ def apply_plan(
     parallelism: int = 4,
     log: Log = print,
     observed: ObservedState | None = None,
+    verify: bool = False,
+    rollback_on_failure: bool = False,
 ) -> ApplyResult:
     """Execute `plan`. Refuses (before writing anything) unsafe or stale plans and missing secrets."""
     refuse_unsafe(plan, allow_destroy=allow_destroy)
@@ -586,5 +647,12 @@ def apply_plan(
     refuse_stale(plan, observed, desired)
     deploying = [i.name for i in plan.instances if i.action not in (Action.NOOP, Action.DESTROY)]
     secrets = secret_values(manifest, deploying)
-    executor = Executor(aws, manifest, log=log, parallelism=parallelism)
+    executor = Executor(
+        aws,
+        manifest,
+        log=log,
+        parallelism=parallelism,
+        verify=verify,
+        rollback_on_failure=rollback_on_failure,
+    )
     return executor.execute(plan, desired, observed, secrets)

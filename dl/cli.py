@@ -41,7 +41,9 @@ class DlGroup(click.Group):
         except Exception as exc:  # a bug: still no traceback for users unless they ask
             if os.environ.get("DL_DEBUG"):
                 raise
-            click.echo(f"Internal error: {type(exc).__name__}: {exc} (set DL_DEBUG=1 for the traceback)", err=True)
+            click.echo(
+                f"Internal error: {type(exc).__name__}: {exc} (set DL_DEBUG=1 for the traceback)", err=True
+            )
             sys.exit(1)
 
 
@@ -94,7 +96,11 @@ def pipeline_options(f):
         help="Run against a throwaway AWS emulator started in-process (moto; the `sandbox` extra).",
     )(f)
     f = click.option(
-        "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances worked on at once."
+        "--parallelism",
+        default=4,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Instances worked on at once.",
     )(f)
     f = click.option(
         "--target", "targets", multiple=True, metavar="INSTANCE", help="Limit to this instance (repeatable)."
@@ -111,14 +117,28 @@ def _check_targets(manifest, targets) -> list[str]:
 @manifest_option
 @outside_paths_option
 @pipeline_options
-@click.option("--out", "out", type=click.Path(dir_okay=False), help="Save the plan as JSON for `dl apply FILE`.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+    "--out", "out", type=click.Path(dir_okay=False), help="Save the plan as JSON for `dl apply FILE`."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
     help="How to print the plan.",
 )
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
-@click.option("--comment", is_flag=True, help="Post the plan as the pull request's sticky comment (GitHub Actions).")
-def plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox, out, fmt, detailed_exitcode, comment):
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
+)
+@click.option(
+    "--comment", is_flag=True, help="Post the plan as the pull request's sticky comment (GitHub Actions)."
+)
+def plan(
+    manifest_path, allow_outside_paths, targets, parallelism, sandbox, out, fmt, detailed_exitcode, comment
+):
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
     from contextlib import nullcontext
 
@@ -136,7 +156,11 @@ def plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox, out,
             raise DlError(f"no plan could be made: {reason}")
     with _sandbox(sandbox, manifest) if sandbox else nullcontext():
         prepared = prepare(
-            manifest, targets=_check_targets(manifest, targets), parallelism=parallelism, log=_stderr, manifest_label=label
+            manifest,
+            targets=_check_targets(manifest, targets),
+            parallelism=parallelism,
+            log=_stderr,
+            manifest_label=label,
         )
     result = prepared.plan
     if out:
@@ -214,7 +238,23 @@ def _confirm(yes: bool, question: str) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation (CI=true implies it).")
 @click.option("--allow-destroy", is_flag=True, help="Allow the plan to destroy or replace instances.")
 @click.option("--no-verify", is_flag=True, help="Skip the HTTP check of changed instances after apply.")
-def apply(plan_file, manifest_path, allow_outside_paths, targets, parallelism, sandbox, yes, allow_destroy, no_verify):
+@click.option(
+    "--rollback-on-failure",
+    is_flag=True,
+    help="When the HTTP check of an updated instance fails, re-deploy its previous spec.",
+)
+def apply(
+    plan_file,
+    manifest_path,
+    allow_outside_paths,
+    targets,
+    parallelism,
+    sandbox,
+    yes,
+    allow_destroy,
+    no_verify,
+    rollback_on_failure,
+):
     """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan."""
     import json
     from contextlib import nullcontext
@@ -234,10 +274,16 @@ def apply(plan_file, manifest_path, allow_outside_paths, targets, parallelism, s
             raise DlError(f"{plan_file}: not a readable plan file ({exc})") from None
         if saved.project != manifest.project:
             raise DlError(f"{plan_file} is a plan for project {saved.project}, not {manifest.project}")
-        targets = tuple(i.name for i in saved.instances if i.name in manifest.instances or i.action.value == "destroy")
+        targets = tuple(
+            i.name for i in saved.instances if i.name in manifest.instances or i.action.value == "destroy"
+        )
     with _sandbox(sandbox, manifest) if sandbox else nullcontext():
         prepared = prepare(
-            manifest, targets=_check_targets(manifest, targets), parallelism=parallelism, log=_stderr, manifest_label=label
+            manifest,
+            targets=_check_targets(manifest, targets),
+            parallelism=parallelism,
+            log=_stderr,
+            manifest_label=label,
         )
         chosen = saved or prepared.plan
         click.echo(render_text(chosen, colour=_colour()), nl=False)
@@ -255,27 +301,112 @@ def apply(plan_file, manifest_path, allow_outside_paths, targets, parallelism, s
             parallelism=parallelism,
             log=_stderr,
             observed=prepared.observed,
+            verify=not no_verify,
+            rollback_on_failure=rollback_on_failure,
         )
         _report(result)
+        _apply_summary(result, label)
         if sandbox and result.ok:
-            after = prepare(manifest, targets=list(targets) or None, parallelism=parallelism, log=lambda _: None)
+            after = prepare(
+                manifest, targets=list(targets) or None, parallelism=parallelism, log=lambda _: None
+            )
             click.echo(f"Sandbox: planning again after the apply: {after.plan.summary()}")
     if not result.ok:
         sys.exit(1)
+
+
+def _apply_summary(result, label: str) -> None:
+    """The job summary after apply (GitHub Actions only): what changed and the public URLs."""
+    from dl.comment import ApplyReport
+    from dl.github import write_apply_summary
+
+    ok = [o for o in result.outcomes if o.ok]
+    verb = "Apply complete" if result.ok else "Apply failed"
+    changes = tuple(
+        (o.name, f"{o.action.value}: {o.message}" if o.ok else f"FAILED: {o.message}")
+        for o in result.outcomes
+    )
+    report = ApplyReport(
+        summary=f"{verb}: {len(ok)} succeeded, {len(result.outcomes) - len(ok)} failed.",
+        changes=changes,
+        urls=tuple((o.name, o.url) for o in result.outcomes if o.url),
+        manifest=label,
+    )
+    write_apply_summary(report)
 
 
 def _report(result) -> None:
     ok = [o for o in result.outcomes if o.ok]
     failed = [o for o in result.outcomes if not o.ok]
     for o in ok:
-        click.echo(f"{o.name}: {o.action.value} {o.message}")
+        click.echo(f"{o.name}: {o.action.value} {o.message}" + (f" -> {o.url}" if o.url else ""))
     for o in failed:
         click.echo(f"{o.name}: FAILED ({o.action.value}): {o.message}", err=True)
     verb = "Apply complete" if not failed else "Apply failed"
     click.echo(f"{verb}: {len(ok)} succeeded, {len(failed)} failed.")
 
 
+@main.command()
+@click.argument("instances", nargs=-1)
+@manifest_option
+@click.option("--all", "everything", is_flag=True, help="Destroy every deployed instance of the project.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (CI=true implies it).")
+@click.option(
+    "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances at once."
+)
+def destroy(instances, manifest_path, everything, yes, parallelism):
+    """Delete the named instances' stacks and their unshared artifacts (or --all of the project's)."""
+    from dl.apply import Executor
+    from dl.aws import Aws
+    from dl.observed import observe
+    from dl.plan import Action, InstancePlan, Plan
+    from dl.render import render_text
+
+    if bool(instances) == everything:
+        raise click.UsageError("name the instances to destroy, or pass --all")
+    manifest = load(manifest_path, check_files=False)
+    aws = Aws(manifest.region)
+    observed = observe(aws, manifest.project, parallelism=parallelism)
+    names = list(observed.instances) if everything else list(dict.fromkeys(instances))
+    unknown = [n for n in names if n not in observed.instances]
+    if unknown:
+        raise DlError(f"not deployed in project {manifest.project} ({aws.region}): {', '.join(unknown)}")
+    items = []
+    for name in names:
+        o = observed.instances[name]
+        in_manifest = manifest.instances.get(name)
+        protected = bool((o.spec or {}).get("protect")) or bool(in_manifest and in_manifest.protect)
+        items.append(
+            InstancePlan(
+                name,
+                Action.DESTROY,
+                "dl destroy",
+                protected=protected,
+                stack_id=o.stack.stack_id,
+                stack_status=o.stack.status,
+            )
+        )
+    if not items:
+        click.echo(
+            f"Nothing to destroy: project {manifest.project} has no deployed instances in {aws.region}."
+        )
+        return
+    chosen = Plan(project=manifest.project, region=aws.region, instances=tuple(items))
+    click.echo(render_text(chosen, colour=_colour()), nl=False)
+    refused = [i.name for i in items if i.protected]
+    if refused:
+        raise DlError(f"refusing to destroy protected instances (protect: true): {', '.join(refused)}")
+    _confirm(yes, f"Destroy {len(items)} instance{'s' if len(items) != 1 else ''}? This cannot be undone.")
+    executor = Executor(aws, manifest, log=_stderr, parallelism=parallelism)
+    result = executor.execute(chosen, {}, observed, {})
+    _report(result)
+    if not result.ok:
+        sys.exit(1)
+
+
 # --- command registration: one line per command module -------------------------------------------
 from dl.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.templates import template_command; main.add_command(template_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.status import status_command; main.add_command(status_command)  # noqa: E402, E702, I001  # fmt: skip
