@@ -158,7 +158,9 @@ def load_manifest(
 
     problems = [Problem(display, i.line, i.col, ".".join(map(str, i.path)), i.message) for i in yaml_issues]
     if document is None:
-        problems.append(Problem(display, 1, 1, "", "the manifest is empty: expected 'project' and 'instances'"))
+        problems.append(
+            Problem(display, 1, 1, "", "the manifest is empty: expected 'project' and 'instances'")
+        )
         raise ManifestError(problems)
     shape = list(schema.problems(document))
     problems += [located(where, message, key=key) for where, key, message in shape]

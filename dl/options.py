@@ -17,7 +17,9 @@ def manifest_option(f):
         envvar="DL_MANIFEST",
         show_default=True,
         show_envvar=True,
-        type=click.Path(dir_okay=True),  # directories are reported as a located manifest error, not a usage error
+        type=click.Path(
+            dir_okay=True
+        ),  # directories are reported as a located manifest error, not a usage error
         help="The manifest file.",
     )(f)
 

@@ -1,6 +1,6 @@
 """Regenerate the small example databases the example manifest names (deterministic content).
 
-    python examples/make_examples.py
+python examples/make_examples.py
 """
 
 from __future__ import annotations
@@ -63,10 +63,17 @@ def northwind(conn: sqlite3.Connection) -> None:
         "product_id integer references products(id), quantity integer, ordered text)"
     )
     orders = [
-        (CUSTOMERS[i % len(CUSTOMERS)][0], (i * 7) % len(PRODUCTS) + 1, (i * 3) % 20 + 1, f"1997-{i % 12 + 1:02d}-{i % 28 + 1:02d}")
+        (
+            CUSTOMERS[i % len(CUSTOMERS)][0],
+            (i * 7) % len(PRODUCTS) + 1,
+            (i * 3) % 20 + 1,
+            f"1997-{i % 12 + 1:02d}-{i % 28 + 1:02d}",
+        )
         for i in range(60)
     ]
-    conn.executemany("insert into orders (customer_id, product_id, quantity, ordered) values (?, ?, ?, ?)", orders)
+    conn.executemany(
+        "insert into orders (customer_id, product_id, quantity, ordered) values (?, ?, ?, ?)", orders
+    )
     conn.execute(
         "create view order_totals as select o.id, c.name as customer, p.name as product, "
         "o.quantity * p.unit_price as total from orders o join customers c on c.id = o.customer_id "
@@ -78,7 +85,9 @@ def cities(conn: sqlite3.Connection) -> None:
     conn.execute(
         "create table cities (id integer primary key, name text, country text, latitude real, longitude real, population integer)"
     )
-    conn.executemany("insert into cities (name, country, latitude, longitude, population) values (?, ?, ?, ?, ?)", CITIES)
+    conn.executemany(
+        "insert into cities (name, country, latitude, longitude, population) values (?, ?, ?, ?, ?)", CITIES
+    )
 
 
 if __name__ == "__main__":

@@ -72,7 +72,9 @@ def plan_json(*args: str) -> dict:
 def add_rows(db: Path, table: str, n: int) -> None:
     conn = sqlite3.connect(db)
     with conn:
-        conn.executemany(f"insert into {table} (name, value) values (?, ?)", [(f"new-{i}", i) for i in range(n)])
+        conn.executemany(
+            f"insert into {table} (name, value) values (?, ?)", [(f"new-{i}", i) for i in range(n)]
+        )
     conn.close()
 
 

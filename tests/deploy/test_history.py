@@ -21,7 +21,9 @@ instances:
 
 
 def stack_names() -> set[str]:
-    return {s["StackName"] for s in cfn().describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"}
+    return {
+        s["StackName"] for s in cfn().describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"
+    }
 
 
 def spec_of(stack: str) -> dict:
@@ -68,7 +70,9 @@ def test_scripted_history(project, calls):
     calls.clear()
     result = dl("apply", "--yes")
     assert result.exit_code == 0, result.output
-    writes = [c for c in calls if c.split(".")[1].startswith(("Put", "Create", "Execute", "Upload", "Delete"))]
+    writes = [
+        c for c in calls if c.split(".")[1].startswith(("Put", "Create", "Execute", "Upload", "Delete"))
+    ]
     assert writes == []
     assert len([c for c in calls if c == "cloudformation.GetTemplate"]) == 2  # one read per instance
 
@@ -96,17 +100,26 @@ def test_scripted_history(project, calls):
     assert_converged()
 
     # 4. config changed
-    write_manifest(project, MANIFEST.replace("    databases: [alpha.db]\n", "    databases: [alpha.db]\n    config: {default_page_size: 20}\n"))
+    write_manifest(
+        project,
+        MANIFEST.replace(
+            "    databases: [alpha.db]\n", "    databases: [alpha.db]\n    config: {default_page_size: 20}\n"
+        ),
+    )
     result = dl("plan")
     assert "+ config.default_page_size: 20" in result.output
     data = plan_json()
     alpha = next(i for i in data["instances"] if i["name"] == "alpha")
-    assert {"path": "config.default_page_size", "before": None, "after": 20, "note": "added"} in alpha["changes"]
+    assert {"path": "config.default_page_size", "before": None, "after": 20, "note": "added"} in alpha[
+        "changes"
+    ]
     assert dl("apply", "--yes").exit_code == 0
     assert_converged()
 
     # 5. a prefix added to beta
-    manifest = MANIFEST.replace("    databases: [alpha.db]\n", "    databases: [alpha.db]\n    config: {default_page_size: 20}\n")
+    manifest = MANIFEST.replace(
+        "    databases: [alpha.db]\n", "    databases: [alpha.db]\n    config: {default_page_size: 20}\n"
+    )
     manifest = manifest.replace("    databases: [beta.db]\n", "    databases: [beta.db]\n    prefix: data\n")
     write_manifest(project, manifest)
     result = dl("plan")

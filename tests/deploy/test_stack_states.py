@@ -37,7 +37,12 @@ def stubbed(monkeypatch):
 
 
 def stack(status: str, reason: str | None = None) -> dict:
-    s = {"StackId": STACK_ID, "StackName": "p-a", "CreationTime": NOW - timedelta(days=1), "StackStatus": status}
+    s = {
+        "StackId": STACK_ID,
+        "StackName": "p-a",
+        "CreationTime": NOW - timedelta(days=1),
+        "StackStatus": status,
+    }
     if reason:
         s["StackStatusReason"] = reason
     return {"Stacks": [s]}
@@ -45,7 +50,11 @@ def stack(status: str, reason: str | None = None) -> dict:
 
 def missing(stub):
     stub.add_client_error(
-        "describe_stacks", "ValidationError", "Stack with id p-a does not exist", 400, expected_params={"StackName": ANY}
+        "describe_stacks",
+        "ValidationError",
+        "Stack with id p-a does not exist",
+        400,
+        expected_params={"StackName": ANY},
     )
 
 
@@ -112,7 +121,8 @@ def test_a_failed_change_set_with_another_reason_is_an_error(stubbed):
     stub.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": "p-a"})
     stub.add_response("create_change_set", {"Id": CS_ID, "StackId": STACK_ID}, None)
     stub.add_response(
-        "describe_change_set", change_set("FAILED", "Template error: instance of Fn::GetAtt references undefined resource X")
+        "describe_change_set",
+        change_set("FAILED", "Template error: instance of Fn::GetAtt references undefined resource X"),
     )
     stub.add_response("delete_change_set", {}, {"ChangeSetName": CS_ID})
     with pytest.raises(DeployError, match="references undefined resource X"):
@@ -123,7 +133,9 @@ def successful_execution(stub, final: str = "CREATE_COMPLETE"):
     stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"), {"ChangeSetName": CS_ID})
     stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"), {"ChangeSetName": CS_ID})
     stub.add_response("execute_change_set", {}, {"ChangeSetName": CS_ID})
-    stub.add_response("describe_stack_events", {"StackEvents": [event("Topic", final.replace("COMPLETE", "IN_PROGRESS"))]})
+    stub.add_response(
+        "describe_stack_events", {"StackEvents": [event("Topic", final.replace("COMPLETE", "IN_PROGRESS"))]}
+    )
     stub.add_response("describe_stacks", stack(final))
 
 
@@ -189,10 +201,21 @@ def test_a_failed_update_reports_the_failing_resource_and_its_reason(stubbed):
     stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"))
     stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"))
     stub.add_response("execute_change_set", {}, {"ChangeSetName": CS_ID})
-    failed = event("Function", "UPDATE_FAILED", "Resource handler returned message: \"Error occurred while GetObject. S3 Error Code: NoSuchKey\"", 1)
+    failed = event(
+        "Function",
+        "UPDATE_FAILED",
+        'Resource handler returned message: "Error occurred while GetObject. S3 Error Code: NoSuchKey"',
+        1,
+    )
     stub.add_response(
         "describe_stack_events",
-        {"StackEvents": [event("p-a", "UPDATE_ROLLBACK_COMPLETE", n=3), failed, event("Function", "UPDATE_IN_PROGRESS")]},
+        {
+            "StackEvents": [
+                event("p-a", "UPDATE_ROLLBACK_COMPLETE", n=3),
+                failed,
+                event("Function", "UPDATE_IN_PROGRESS"),
+            ]
+        },
     )
     stub.add_response("describe_stacks", stack("UPDATE_ROLLBACK_COMPLETE"))
     stub.add_response("describe_stack_events", {"StackEvents": [failed]})
@@ -213,7 +236,15 @@ def test_change_set_pages_and_consequences(stubbed):
                 "LogicalResourceId": "Certificate",
                 "ResourceType": "AWS::CertificateManager::Certificate",
                 "Replacement": "True",
-                "Details": [{"Target": {"Attribute": "Properties", "Name": "DomainName", "RequiresRecreation": "Always"}}],
+                "Details": [
+                    {
+                        "Target": {
+                            "Attribute": "Properties",
+                            "Name": "DomainName",
+                            "RequiresRecreation": "Always",
+                        }
+                    }
+                ],
             },
         }
     ]
@@ -237,8 +268,16 @@ def test_change_set_pages_and_consequences(stubbed):
             },
         },
     ]
-    stub.add_response("describe_change_set", change_set("CREATE_COMPLETE", changes=first, token="t2"), {"ChangeSetName": CS_ID})
-    stub.add_response("describe_change_set", change_set("CREATE_COMPLETE", changes=second), {"ChangeSetName": CS_ID, "NextToken": "t2"})
+    stub.add_response(
+        "describe_change_set",
+        change_set("CREATE_COMPLETE", changes=first, token="t2"),
+        {"ChangeSetName": CS_ID},
+    )
+    stub.add_response(
+        "describe_change_set",
+        change_set("CREATE_COMPLETE", changes=second),
+        {"ChangeSetName": CS_ID, "NextToken": "t2"},
+    )
     lines = deployer.describe_consequences(CS_ID)
     assert lines == [
         "Certificate (AWS::CertificateManager::Certificate) will be replaced",

@@ -54,7 +54,14 @@ def test_defaults_apply_and_instances_override_config_key_by_key(repo):
 
 @pytest.mark.parametrize(
     ("written", "canonical"),
-    [("data", "/data/"), ("/data", "/data/"), ("/data/", "/data/"), ("//a//b/", "/a/b/"), ("/", "/"), ("", "/")],
+    [
+        ("data", "/data/"),
+        ("/data", "/data/"),
+        ("/data/", "/data/"),
+        ("//a//b/", "/a/b/"),
+        ("/", "/"),
+        ("", "/"),
+    ],
 )
 def test_prefixes_are_normalised(written, canonical):
     assert canonical_prefix(written) == canonical
