@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import botocore.exceptions
@@ -208,12 +208,18 @@ class StackDeployer:
                 raise DlError(f"{name}: delete still running after {STACK_WAIT_SECONDS // 60} minutes")
             time.sleep(poll_interval())
 
-    def prepare(self, name: str) -> dict | None:
-        """The stack ready for a change set: None when it must be created."""
+    def prepare(self, name: str, project: str | None = None) -> dict | None:
+        """The stack ready for a change set: None when it must be created. Refuses another project's stack."""
         stack = self.wait_settled(name)
         if stack is None:
             return None
         status = stack["StackStatus"]
+        owner = {t["Key"]: t["Value"] for t in stack.get("Tags") or []}.get(TAG_PROJECT)
+        if project and owner != project and (owner is not None or status != "REVIEW_IN_PROGRESS"):
+            whose = (
+                f"project {owner}" if owner else "something other than datasette-lambda (no dl:project tag)"
+            )
+            raise DlError(f"{name}: the stack exists and belongs to {whose}: refusing to touch it")
         if status == "REVIEW_IN_PROGRESS":
             self.log(f"{name}: removing a stack left by an interrupted first deploy (REVIEW_IN_PROGRESS)")
             self.delete(stack["StackId"], name)
@@ -254,7 +260,7 @@ class StackDeployer:
         self, name: str, template: dict, *, tags: dict, parameters: dict | None = None
     ) -> tuple[bool, dict]:
         """Create or update stack `name`. Returns (changed?, stack description)."""
-        stack = self.prepare(name)
+        stack = self.prepare(name, tags.get(TAG_PROJECT))
         kind = "CREATE" if stack is None else "UPDATE"
         change_set_name = f"dl-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
         kwargs = {
@@ -618,7 +624,31 @@ class Executor:
         with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
             futures = [pool.submit(self.run_one, i, desired, bucket, secrets, observed) for i in work]
             result.outcomes = [f.result() for f in futures]
+        if bucket and result.ok:
+            self.collect_garbage(bucket)
         return result
+
+    def collect_garbage(self, bucket: str) -> None:
+        """Delete artifacts no stack of the project references any more, once they are older than the grace
+        period (so a concurrent apply's fresh uploads are never taken). The bucket is versioned: the bytes stay
+        recoverable until its lifecycle rule expires them."""
+        grace = timedelta(hours=float(os.environ.get("DL_ARTIFACT_GRACE_HOURS", "24")))
+        observed = observe(self.aws, self.manifest.project, parallelism=self.parallelism)
+        referenced: set[str] = set()
+        for inst in observed.instances.values():
+            if inst.spec is None or inst.stack.status.endswith("_IN_PROGRESS"):
+                return  # keys unknown, or a rollback may still need the old ones: delete nothing
+            referenced |= artifact_keys(inst.spec)
+        cutoff = datetime.now(UTC) - grace
+        stale = [
+            obj["Key"]
+            for prefix in ("packages/", "databases/", "templates/")
+            for obj in self.aws.list_objects(bucket, prefix)
+            if obj["Key"] not in referenced and obj["LastModified"] <= cutoff
+        ]
+        if stale:
+            self.aws.delete_objects(bucket, stale)
+            self.log(f"artifacts: deleted {len(stale)} no stack references any more (kept as old versions)")
 
 
 def artifact_keys(spec: dict) -> set[str]:

@@ -172,6 +172,11 @@ class Aws:
                 return False
             raise DlError(f"cannot check s3://{bucket}/{key}: {explain_client_error(exc)}") from None
 
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[dict]:
+        """Objects under a prefix (Key, Size, LastModified)."""
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            yield from page.get("Contents") or []
+
     def stack_events(self, stack_id: str) -> list[dict]:
         """Events of a stack, newest first (first page only: callers poll)."""
         return self.cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
