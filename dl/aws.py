@@ -8,6 +8,7 @@ AWS_ENDPOINT_URL, so moto's server and LocalStack work) with botocore's adaptive
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,13 +22,21 @@ from botocore.config import Config
 from dl import __version__
 from dl.errors import DlError
 
-RETRIES = Config(
-    retries={"mode": "adaptive", "max_attempts": 10},
-    user_agent_extra=f"datasette-lambda/{__version__}",
-    connect_timeout=10,
-    read_timeout=60,
-    max_pool_connections=32,
-)
+
+def client_config() -> Config:
+    """Retries (adaptive, 10 attempts: throttling, 5xx, resets and read timeouts are retried) and timeouts.
+
+    ``DL_AWS_READ_TIMEOUT`` (seconds, default 60) exists for the fault-injection tests.
+    """
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": 10},
+        user_agent_extra=f"datasette-lambda/{__version__}",
+        connect_timeout=10,
+        read_timeout=float(os.environ.get("DL_AWS_READ_TIMEOUT") or 60),
+        max_pool_connections=32,
+    )
+
+
 TAG_PROJECT = "dl:project"
 TAG_INSTANCE = "dl:instance"
 TAG_ROLE = "dl:role"  # "bootstrap" | "instance" | "certificate"
@@ -101,7 +110,7 @@ class Aws:
         key = (service, region or self.region)
         with self._lock:
             if key not in self._clients:
-                client = self.session.client(service, region_name=key[1], config=RETRIES)
+                client = self.session.client(service, region_name=key[1], config=client_config())
                 client.meta.events.register("before-call.*.*", self._count)
                 self._clients[key] = client
             return self._clients[key]
