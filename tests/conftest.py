@@ -16,8 +16,11 @@ import pytest
 @pytest.fixture(scope="session")
 def moto_server():
     """A moto server for the whole session; yields its endpoint URL."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # its request log drowns test failures
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

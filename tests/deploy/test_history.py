@@ -6,6 +6,8 @@ an instance removed (refused without --allow-destroy, then destroyed).
 
 from __future__ import annotations
 
+import json
+
 import boto3
 
 from tests.deploy.conftest import add_column, add_rows, cfn, dl, plan_json, write_manifest
@@ -64,6 +66,22 @@ def test_scripted_history(project, calls):
     tags = {t["Key"]: t["Value"] for t in stack["Tags"]}
     assert tags["dl:project"] == "hist" and tags["dl:instance"] == "alpha" and tags["dl:role"] == "instance"
     assert tags["dl:commit"] == "0123456789abcdef0123456789abcdef01234567"
+    function = boto3.client("lambda").get_function_configuration(FunctionName="hist-alpha")
+    assert (function["Runtime"], function["Handler"], function["MemorySize"], function["Timeout"]) == (
+        "python3.13",
+        "dl_runtime.handler.handler",
+        1024,
+        30,
+    )
+    code = boto3.client("lambda").get_function(FunctionName="hist-alpha")["Code"]
+    assert alpha_spec()["package"]["key"] in json.dumps(code) or code.get("RepositoryType") == "S3"
+    role = function["Role"].split("/")[-1]
+    iam = boto3.client("iam")
+    policies = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    documents = " ".join(str(iam.get_role_policy(RoleName=role, PolicyName=p)["PolicyDocument"]) for p in policies)
+    assert "s3:GetObject" in documents and alpha_spec()["databases"][0]["key"] in documents
+    assert "beta" not in documents  # nothing of the other instance
+    assert "logs:PutLogEvents" in documents and "/aws/lambda/hist-alpha" in documents
 
     # 2. nothing changed: empty plan, and a second apply uploads nothing and runs no change set
     assert_converged()
