@@ -109,7 +109,8 @@ def pipeline_options(f):
 
 
 def _check_targets(manifest, targets) -> list[str]:
-    """Targets may name instances of the manifest or deployed ones being removed; unknown names are typos."""
+    """Targets in order, without repeats. They may name deployed instances no longer in the manifest (to
+    destroy them); names that are neither are refused by the pipeline once AWS has been read."""
     return list(dict.fromkeys(targets))
 
 

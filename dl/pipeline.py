@@ -40,6 +40,15 @@ def prepare(
     names = [n for n in manifest.instances if not targets or n in targets]
     desired = desired_state(manifest, names, parallelism=parallelism, log=log)
     observed = observe(aws, manifest.project, parallelism=parallelism)
+    unknown = [t for t in targets or [] if t not in manifest.instances and t not in observed.instances]
+    if unknown:
+        from dl.errors import DlError
+        from dl.schema import suggest
+
+        known = sorted(set(manifest.instances) | set(observed.instances))
+        raise DlError(
+            f"--target {unknown[0]}: no such instance in the manifest or deployed{suggest(unknown[0], known)}"
+        )
     plan = make_plan(
         manifest.project,
         aws.region,

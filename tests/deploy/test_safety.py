@@ -82,6 +82,10 @@ def test_detailed_exitcode_and_errors(project):
     write_manifest(project, "project: safe\ninstances:\n  alpha: {databases: [missing.db]}\n")
     result = dl("plan", "--detailed-exitcode")
     assert result.exit_code == 1 and "missing.db file not found" in result.output
+    write_manifest(project, TWO)
+    result = dl("plan", "--target", "alpah")
+    assert result.exit_code == 1
+    assert "--target alpah: no such instance in the manifest or deployed (did you mean 'alpha'?)" in result.output
     (project / "bad.json").write_text('{"format_version": 99}')
     write_manifest(project, TWO)
     result = dl("apply", "bad.json")
