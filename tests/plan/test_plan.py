@@ -1,0 +1,194 @@
+"""The planner is a pure function of (desired specs, observed state); renderers are pure functions of the plan.
+
+Observed state here is an in-memory value (the planner only reads it), as in Chalice's planner tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from dl.aws import Stack
+from dl.observed import ObservedInstance, ObservedState
+from dl.plan import Action, Plan, make_plan
+from dl.render import clean, comment_parts, render_json, render_text
+
+SPEC = {
+    "format": 1,
+    "project": "p",
+    "instance": "a",
+    "databases": [
+        {
+            "name": "northwind",
+            "file": "northwind.db",
+            "sha256": "a" * 64,
+            "size": 20480,
+            "key": "databases/" + "a" * 64 + ".db",
+            "location": "inline",
+            "tables": {
+                "orders": {"rows": 830, "columns": ["id", "total"]},
+                "customers": {"rows": 91, "columns": ["id"]},
+            },
+            "views": [],
+        }
+    ],
+    "metadata": {"title": "Northwind"},
+    "config": {"default_page_size": 10},
+    "cors": False,
+    "domain": None,
+    "certificate_arn": None,
+    "prefix": "/",
+    "runtime": "python3.13",
+    "architecture": "arm64",
+    "memory": 1024,
+    "timeout": 30,
+    "endpoint": "function-url",
+    "cdn": True,
+    "log_retention_days": 30,
+    "plugins": [],
+    "protect": False,
+    "secrets": [],
+    "versions": {"datasette": "0.65.5", "mangum": "0.22.0"},
+    "package": {"sha256": "b" * 64, "key": "packages/" + "b" * 64 + ".zip", "size": 5_000_000},
+    "tool_version": "0.1.0",
+}
+
+
+def stack(name: str, status: str = "UPDATE_COMPLETE") -> Stack:
+    return Stack(name, f"arn:stack/{name}/1", status, None, {"dl:project": "p"}, {}, None, None)
+
+
+def observed(**specs) -> ObservedState:
+    return ObservedState(
+        project="p",
+        region="eu-west-1",
+        bootstrap=stack("p--bootstrap"),
+        bucket="bucket",
+        instances={n: ObservedInstance(n, stack(f"p-{n}"), s) for n, s in specs.items()},
+    )
+
+
+def changed(**edits) -> dict:
+    spec = copy.deepcopy(SPEC)
+    for key, value in edits.items():
+        spec[key] = value
+    return spec
+
+
+def test_no_change_is_an_empty_plan_whatever_the_tool_version():
+    plan = make_plan("p", "eu-west-1", {"a": changed(tool_version="9.9.9")}, observed(a=SPEC))
+    assert plan.is_empty() and plan.summary() == "No changes. The deployment matches the manifest."
+    assert plan.instances[0].action is Action.NOOP
+
+
+def test_data_aware_database_diff():
+    db = copy.deepcopy(SPEC["databases"][0])
+    db["sha256"] = "c" * 64
+    db["key"] = "databases/" + "c" * 64 + ".db"
+    db["size"] = 24576
+    db["tables"]["orders"] = {"rows": 845, "columns": ["id", "total", "shipped"]}
+    del db["tables"]["customers"]
+    db["tables"]["suppliers"] = {"rows": 29, "columns": ["id"]}
+    plan = make_plan("p", "eu-west-1", {"a": changed(databases=[db])}, observed(a=SPEC))
+    (item,) = plan.instances
+    assert item.action is Action.UPDATE
+    (change,) = item.databases
+    assert change.details == (
+        "table suppliers added (29 rows)",
+        "table customers dropped (91 rows)",
+        "orders: rows 830 -> 845 (+15)",
+        "orders: column shipped added",
+        "size 20.5 kB -> 24.6 kB",
+        "sha256 aaaaaaaaaaaa -> cccccccccccc",
+    )
+    assert "IAM: the function's s3:GetObject grant moves to the new artifact keys" in item.consequences
+    assert "CloudFront cache invalidated after the update (content changed)" in item.consequences
+
+
+def test_golden_text_rendering_of_an_update_a_create_and_a_destroy():
+    desired = {
+        "a": changed(config={"default_page_size": 20}, metadata={"title": "Northwind 2"}, memory=2048),
+        "b": changed(instance="b", cdn=False),
+    }
+    plan = make_plan("p", "eu-west-1", desired, observed(a=SPEC, gone=SPEC))
+    assert render_text(plan) == (
+        "Project p in eu-west-1\n"
+        "\n"
+        "~ a: update\n"
+        "    ~ memory: 1024 -> 2048\n"
+        "    ~ config.default_page_size: 10 -> 20\n"
+        "    ~ metadata.title: Northwind -> Northwind 2\n"
+        "    ! CloudFront cache invalidated after the update (content changed)\n"
+        "\n"
+        "+ b: create\n"
+        "    # not deployed yet\n"
+        "    + prefix: /\n"
+        "    + endpoint: function-url\n"
+        "    + cdn: false\n"
+        "    + runtime: python3.13\n"
+        "    + architecture: arm64\n"
+        "    + memory: 1024\n"
+        "    + versions.datasette: 0.65.5\n"
+        "    + database northwind\n"
+        "        2 tables, 921 rows, 20.5 kB\n"
+        "\n"
+        "- gone: destroy\n"
+        "    # removed from the manifest\n"
+        "    # the stack, its function, front door and logs are deleted\n"
+        "\n"
+        "WARNING: this plan destroys or replaces: gone\n"
+        "Plan: 1 to create, 1 to update, 1 to destroy.\n"
+    )
+    coloured = render_text(plan, colour=True)
+    assert "\x1b[31m- gone: destroy\x1b[0m" in coloured and "\x1b[32m+ b: create\x1b[0m" in coloured
+
+
+def test_the_public_url_changing_is_a_replace_and_protect_is_carried():
+    plan = make_plan("p", "eu-west-1", {"a": changed(cdn=False, protect=True)}, observed(a=SPEC))
+    (item,) = plan.instances
+    assert item.action is Action.REPLACE and item.protected
+    assert plan.summary() == "Plan: 0 to create, 0 to update, 1 to replace, 0 to destroy."
+
+
+def test_a_failed_first_create_is_planned_as_a_create_again():
+    state = observed(a=SPEC)
+    state.instances["a"] = ObservedInstance("a", stack("p-a", "ROLLBACK_COMPLETE"), None)
+    plan = make_plan("p", "eu-west-1", {"a": SPEC}, state)
+    assert plan.instances[0].action is Action.CREATE
+    assert "ROLLBACK_COMPLETE" in plan.instances[0].reason
+
+
+def test_json_round_trip_is_lossless():
+    plan = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC, gone=SPEC))
+    data = json.loads(render_json(plan))
+    assert data["format_version"] == 1 and data["counts"] == {
+        "no-op": 0,
+        "create": 0,
+        "update": 1,
+        "replace": 0,
+        "destroy": 1,
+    }
+    again = Plan.from_json(data)
+    assert again == plan
+
+
+def test_targets_limit_the_plan():
+    plan = make_plan(
+        "p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC, gone=SPEC), targets=["a"]
+    )
+    assert [i.name for i in plan.instances] == ["a"]
+
+
+def test_hostile_names_are_inert_in_every_rendering():
+    db = copy.deepcopy(SPEC["databases"][0])
+    db["sha256"] = "d" * 64
+    db["tables"]["</details><img src=x onerror=alert(1)>"] = {"rows": 1, "columns": ["id"]}
+    db["tables"]["orders"]["columns"].append("\x1b[31mred")
+    plan = make_plan("p", "eu-west-1", {"a": changed(databases=[db])}, observed(a=SPEC))
+    text = render_text(plan)
+    assert "\x1b" not in text  # no escape sequence reaches the terminal...
+    assert "orders: column \\x1b[31mred added" in text  # ...it is shown, made visible
+    parts = comment_parts(plan)
+    body = parts.sections[0][1]
+    assert body.startswith("```diff\n") and "</details><img" in body  # verbatim inside a code block
+    assert clean("\u202eevil\x07") == "\ufffdevil\\x07"
