@@ -1,14 +1,15 @@
-"""Cold start: time from process start to the first response, three ways, in one run.
+"""Cold start: time from process start to the first response, four ways, in one run.
 
     .venv/bin/python benchmarks/cold_start.py [--repeat 7] [--rows 200000] [--importtime]
 
 1. **packaged**: the ``dl package`` zip (host build for the instance's Python, bytecode, inspect data),
    unpacked; ``python -I -S`` with only the package on ``sys.path`` (as on Lambda: no site-packages),
-   importing ``dl_runtime.handler`` and feeding it one Lambda Function URL event (payload 2.0).
+   importing ``dl_runtime.handler`` (Lambda's init phase: Datasette built and warmed up) and feeding it one
+   Lambda Function URL event (payload 2.0).
+   **eager-pint**: the same package, but with pint's unit registry built at import as Datasette does by
+   itself (the handler builds it on first use: ``dl_runtime.units``); shows what that saves.
 2. **datasette**: plain ``datasette serve -i`` (immutable) from a virtualenv of the same Python and the same
    pinned versions; the first HTTP 200 of the same page.
-   **lazy-pint**: the same package with pint's unit registry built on first use (a proposal for the
-   handler; see LAZY_PINT).
 3. **naive**: a package like the ancestor's (``benchmarks/naive_package.py``): plain ``pip --target``, no
    bytecode (``-B``: Lambda cannot write ``__pycache__``), no inspect data, the database opened mutable.
 
@@ -68,31 +69,10 @@ print("DL-BENCH", response["statusCode"], len(response.get("body") or ""), flush
 """
 
 
-# A proposal for the handler, measured as the "lazy-pint" row: Datasette builds pint's unit registry at import
-# (~0.35 s, FIELD-NOTES) though only tables with `units` metadata ever use it; build it on first use instead.
-LAZY_PINT = """
-import datasette.vendored.pint as _pint
-_Real = _pint.UnitRegistry
-
-class _LazyUnitRegistry:
-    def __init__(self, *args, **kwargs):
-        self.__dict__.update(_args=(args, kwargs), _real=None)
-
-    def _registry(self):
-        if self._real is None:
-            self.__dict__["_real"] = _Real(*self._args[0], **self._args[1])
-        return self._real
-
-    def __getattr__(self, name):
-        return getattr(self._registry(), name)
-
-    def __call__(self, *args, **kwargs):
-        return self._registry()(*args, **kwargs)
-
-_pint.UnitRegistry = _LazyUnitRegistry
-import datasette.views.base
-_pint.UnitRegistry = _Real
-"""
+# The row "eager-pint": the same package, with Datasette's pint unit registry built at import as Datasette
+# does by itself (importing datasette.views.base before the handler's lazy registry can be installed).
+# It shows what dl_runtime.units saves.
+EAGER_PINT = "import datasette.views.base"
 
 
 def function_url_event(path: str) -> dict:
@@ -323,11 +303,11 @@ def main() -> None:
         lambda_env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"}
         runs = {
             "packaged": lambda: time_handler(python, packaged, "dl_runtime.handler.handler", env=lambda_env),
-            "lazy-pint": lambda: time_handler(
+            "eager-pint": lambda: time_handler(
                 python,
                 packaged,
                 "dl_runtime.handler.handler",
-                env={**lambda_env, "DL_BENCH_PRELUDE": LAZY_PINT},
+                env={**lambda_env, "DL_BENCH_PRELUDE": EAGER_PINT},
             ),
             "datasette": lambda: time_datasette(venv, db),
             "naive": lambda: time_handler(
@@ -341,7 +321,7 @@ def main() -> None:
                 f"{name:>10}: median {wall[name] * 1000:6.0f} ms wall, {cpu[name] * 1000:6.0f} ms cpu"
                 f"   (wall runs {[round(t * 1000) for t in walls]})"
             )
-        for mine in ("packaged", "lazy-pint"):
+        for mine in ("packaged", "eager-pint"):
             for other in ("naive", "datasette"):
                 print(
                     f"ratio {mine}/{other + ':':<10} {wall[mine] / wall[other]:.2f}x wall, "

@@ -2,8 +2,8 @@
 
 Pipeline position: manifest -> **desired state** -> observed state -> plan -> apply -> render.
 
-For every instance the deployment package is built (deterministic, cached: see dl/package.py) so that its
-sha256 is known, and a *spec* is derived: a plain JSON document with everything that, when it changes, changes
+For every instance the deployment package is built (deterministic, cached: see dl/package.py; an unchanged
+instance reuses its earlier zip without building) so that its sha256 is known, and a *spec* is derived: a plain JSON document with everything that, when it changes, changes
 the deployment (databases by content and a summary of their data, metadata, settings, front door, runtime,
 package). The spec is stored with the deployed stack (template Metadata) and is what `dl plan` diffs.
 """
@@ -17,11 +17,11 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dl import __version__
-from dl.hashing import cache_dir
+from dl.hashing import cache_dir, read_cache_entry, write_cache_entry
 from dl.inspection import inspect_database
 from dl.manifest import Instance, Manifest, thaw
 
@@ -116,21 +116,33 @@ def packages_dir() -> Path:
 def build_instance(
     project: str, instance: Instance, *, target: str = "lambda", log: Log = print
 ) -> DesiredInstance:
-    """Build the instance's package (into the content-addressed package cache) and derive its spec."""
-    from dl.package import build_package
+    """Build the instance's package (into the content-addressed package cache) and derive its spec.
+
+    An unchanged instance is not built again: :func:`dl.package.build_key` names everything the zip depends on,
+    and ``<cache>/builds/<key>`` records the zip it gave (in ``packages/``) and the build's result.
+    """
+    from dl.package import build_key, build_package, result_from_record, result_record
 
     out_dir = packages_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{instance.name}-", suffix=".zip.tmp", dir=out_dir)
-    os.close(fd)
-    try:
-        package = build_package(instance, Path(tmp), target=target, log=log)
-        final = out_dir / f"{package.sha256}.zip"
-        shutil.move(tmp, final)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    key = build_key(instance, target=target)
+    record = read_cache_entry("builds", key)
+    package = result_from_record(record, out_dir / f"{record.get('sha256')}.zip") if record else None
+    if package is not None:
+        log(f"{instance.name}: package unchanged, reusing {package.path.name}")
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{instance.name}-", suffix=".zip.tmp", dir=out_dir)
+        os.close(fd)
+        try:
+            built = build_package(instance, Path(tmp), target=target, log=log)
+            final = out_dir / f"{built.sha256}.zip"
+            shutil.move(tmp, final)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        package = replace(built, path=final)
+        write_cache_entry("builds", key, result_record(package))
     spec = instance_spec(project, instance, package)
-    return DesiredInstance(instance=instance, spec=spec, package_path=final, package=package)
+    return DesiredInstance(instance=instance, spec=spec, package_path=package.path, package=package)
 
 
 def desired_state(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 CHUNK = 4 * 1024 * 1024  # large reads keep hashing close to sha256sum's throughput
@@ -33,9 +34,31 @@ def sha256_stream(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _cache_key(path: Path, st: os.stat_result) -> str:
-    raw = f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+def stat_key(path: Path, st: os.stat_result) -> str:
+    """A file's identity for the caches: (resolved path, size, mtime_ns, inode), hashed."""
+    raw = f"{Path(path).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def read_cache_entry(kind: str, key: str) -> dict | None:
+    """The JSON document cached under ``<cache_dir>/<kind>/<key>``, or None."""
+    try:
+        value = json.loads((cache_dir() / kind / key).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def write_cache_entry(kind: str, key: str, value: dict) -> None:
+    """Store a JSON document atomically (write, rename); a read-only cache only costs speed."""
+    entry = cache_dir() / kind / key
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(value, sort_keys=True))
+        os.replace(tmp, entry)
+    except OSError:
+        pass
 
 
 def sha256_file(path: Path, *, use_cache: bool = True) -> str:
@@ -44,19 +67,10 @@ def sha256_file(path: Path, *, use_cache: bool = True) -> str:
     st = path.stat()
     if not use_cache:
         return sha256_stream(path)
-    entry = cache_dir() / "sha256" / _cache_key(path, st)
-    try:
-        cached = json.loads(entry.read_text())
-        if cached.get("size") == st.st_size:
-            return cached["sha256"]
-    except (OSError, ValueError, KeyError, AttributeError):
-        pass
+    key = stat_key(path, st)
+    cached = read_cache_entry("sha256", key)
+    if cached and cached.get("size") == st.st_size and isinstance(cached.get("sha256"), str):
+        return cached["sha256"]
     digest = sha256_stream(path)
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"sha256": digest, "size": st.st_size}))
-        os.replace(tmp, entry)
-    except OSError:
-        pass  # a read-only cache only costs speed
+    write_cache_entry("sha256", key, {"sha256": digest, "size": st.st_size})
     return digest

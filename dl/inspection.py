@@ -17,6 +17,9 @@ Shape (plain JSON types only)::
       "views": {"Invoices": {"columns": ["ShipName", ...]}, ...},
     }
 
+Results are cached like file hashes (``dl.hashing``): keyed by the file's path, size, mtime and inode, so an
+unchanged multi-GB database is not counted again by the next ``dl plan``.
+
 ``count`` is None when SQLite cannot count a table (e.g. a virtual table whose module is missing), as in
 ``datasette inspect``. Tables include hidden ones (FTS shadow tables), like Datasette's own counts.
 """
@@ -28,12 +31,31 @@ from pathlib import Path
 from urllib.parse import quote
 
 from dl.errors import DlError
-from dl.hashing import sha256_file
+from dl.hashing import read_cache_entry, sha256_file, stat_key, write_cache_entry
+
+CACHE_FORMAT = 1  # bump when the shape or the counting changes
 
 
 def inspect_database(path: Path) -> dict:
     """Inspect one SQLite file (opened read-only, immutable); see the module docstring for the shape."""
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise DlError(f"{path}: cannot read ({e.strerror or e})") from None
+    key = stat_key(path, st)
+    cached = read_cache_entry("inspect", key)
+    if cached and cached.get("format") == CACHE_FORMAT and cached.get("size") == st.st_size:
+        return cached["inspection"]
+    inspection = _inspect(path)
+    if path.stat().st_mtime_ns == st.st_mtime_ns:  # not written to while we read it
+        write_cache_entry(
+            "inspect", key, {"format": CACHE_FORMAT, "size": st.st_size, "inspection": inspection}
+        )
+    return inspection
+
+
+def _inspect(path: Path) -> dict:
     try:
         conn = _connect_readonly(path)
         try:

@@ -3,7 +3,8 @@
 Stages of :func:`build_package` (each a small function below):
 
 1. **dependencies**: ``pip install --target`` of the lock closure (``dl/lock/lambda.txt``) plus the instance's
-   plugins, for the target platform and Python; leaned; bytecode precompiled for the target Python. The tree
+   plugins, for the target platform and Python; leaned; bytecode precompiled for the target Python and put in
+   place of the sources (sourceless ``X.pyc`` files, see :func:`make_sourceless`). The tree
    is cached under ``dl.hashing.cache_dir()/deps/<key>`` (key: target, Python, platforms, lock, plugins,
    compiler), so a second build neither downloads nor compiles.
 2. **databases**: hashed and inspected; small ones are inlined, the rest left for S3 (Lambda's 250 MB unzipped
@@ -51,14 +52,15 @@ HERE = Path(__file__).resolve().parent
 LOCK_FILE = HERE / "lock" / "lambda.txt"
 RUNTIME_SOURCE = HERE / "runtime"
 INSTANCE_FORMAT = 1
-CACHE_FORMAT = 1  # bump when the install/lean/compile steps change what a cached tree contains
+CACHE_FORMAT = 5  # bump when the install/lean/compile steps change what a cached tree contains
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: "Unzipped size must be smaller than 262144000 bytes" (250 MiB)
 HEADROOM = 16 * 1024 * 1024  # kept free below the limit for the handler, instance.json and later growth
 TMP_DEFAULT = 512 * 1024 * 1024  # Lambda's default /tmp (ephemeral storage), where S3 databases land
 TASK_ROOT = "/var/task"  # where Lambda unpacks the zip; recorded as the source path in compiled bytecode
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-ZIP_LEVEL = 6
+ZIP_LEVEL = 9  # code: smallest deflate (built once, cached); databases: DATABASE_ZIP_LEVEL, faster on GBs
+DATABASE_ZIP_LEVEL = 6
 # glibc of the Lambda images: python3.11 runs on Amazon Linux 2 (2.26), 3.12+ on Amazon Linux 2023 (2.34).
 LAMBDA_GLIBC = {"3.11": 26, "3.12": 34, "3.13": 34}
 ARCHES = {"arm64": "aarch64", "x86_64": "x86_64"}
@@ -78,6 +80,15 @@ DROP_DIRS = {"__pycache__", "tests", "test"}
 DROP_SUFFIXES = (".pyi", ".pyx", ".pxd", ".c", ".h", ".cpp")
 DROP_FILES = {"py.typed"}
 DROP_DIST_INFO = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+DROP_DIST_INFO_DIRS = {"sboms"}  # PEP 770 software bills of materials: never read at run time
+# Modules that read Python source at run time (anyio builds its lazy-import map from its own __init__.py):
+# top-level packages mentioning these keep their .py sources next to the bytecode.
+READS_SOURCE = re.compile(rb"\b(getsource|getsourcelines|findsource|linecache)\b")
+# PyYAML's optional C extension: without it `yaml` runs its pure-Python code, the code `safe_load` runs
+# anyway. Dropped unless some other module uses the C classes.
+LIBYAML_USERS = re.compile(
+    rb"\b(C(Safe|Full|Unsafe|Base)?(Loader|Dumper)|CParser|CEmitter|cyaml|__with_libyaml__)\b"
+)
 
 Log = Callable[[str], None]
 
@@ -202,6 +213,109 @@ def build_package(
     )
 
 
+# --- build cache: an unchanged instance is not zipped again ----------------------------------------------------
+
+BUILD_FORMAT = 1  # bump when what a build record holds changes
+
+
+def build_key(instance: Instance, *, target: str = "lambda", inline_limit: int | None = None) -> str:
+    """Cache key of the zip :func:`build_package` would make: sha256 of everything its bytes depend on.
+
+    That is: the dependency tree (:func:`dependency_key`: target, Python, platforms, lock, plugins, bytecode),
+    the builder and the handler (the sources of this module, ``dl/inspection.py`` and ``dl/runtime``), and the
+    inputs of ``instance.json`` and of the inline/S3 decisions: the instance's name, prefix, CORS, settings
+    and metadata, each database's name, file, size and sha256 (stat-cached, see ``dl.hashing``), the inline
+    limit. Whatever else the zip holds is a function of these.
+    """
+    spec = target_spec(instance, target)
+    compiler = find_interpreter(spec.python_version)
+    material = {
+        "format": BUILD_FORMAT,
+        "dependencies": dependency_key(spec, tuple(instance.plugins), compiler),
+        "builder": _sources_digest(
+            [HERE / "package.py", HERE / "inspection.py", *RUNTIME_SOURCE.glob("*.py")]
+        ),
+        "instance": {
+            "name": instance.name,
+            "prefix": instance.prefix,
+            "cors": instance.cors,
+            "settings": _plain(instance.config),
+            "metadata": _plain(instance.metadata),
+        },
+        "databases": [
+            {
+                "name": db.name,
+                "path": str(Path(db.path).resolve()),
+                "size": db.path.stat().st_size,
+                "sha256": sha256_file(db.path),
+            }
+            for db in instance.databases
+        ],
+        "inline_limit": inline_limit,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _sources_digest(paths: Iterable[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def result_record(result: PackageResult) -> dict:
+    """A PackageResult as JSON (for the build cache)."""
+    return {
+        "format": BUILD_FORMAT,
+        "sha256": result.sha256,
+        "zipped_size": result.zipped_size,
+        "unzipped_size": result.unzipped_size,
+        "dependencies_size": result.dependencies_size,
+        "databases": [
+            {
+                **{k: getattr(d, k) for k in ("name", "file", "sha256", "size", "location", "key", "reason")},
+                "source": str(d.source),
+            }
+            for d in result.databases
+        ],
+        "versions": result.versions,
+        "decision": result.decision,
+        "target": result.target,
+        "python_version": result.python_version,
+        "python": str(result.python) if result.python else None,
+        "bytecode": result.bytecode,
+        "messages": list(result.messages),
+    }
+
+
+def result_from_record(record: dict, path: Path) -> PackageResult | None:
+    """The PackageResult of a cached build whose zip is ``path``; None if the record or the zip does not fit."""
+    try:
+        if record.get("format") != BUILD_FORMAT or path.stat().st_size != record["zipped_size"]:
+            return None
+        return PackageResult(
+            path=path,
+            sha256=record["sha256"],
+            zipped_size=record["zipped_size"],
+            unzipped_size=record["unzipped_size"],
+            dependencies_size=record["dependencies_size"],
+            databases=tuple(
+                DatabaseDecision(**{**d, "source": Path(d["source"])}) for d in record["databases"]
+            ),
+            versions=dict(record["versions"]),
+            decision=record["decision"],
+            target=record["target"],
+            python_version=record["python_version"],
+            python=Path(record["python"]) if record["python"] else None,
+            bytecode=record["bytecode"],
+            cache_hit=True,
+            messages=tuple(record["messages"]),
+        )
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 # --- target and interpreters --------------------------------------------------------------------------------
 
 
@@ -292,7 +406,8 @@ def ensure_dependencies(
         lean_tree(tree)
         if compiler is not None:
             log(f"dependencies: compiling bytecode with {compiler}")
-            compile_tree(tree, compiler)
+            compile_tree(tree, compiler, debug_ranges=False)
+            make_sourceless(tree, spec.python_version)
         with contextlib.suppress(OSError):  # another build finished the same entry first: theirs is identical
             work.rename(entry)
     finally:
@@ -377,11 +492,13 @@ def lean_tree(tree: Path) -> list[str]:
             removed.append(path.name)
     for dirpath, dirnames, filenames in os.walk(tree):
         here = Path(dirpath)
-        for name in [d for d in dirnames if d in DROP_DIRS]:
+        in_dist_info = here.name.endswith(".dist-info")
+        for name in [d for d in dirnames if d in DROP_DIRS or (in_dist_info and d in DROP_DIST_INFO_DIRS)]:
             dirnames.remove(name)
             _remove(here / name)
             removed.append(str((here / name).relative_to(tree)))
-        in_dist_info = here.name.endswith(".dist-info")
+        if in_dist_info and "METADATA" in filenames:
+            _strip_description(here / "METADATA")
         for name in filenames:
             if (
                 name.endswith(DROP_SUFFIXES)
@@ -390,7 +507,32 @@ def lean_tree(tree: Path) -> list[str]:
             ):
                 (here / name).unlink()
                 removed.append(str((here / name).relative_to(tree)))
+    removed += _drop_libyaml(tree)
     return sorted(removed)
+
+
+def _strip_description(metadata: Path) -> None:
+    """Keep METADATA's headers (name, version, requirements: what importlib.metadata and pluggy read) and drop
+    the long description after the first blank line (the project's README, tens of kB per distribution)."""
+    text = metadata.read_bytes()
+    head, sep, _body = text.partition(b"\n\n")
+    if sep:
+        metadata.write_bytes(head + b"\n")
+
+
+def _drop_libyaml(tree: Path) -> list[str]:
+    """Remove PyYAML's C extension unless a module outside PyYAML uses the C classes (see LIBYAML_USERS)."""
+    extensions = sorted((tree / "yaml").glob("_yaml.*")) if (tree / "yaml").is_dir() else []
+    if not extensions:
+        return []
+    for path in tree.rglob("*.py"):
+        if path.relative_to(tree).parts[0] not in {"yaml", "_yaml"} and LIBYAML_USERS.search(
+            path.read_bytes()
+        ):
+            return []
+    for path in extensions:
+        path.unlink()
+    return [str(p.relative_to(tree)) for p in extensions]
 
 
 def _dist_name(name: str) -> str | None:
@@ -417,23 +559,30 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def compile_tree(tree: Path, python: Path, *, prefix: str = TASK_ROOT, jobs: int = 0) -> None:
+def compile_tree(
+    tree: Path, python: Path, *, prefix: str = TASK_ROOT, jobs: int = 1, debug_ranges: bool = True
+) -> None:
     """Precompile every module with the target interpreter: __pycache__/*.cpython-XY.pyc, unchecked-hash.
 
     Unchecked-hash pycs are used without looking at the source's timestamp (zip timestamps are fixed, and
     Lambda's code folder is read-only), so nothing is recompiled at cold start. Paths are recorded as under
     /var/task (Lambda's code root) so the bytes do not depend on where the tree was built; a fixed
     PYTHONHASHSEED makes frozenset constants marshal in a stable order.
+
+    ``debug_ranges=False`` (``-X no_debug_ranges``) leaves out the column ranges of every instruction (a fifth of
+    the compressed bytecode). They serve only the ``^^^^`` markers under a traceback's source line, which
+    sourceless modules never show; line numbers stay.
     """
     cmd = [
         str(python),
         "-I",
+        *(() if debug_ranges else ("-X", "no_debug_ranges")),
         "-m",
         "compileall",
         "-q",
         "-q",
         "-j",
-        "0",
+        str(jobs),
         "--invalidation-mode",
         "unchecked-hash",
     ]
@@ -444,6 +593,48 @@ def compile_tree(tree: Path, python: Path, *, prefix: str = TASK_ROOT, jobs: int
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode and not list(tree.rglob("*.pyc")):
         raise DlError(f"compiling bytecode with {python} failed:\n{done.stdout}{done.stderr}")
+
+
+def make_sourceless(tree: Path, python_version: str) -> list[str]:
+    """Replace each ``X.py`` by its compiled ``X.pyc`` (from ``__pycache__/X.cpython-3YY.pyc``) placed where the
+    source was: Python imports such sourceless bytecode directly. The zip then holds each module once.
+
+    Kept with their sources (and cached bytecode): modules that read Python source at run time (READS_SOURCE;
+    anyio builds its lazy-import map from its own ``__init__.py``) and the modules of the same top-level package
+    that name them (their callers, whose source they read); modules compileall skipped. Tracebacks in the logs
+    show file and line but not the line's text. Returns the modules made sourceless (relative .pyc paths).
+    """
+    tag = "cpython-" + python_version.replace(".", "")
+    keep = _source_readers(tree)
+    done = []
+    for cache in sorted(tree.rglob("__pycache__")):
+        for pyc in sorted(cache.glob(f"*.{tag}.pyc")):
+            module = pyc.name.removesuffix(f".{tag}.pyc")
+            source = cache.parent / f"{module}.py"
+            if "." in module or not source.is_file() or source in keep:
+                continue
+            os.replace(pyc, cache.parent / f"{module}.pyc")
+            source.unlink()
+            done.append(str((cache.parent / f"{module}.pyc").relative_to(tree)))
+        with contextlib.suppress(OSError):
+            cache.rmdir()  # empty now, unless kept modules, other tags or orphans remain
+    return done
+
+
+def _source_readers(tree: Path) -> set[Path]:
+    """Modules that read source (READS_SOURCE), plus the modules of their top-level package naming them."""
+    sources = {path: path.read_bytes() for path in tree.rglob("*.py")}
+    readers = [path for path, text in sources.items() if READS_SOURCE.search(text)]
+    keep = set(readers)
+    for reader in readers:
+        top = reader.relative_to(tree).parts[0]
+        name = re.compile(rb"\b" + re.escape(reader.stem.encode()) + rb"\b")
+        keep.update(
+            path
+            for path, text in sources.items()
+            if path.relative_to(tree).parts[0] == top and name.search(text)
+        )
+    return keep
 
 
 def tree_size(tree: Path) -> int:
@@ -609,7 +800,7 @@ def write_zip(out: Path, entries: list[tuple[str, Path]]) -> int:
     """Write a reproducible zip of (name, file) entries, in the given order; returns the unzipped size.
 
     Fixed: timestamps (1980-01-01), permissions (0644 regular files), creator system (unix), compression
-    (deflate level 6). Written to a temporary name and renamed, so ``out`` is never half-written.
+    (deflate level 9 for code, 6 for databases). Written to a temporary name and renamed, so ``out`` is never half-written.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -621,7 +812,9 @@ def write_zip(out: Path, entries: list[tuple[str, Path]]) -> int:
                 info.create_system = 3
                 info.external_attr = (0o100644 & 0xFFFF) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
-                _set_level(info)
+                _set_level(
+                    info, DATABASE_ZIP_LEVEL if name.startswith("dl_instance/databases/") else ZIP_LEVEL
+                )
                 size = source.stat().st_size
                 info.file_size = size  # lets zipfile decide on zip64 up front
                 with open(source, "rb") as src, zf.open(info, "w") as dst:
@@ -633,12 +826,12 @@ def write_zip(out: Path, entries: list[tuple[str, Path]]) -> int:
     return total
 
 
-def _set_level(info: zipfile.ZipInfo) -> None:
+def _set_level(info: zipfile.ZipInfo, level: int) -> None:
     """ZipFile.open(info, "w") takes the level from the ZipInfo (attribute renamed in Python 3.13)."""
     if hasattr(zipfile.ZipInfo, "compress_level"):
-        info.compress_level = ZIP_LEVEL
+        info.compress_level = level
     else:
-        info._compresslevel = ZIP_LEVEL
+        info._compresslevel = level
 
 
 # --- the `dl package` command -------------------------------------------------------------------------------

@@ -13,5 +13,6 @@ Modules, in the order a request meets them:
 * ``fetch``    - databases kept in S3, downloaded to ``/tmp`` and verified on cold start.
 * ``gateway``  - the ASGI layer between Mangum and Datasette: prefix, host, 404s, size limit, downloads, log.
 * ``app``      - the Datasette application itself, opened immutable with the instance's configuration.
+* ``units``    - pint's unit registry (Datasette's ``units`` metadata) built on first use, not at import.
 * ``worker``   - the loop ``dl serve`` runs in an isolated interpreter to feed the handler real events.
 """

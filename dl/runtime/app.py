@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import datasette.app
-from datasette.app import Datasette
-from datasette.database import Database
-from datasette.plugins import pm
-from datasette.utils.asgi import Request
+from . import units
 
-from . import links
-from .instance import InstanceSpec
+units.install()  # before datasette.app imports datasette.views.base: pint's registry is built on first use
+
+import datasette.app  # noqa: E402
+from datasette.app import Datasette  # noqa: E402
+from datasette.database import Database  # noqa: E402
+from datasette.plugins import pm  # noqa: E402
+from datasette.utils.asgi import Request  # noqa: E402
+
+from . import links  # noqa: E402
+from .instance import InstanceSpec  # noqa: E402
 
 
 class _Router(datasette.app.DatasetteRouter):

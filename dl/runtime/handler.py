@@ -1,13 +1,19 @@
 """The Lambda entry point: ``dl_runtime.handler.handler(event, context)``.
 
-The instance is read and Datasette built at import (Lambda's init phase), so warm invocations reuse both.
-When databases must first be fetched from S3, Datasette is built on the first request that gets them all
-(a fetch that fails answers 503 and is retried by the next request).
+The instance is read and Datasette built at import (Lambda's init phase), so warm invocations reuse both;
+Datasette's first-request work (plugins' ``startup`` hooks, table counts, its schema tables) is done then
+too, on the event loop Mangum runs requests on. When databases must first be fetched from S3, Datasette is
+built on the first request that gets them all (a fetch that fails answers 503 and is retried by the next
+request).
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import threading
+import traceback
+import warnings
 from pathlib import Path
 
 from mangum import Mangum
@@ -36,6 +42,7 @@ class Runtime:
         self.mangum = Mangum(gateway, lifespan="off", text_mime_types=list(TEXT_MIME_TYPES))
         if all(db.inline for db in self.spec.databases):
             self.datasette_app()
+            self.warm_up()
 
     def __call__(self, event, context):
         return self.mangum(event, context)
@@ -48,6 +55,15 @@ class Runtime:
                 self.datasette = build_datasette(self.spec, paths, self.settings.secret)
                 self._asgi = self.datasette.app()
             return self._asgi
+
+    def warm_up(self) -> bool:
+        """Run Datasette's first-request work now; on failure log it and leave it to the first request."""
+        try:
+            _event_loop().run_until_complete(_warm(self.datasette))
+            return True
+        except Exception:
+            sys.stderr.write("warm-up failed (the first request will retry it):\n" + traceback.format_exc())
+            return False
 
     def _database_paths(self) -> dict[str, Path]:
         remote = [db for db in self.spec.databases if not db.inline]
@@ -64,6 +80,28 @@ class Runtime:
 
     def _presign(self, key: str, filename: str) -> str:
         return presigned_download_url(self._client(), self.settings.artifact_bucket, key, filename)
+
+
+async def _warm(ds) -> None:
+    """What Datasette's app does on its first request (``setup_db``, ``invoke_startup``) and every request
+    (``refresh_schemas``); each is done once, so the first request finds it done."""
+    for database in ds.databases.values():
+        if not database.is_mutable:
+            await database.table_counts(limit=60 * 60 * 1000)
+    await ds.invoke_startup()
+    await ds.refresh_schemas()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """The main thread's event loop, the one Mangum runs every request on (``asyncio.get_event_loop()``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: no current loop yet
+        try:
+            return asyncio.get_event_loop()
+        except RuntimeError:  # 3.14+: none is created implicitly
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            return loop
 
 
 _runtime: Runtime | None = None

@@ -321,6 +321,14 @@ instances:
     databases: [live.db]
     timeout: 2
     config: {sql_time_limit_ms: 60000}
+  measured:
+    databases: [measured.db]
+    metadata:
+      custom_units: ["smoot = 1.7018 m"]
+      databases:
+        measured:
+          tables:
+            items: {units: {value: m}}
 """
 
 
@@ -329,6 +337,7 @@ def live(tmp_path_factory):
     """A second `dl serve` whose files the tests change: (process, folder)."""
     folder = tmp_path_factory.mktemp("live")
     make_shop_db(folder / "live.db", items=2)
+    make_shop_db(folder / "measured.db", items=4)  # values 0, 1.5, 3, 4.5
     (folder / "datasette-lambda.yml").write_text(LIVE_MANIFEST)
     served = start_serve(folder / "datasette-lambda.yml")
     yield served, folder
@@ -355,3 +364,16 @@ def test_a_request_over_the_function_timeout_is_a_502_and_the_next_one_works(liv
     assert reply.status == 502
     assert "Task timed out after 2 seconds" in reply.text
     assert fetch(url + "live/items.json").status == 200  # a fresh worker, as Lambda starts a new sandbox
+
+
+def test_units_metadata_renders_units_and_converts_filters(live):
+    """Pint's registry is built on first use in the package (dl_runtime.units): units must still work."""
+    served, _ = live
+    url = served.urls["measured"]
+    page = fetch(url + "measured/items?_sort=id")
+    assert page.status == 200
+    assert "1.5&nbsp;m" in page.text and "4.5&nbsp;m" in page.text
+    rows = fetch(url + "measured/items.json?_shape=array&value__lt=300cm").json()
+    assert [row["value"] for row in rows] == [0.0, 1.5]
+    rows = fetch(url + "measured/items.json?_shape=array&value__gt=1smoot").json()  # custom_units
+    assert [row["value"] for row in rows] == [3.0, 4.5]
