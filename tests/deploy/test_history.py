@@ -78,7 +78,9 @@ def test_scripted_history(project, calls):
     role = function["Role"].split("/")[-1]
     iam = boto3.client("iam")
     policies = iam.list_role_policies(RoleName=role)["PolicyNames"]
-    documents = " ".join(str(iam.get_role_policy(RoleName=role, PolicyName=p)["PolicyDocument"]) for p in policies)
+    documents = " ".join(
+        str(iam.get_role_policy(RoleName=role, PolicyName=p)["PolicyDocument"]) for p in policies
+    )
     assert "s3:GetObject" in documents and alpha_spec()["databases"][0]["key"] in documents
     assert "beta" not in documents  # nothing of the other instance
     assert "logs:PutLogEvents" in documents and "/aws/lambda/hist-alpha" in documents

@@ -66,7 +66,8 @@ def test_apply_verifies_and_rolls_back_a_failed_check(project, public_site, monk
     result = dl("apply", "--yes", "--rollback-on-failure")
     assert result.exit_code == 1
     assert (
-        "row count of alpha/customers: expected HTTP 200 with 6 rows, got HTTP 200 with 4 rows" in result.output
+        "row count of alpha/customers: expected HTTP 200 with 6 rows, got HTTP 200 with 4 rows"
+        in result.output
     )
     assert "rolled back to the previous deployment" in result.output
     assert "Apply failed: 0 succeeded, 1 failed." in result.output
