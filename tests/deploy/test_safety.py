@@ -85,7 +85,10 @@ def test_detailed_exitcode_and_errors(project):
     write_manifest(project, TWO)
     result = dl("plan", "--target", "alpah")
     assert result.exit_code == 1
-    assert "--target alpah: no such instance in the manifest or deployed (did you mean 'alpha'?)" in result.output
+    assert (
+        "--target alpah: no such instance in the manifest or deployed (did you mean 'alpha'?)"
+        in result.output
+    )
     (project / "bad.json").write_text('{"format_version": 99}')
     write_manifest(project, TWO)
     result = dl("apply", "bad.json")
