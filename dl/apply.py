@@ -11,18 +11,26 @@ Order of work (like Chalice's executor, one small function per step):
    CloudFront invalidated when content changed; destroys delete the stack and its unshared artifacts;
 4. a summary of what succeeded and what failed (with the failing resource's reason). CloudFormation rolls a
    failed update back, so the previous deployment keeps serving.
+
+Faults and interruptions (tests/reliability): reads and idempotent writes rely on botocore's retries; the two
+non-idempotent writes (CreateChangeSet, ExecuteChangeSet) are sent once per attempt and, after a throttle, a
+5xx, a reset or a timeout, CloudFormation is asked whether the request took effect before it is sent again
+(:func:`once`). Change sets left behind by an interrupted apply are deleted by the next one. Ctrl-C sets a
+flag the workers check between steps; :class:`ApplyInterrupted` says which instances were done, in progress
+and not started.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +50,7 @@ from dl.aws import (
     Aws,
     explain_client_error,
     is_no_change,
+    is_transient,
 )
 from dl.desired import DesiredInstance, spec_digest
 from dl.errors import DlError
@@ -58,8 +67,41 @@ def poll_interval() -> float:
     return float(os.environ.get("DL_POLL_SECONDS", "5"))
 
 
+WRITE_ATTEMPTS = 8  # attempts of a non-idempotent write (each after checking the previous one did not land)
+INTERRUPT_GRACE_SECONDS = 20.0  # how long Ctrl-C waits for the workers to reach a safe point
+
+
 class DeployError(DlError):
     """A stack did not reach its template; carries the failing resources' reasons."""
+
+
+class Interrupted(DlError):
+    """Raised in a worker at its next safe point after Ctrl-C; the message says where it stopped."""
+
+
+class ApplyInterrupted(DlError):
+    """Ctrl-C during apply: the message lists what was done, in progress and not started."""
+
+
+def once(call: Callable[[], object], landed: Callable[[], object | None], *, what: str):
+    """Run a non-idempotent write at most once per attempt. After a transient failure (throttling, 5xx,
+    reset connection, timeout) ``landed()`` asks AWS whether the write took effect (returning its result,
+    else None) before it is sent again: a blind retry could create a second change set or execute one twice."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            return call()
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            if not is_transient(exc):
+                raise
+            result = landed()
+            if result is not None:
+                return result
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise DlError(
+                    f"{what}: gave up after {WRITE_ATTEMPTS} attempts: {explain_client_error(exc)}"
+                ) from None
+            time.sleep(min(0.25 * 2**attempt, 8.0) * random.uniform(0.5, 1.0))
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -160,11 +202,32 @@ def current_commit(directory: Path) -> str:
 class StackDeployer:
     """Brings one stack to a template through a change set, handling every state a stack can be found in."""
 
-    def __init__(self, aws: Aws, log: Log, *, cfn_region: str | None = None, bucket: str | None = None):
+    def __init__(
+        self,
+        aws: Aws,
+        log: Log,
+        *,
+        cfn_region: str | None = None,
+        bucket: str | None = None,
+        cancel: threading.Event | None = None,
+        step: Callable[[str], None] | None = None,
+    ):
         self.aws = aws
         self.log = log
         self.cfn = aws.client("cloudformation", cfn_region)
+        self.cfn_once = aws.client("cloudformation", cfn_region, retries=False)  # see once()
         self.bucket = bucket
+        self.cancel = cancel or threading.Event()
+        self.step = step or (lambda _: None)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep between polls; Ctrl-C (the cancel flag) ends the wait at once."""
+        if self.cancel.wait(seconds):
+            raise Interrupted("interrupted while waiting")
+
+    def checkpoint(self, where: str) -> None:
+        if self.cancel.is_set():
+            raise Interrupted(where)
 
     def describe(self, name: str):
         try:
@@ -192,9 +255,10 @@ class StackDeployer:
                 raise DlError(
                     f"{name}: still {status} after {STACK_WAIT_SECONDS // 60} minutes; try again later"
                 )
-            time.sleep(poll_interval())
+            self.pause(poll_interval())
 
     def delete(self, stack_id: str, name: str) -> None:
+        self.step("stack deletion started (CloudFormation finishes it)")
         self.cfn.delete_stack(StackName=stack_id)
         deadline = time.monotonic() + STACK_WAIT_SECONDS
         while True:
@@ -206,7 +270,7 @@ class StackDeployer:
                 raise DeployError(f"{name}: delete failed: {self.failure_reasons(stack_id, 0.0)}")
             if time.monotonic() > deadline:
                 raise DlError(f"{name}: delete still running after {STACK_WAIT_SECONDS // 60} minutes")
-            time.sleep(poll_interval())
+            self.pause(poll_interval())
 
     def prepare(self, name: str, project: str | None = None) -> dict | None:
         """The stack ready for a change set: None when it must be created. Refuses another project's stack."""
@@ -240,6 +304,49 @@ class StackDeployer:
             )
         return stack
 
+    def remove_stale_change_sets(self, name: str, stack_id: str) -> None:
+        """Delete our change sets that an interrupted or failed apply left unexecuted on the stack."""
+        token = None
+        stale = []
+        while True:
+            page = self.cfn.list_change_sets(StackName=stack_id, **({"NextToken": token} if token else {}))
+            stale += [
+                c["ChangeSetId"]
+                for c in page.get("Summaries") or []
+                if c.get("StackId", stack_id) == stack_id  # moto lists every stack's change sets
+                and c["ChangeSetName"].startswith("dl-")
+                and c.get("ExecutionStatus") in ("AVAILABLE", "UNAVAILABLE", "OBSOLETE", "EXECUTE_FAILED")
+                and c.get("Status") in ("CREATE_COMPLETE", "FAILED")
+            ]
+            token = page.get("NextToken")
+            if not token:
+                break
+        for change_set_id in stale:
+            self.delete_change_set(change_set_id)
+        if stale:
+            self.log(f"{name}: deleted {len(stale)} change set(s) an earlier apply left unexecuted")
+
+    def delete_change_set(self, change_set_id: str) -> None:
+        try:
+            self.cfn.delete_change_set(ChangeSetName=change_set_id)
+        except botocore.exceptions.ClientError as exc:
+            if "ChangeSetNotFound" not in str(exc) and "does not exist" not in str(exc):
+                raise
+
+    def find_change_set(self, stack_name: str, change_set_name: str) -> str | None:
+        """The id of change set `change_set_name` of the stack, when it exists."""
+        try:
+            return self.cfn.describe_change_set(StackName=stack_name, ChangeSetName=change_set_name)[
+                "ChangeSetId"
+            ]
+        except botocore.exceptions.ClientError:
+            return None
+
+    def executed(self, change_set_id: str) -> bool | None:
+        """True when the change set's execution has started (or finished), else None."""
+        status = self.cfn.describe_change_set(ChangeSetName=change_set_id).get("ExecutionStatus")
+        return True if status not in ("AVAILABLE", "UNAVAILABLE") else None
+
     def template_argument(self, template: dict) -> dict:
         body = templates.template_json(template)
         if len(body.encode()) <= TEMPLATE_BODY_LIMIT:
@@ -260,6 +367,7 @@ class StackDeployer:
         self, name: str, template: dict, *, tags: dict, parameters: dict | None = None
     ) -> tuple[bool, dict]:
         """Create or update stack `name`. Returns (changed?, stack description)."""
+        self.checkpoint("interrupted before its stack was changed")
         stack = self.prepare(name, tags.get(TAG_PROJECT))
         kind = "CREATE" if stack is None else "UPDATE"
         change_set_name = f"dl-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -267,6 +375,7 @@ class StackDeployer:
             "StackName": name,
             "ChangeSetName": change_set_name,
             "ChangeSetType": kind,
+            "ClientToken": change_set_name,
             "Capabilities": ["CAPABILITY_IAM"],
             "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
             **self.template_argument(template),
@@ -275,22 +384,37 @@ class StackDeployer:
             kwargs["Parameters"] = [
                 {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())
             ]
+        self.step("creating a change set")
         try:
-            change_set_id = self.cfn.create_change_set(**kwargs)["Id"]
+            change_set_id = once(
+                lambda: self.cfn_once.create_change_set(**kwargs)["Id"],
+                lambda: self.find_change_set(name, change_set_name),
+                what=f"{name}: creating a change set",
+            )
         except botocore.exceptions.ClientError as exc:
             if is_no_change(str(exc)):
                 return False, stack
             raise DeployError(f"{name}: change set refused: {explain_client_error(exc)}") from None
-        description = self.wait_change_set(change_set_id)
+        try:
+            description = self.wait_change_set(change_set_id)
+            self.checkpoint("interrupted after its change set was created; the change set was deleted")
+        except Interrupted:
+            self.delete_change_set(change_set_id)
+            raise
         if description["Status"] == "FAILED":
-            self.cfn.delete_change_set(ChangeSetName=change_set_id)
+            self.delete_change_set(change_set_id)
             if is_no_change(description.get("StatusReason")):
                 return False, stack
             raise DeployError(f"{name}: change set failed: {description.get('StatusReason')}")
         for line in self.describe_consequences(change_set_id):
             self.log(f"{name}: {line}")
         started = datetime.now(UTC)
-        self.cfn.execute_change_set(ChangeSetName=change_set_id)
+        self.step(f"stack {kind} started (CloudFormation continues it if dl stops)")
+        once(
+            lambda: self.cfn_once.execute_change_set(ChangeSetName=change_set_id) and True,
+            lambda: self.executed(change_set_id),
+            what=f"{name}: executing the change set",
+        )
         final = self.follow(name, description["StackId"], started)
         if final["StackStatus"] not in TERMINAL_OK:
             reasons = self.failure_reasons(description["StackId"], started.timestamp())
@@ -305,7 +429,7 @@ class StackDeployer:
                 return description
             if time.monotonic() > deadline:
                 raise DlError(f"change set {change_set_id} still {description['Status']} after 15 minutes")
-            time.sleep(min(poll_interval(), 2.0))
+            self.pause(min(poll_interval(), 2.0))
 
     def describe_consequences(self, change_set_id: str) -> list[str]:
         """Resource-level consequences worth a reviewer's attention: replacements and IAM changes."""
@@ -342,7 +466,7 @@ class StackDeployer:
                 return stack
             if time.monotonic() > deadline:
                 raise DlError(f"{name}: still {status} after {STACK_WAIT_SECONDS // 60} minutes")
-            time.sleep(poll_interval())
+            self.pause(poll_interval())
 
     def failure_reasons(self, stack_id: str, since: float) -> str:
         events = self.cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
@@ -394,10 +518,21 @@ class Executor:
         self._print_lock = threading.Lock()
         self._log = log
         self.commit = current_commit(manifest.path.parent)
+        self.cancel = threading.Event()  # set by Ctrl-C: workers stop at their next safe point
+        self.progress: dict[str, str] = {}  # instance -> "not started" | what it is doing | "done" | ...
 
     def log(self, line: str) -> None:
         with self._print_lock:
             self._log(line)
+
+    def step(self, name: str, what: str) -> None:
+        self.progress[name] = what
+
+    def deployer(self, name: str, **kwargs) -> StackDeployer:
+        """A StackDeployer that stops at Ctrl-C and records its steps under `name`."""
+        return StackDeployer(
+            self.aws, self.log, cancel=self.cancel, step=lambda what: self.step(name, what), **kwargs
+        )
 
     def base_tags(self, role: str) -> dict:
         tags = dict(self.manifest.tags)
@@ -409,7 +544,7 @@ class Executor:
             return observed.bucket
         name = templates.bootstrap_stack_name(self.manifest.project)
         self.log(f"bootstrap: creating the artifact bucket stack {name}")
-        deployer = StackDeployer(self.aws, self.log)
+        deployer = self.deployer("bootstrap")
         deployer.deploy(
             name, templates.bootstrap_template(self.manifest.project), tags=self.base_tags("bootstrap")
         )
@@ -426,8 +561,11 @@ class Executor:
         uploads += [(sources[db["name"]], db["key"], db["size"]) for db in spec["databases"]]
         sent = 0
         for path, key, size in uploads:
+            if self.cancel.is_set():
+                raise Interrupted("interrupted while uploading artifacts (finished uploads are kept)")
             if self.aws.object_exists(bucket, key):
                 continue
+            self.step(desired.name, "uploading artifacts")
             self.log(f"{desired.name}: uploading {Path(path).name} ({size:,} bytes) to s3://{bucket}/{key}")
             self.aws.upload_file(Path(path), bucket, key, progress=self._progress(desired.name, size))
             sent += size
@@ -467,7 +605,7 @@ class Executor:
                 "certificate_arn to an ACM certificate (us-east-1) for the domain"
             )
         name = templates.certificate_stack_name(self.manifest.project, instance.name)
-        deployer = StackDeployer(self.aws, self.log, cfn_region=templates.CERTIFICATE_REGION)
+        deployer = self.deployer(instance.name, cfn_region=templates.CERTIFICATE_REGION)
         tags = {**self.base_tags("certificate"), TAG_INSTANCE: instance.name}
         _, stack = deployer.deploy(
             name, templates.certificate_template(self.manifest.project, instance, zone), tags=tags
@@ -500,7 +638,9 @@ class Executor:
         }
         parameters = {templates.secret_parameter(k): v for k, v in secrets.items()}
         name = templates.instance_stack_name(self.manifest.project, instance.name)
-        deployer = StackDeployer(self.aws, self.log, bucket=bucket)
+        deployer = self.deployer(instance.name, bucket=bucket)
+        if plan.stack_id:
+            deployer.remove_stale_change_sets(name, plan.stack_id)
         previous = self.previous_deployment(name, plan)
         changed, stack = deployer.deploy(name, template, tags=tags, parameters=parameters)
         outputs = {o["OutputKey"]: o.get("OutputValue") for o in (stack or {}).get("Outputs") or []}
@@ -568,10 +708,10 @@ class Executor:
 
     def destroy_instance(self, plan: InstancePlan, observed: ObservedState) -> Outcome:
         name = templates.instance_stack_name(self.manifest.project, plan.name)
-        deployer = StackDeployer(self.aws, self.log)
+        deployer = self.deployer(plan.name)
         self.log(f"{plan.name}: deleting stack {name}")
         deployer.delete(plan.stack_id, name)
-        cert = StackDeployer(self.aws, self.log, cfn_region=templates.CERTIFICATE_REGION)
+        cert = self.deployer(plan.name, cfn_region=templates.CERTIFICATE_REGION)
         cert_name = templates.certificate_stack_name(self.manifest.project, plan.name)
         existing = cert.describe(cert_name)
         if existing is not None:
@@ -598,10 +738,18 @@ class Executor:
             )
 
     def run_one(self, plan: InstancePlan, desired, bucket, secrets, observed) -> Outcome:
+        if self.cancel.is_set():
+            return Outcome(plan.name, plan.action, False, "not started (interrupted)")
+        self.step(plan.name, "started")
         try:
             if plan.action is Action.DESTROY:
-                return self.destroy_instance(plan, observed)
-            return self.deploy_instance(plan, desired[plan.name], bucket, secrets.get(plan.name, {}))
+                outcome = self.destroy_instance(plan, observed)
+            else:
+                outcome = self.deploy_instance(plan, desired[plan.name], bucket, secrets.get(plan.name, {}))
+            self.step(plan.name, "done")
+            return outcome
+        except Interrupted as exc:
+            return Outcome(plan.name, plan.action, False, f"interrupted: {exc}")
         except DlError as exc:
             self.log(f"{plan.name}: FAILED: {exc}")
             return Outcome(plan.name, plan.action, False, str(exc))
@@ -616,17 +764,53 @@ class Executor:
         result = ApplyResult()
         if not work:
             return result
-        bucket = (
-            self.ensure_bootstrap(observed)
-            if any(i.action is not Action.DESTROY for i in work)
-            else observed.bucket
-        )
-        with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
+        for item in work:
+            self.progress[item.name] = "not started"
+        pool = ThreadPoolExecutor(max_workers=max(1, self.parallelism))
+        futures = []
+        try:
+            bucket = (
+                self.ensure_bootstrap(observed)
+                if any(i.action is not Action.DESTROY for i in work)
+                else observed.bucket
+            )
             futures = [pool.submit(self.run_one, i, desired, bucket, secrets, observed) for i in work]
             result.outcomes = [f.result() for f in futures]
+        except (KeyboardInterrupt, Interrupted):
+            self.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            wait(futures, timeout=INTERRUPT_GRACE_SECONDS)  # workers stop at their next safe point
+            raise ApplyInterrupted(self.interruption_report(futures)) from None
+        finally:
+            pool.shutdown(wait=False)
         if bucket and result.ok:
             self.collect_garbage(bucket)
         return result
+
+    def interruption_report(self, futures) -> str:
+        """What Ctrl-C left: instances done, in progress (and where), not started; how to converge."""
+        done, running, waiting = [], [], []
+        outcomes = {f.result().name: f.result() for f in futures if f.done() and not f.cancelled()}
+        for name, state in self.progress.items():
+            outcome = outcomes.get(name)
+            if state == "done" or (outcome is not None and outcome.ok):
+                done.append(name)
+            elif state == "not started":
+                waiting.append(name)
+            else:
+                running.append(f"{name} ({state})")
+        lines = ["Interrupted: the apply stopped early."]
+        lines.append(f"  done: {', '.join(done) or 'none'}")
+        lines.append(f"  in progress: {', '.join(running) or 'none'}")
+        lines.append(f"  not started: {', '.join(waiting) or 'none'}")
+        if any("CloudFormation" in r for r in running):
+            lines.append(
+                "A CloudFormation operation that had started continues on AWS; `dl apply` waits for it."
+            )
+        lines.append(
+            "Nothing is lost: run `dl apply` again to finish (it converges from any of these states)."
+        )
+        return "\n".join(lines)
 
     def collect_garbage(self, bucket: str) -> None:
         """Delete artifacts no stack of the project references any more, once they are older than the grace

@@ -23,13 +23,17 @@ from dl import __version__
 from dl.errors import DlError
 
 
-def client_config() -> Config:
+def client_config(*, retries: bool = True) -> Config:
     """Retries (adaptive, 10 attempts: throttling, 5xx, resets and read timeouts are retried) and timeouts.
 
+    ``retries=False``: a single attempt, for non-idempotent writes whose caller checks, after a transient
+    failure, whether the request took effect before sending it again (see dl/apply.py ``once``).
     ``DL_AWS_READ_TIMEOUT`` (seconds, default 60) exists for the fault-injection tests.
     """
     return Config(
-        retries={"mode": "adaptive", "max_attempts": 10},
+        retries={"mode": "adaptive", "max_attempts": 10}
+        if retries
+        else {"mode": "standard", "total_max_attempts": 1},
         user_agent_extra=f"datasette-lambda/{__version__}",
         connect_timeout=10,
         read_timeout=float(os.environ.get("DL_AWS_READ_TIMEOUT") or 60),
@@ -84,6 +88,30 @@ def is_no_change(reason: str | None) -> bool:
     return bool(reason) and any(text in reason for text in NO_CHANGES)
 
 
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "SlowDown",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "PriorRequestNotComplete",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth retrying: throttling, a 5xx, a reset connection or a timeout (the request may or may
+    not have taken effect)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return exc.response.get("Error", {}).get("Code") in THROTTLING_CODES or status >= 500
+    return isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError))
+
+
 def explain_client_error(exc: Exception) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
@@ -101,16 +129,19 @@ class Aws:
         self.region = region or self.session.region_name
         if not self.region:
             raise DlError("no AWS region: set `region` in the manifest, or AWS_REGION / a profile's region")
-        self._clients: dict[tuple[str, str], object] = {}
+        self._clients: dict[tuple[str, str, bool], object] = {}
         self._lock = threading.Lock()
         self.calls: list[str] = []  # "service.Operation" of every API call, for tests and benchmarks
         self.on_call: Callable[[str], None] | None = None
 
-    def client(self, service: str, region: str | None = None):
-        key = (service, region or self.region)
+    def client(self, service: str, region: str | None = None, *, retries: bool = True):
+        """A shared client; ``retries=False``: one without botocore's retries (see client_config)."""
+        key = (service, region or self.region, retries)
         with self._lock:
             if key not in self._clients:
-                client = self.session.client(service, region_name=key[1], config=client_config())
+                client = self.session.client(
+                    service, region_name=key[1], config=client_config(retries=retries)
+                )
                 client.meta.events.register("before-call.*.*", self._count)
                 self._clients[key] = client
             return self._clients[key]

@@ -260,7 +260,7 @@ def apply(
     import json
     from contextlib import nullcontext
 
-    from dl.apply import apply_plan, refuse_unsafe
+    from dl.apply import ApplyInterrupted, apply_plan, refuse_unsafe
     from dl.pipeline import prepare
     from dl.plan import Plan
     from dl.render import render_text
@@ -293,18 +293,22 @@ def apply(
         refuse_unsafe(chosen, allow_destroy=allow_destroy)
         if not plan_file:
             _confirm(yes, "Apply these changes?")
-        result = apply_plan(
-            chosen,
-            prepared.desired,
-            prepared.aws,
-            manifest,
-            allow_destroy=allow_destroy,
-            parallelism=parallelism,
-            log=_stderr,
-            observed=prepared.observed,
-            verify=not no_verify,
-            rollback_on_failure=rollback_on_failure,
-        )
+        try:
+            result = apply_plan(
+                chosen,
+                prepared.desired,
+                prepared.aws,
+                manifest,
+                allow_destroy=allow_destroy,
+                parallelism=parallelism,
+                log=_stderr,
+                observed=prepared.observed,
+                verify=not no_verify,
+                rollback_on_failure=rollback_on_failure,
+            )
+        except ApplyInterrupted as exc:  # Ctrl-C while writing: say what state was left
+            _stderr(str(exc))
+            sys.exit(130)
         _report(result)
         _apply_summary(result, label)
         if sandbox and result.ok:

@@ -31,6 +31,7 @@ def stubbed(monkeypatch):
     aws = Aws("eu-west-1")
     lines: list[str] = []
     deployer = StackDeployer(aws, lines.append)
+    deployer.cfn_once = deployer.cfn  # the single-attempt client of non-idempotent writes, stubbed alike
     with Stubber(deployer.cfn) as stub:
         yield deployer, stub, lines
         stub.assert_no_pending_responses()
@@ -150,6 +151,7 @@ def test_rollback_complete_after_a_failed_create_is_deleted_and_created_again(st
         {
             "StackName": "p-a",
             "ChangeSetName": ANY,
+            "ClientToken": ANY,
             "ChangeSetType": "CREATE",
             "Capabilities": ["CAPABILITY_IAM"],
             "Tags": [],
