@@ -36,6 +36,7 @@ from .settings import ORIGIN_SECRET_HEADER
 
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024  # bytes of the serialised response: Lambda's synchronous limit
 ENVELOPE_ALLOWANCE = 4 * 1024  # JSON envelope around body and headers
+WORST_ENCODING_GROWTH = 6  # JSON-escaped text: one byte can become 6 ("\u0001"); base64: 4/3
 TEXT_MIME_TYPES = [  # responses Mangum returns as text; everything else is base64-encoded
     "text/",
     "application/json",
@@ -132,7 +133,7 @@ class Gateway:
         if capture.redirect_download:
             url = self.presign(download.key, download.file)
             return await self._redirect(send, url, extra=[(b"cache-control", b"no-store")])
-        if capture.too_large or capture.encoded_size() > LAMBDA_RESPONSE_LIMIT - ENVELOPE_ALLOWANCE:
+        if capture.too_large or capture.may_not_fit(LAMBDA_RESPONSE_LIMIT - ENVELOPE_ALLOWANCE):
             from datasette.utils import tilde_encode
 
             downloads = " ".join(
@@ -217,14 +218,27 @@ class _Capture:
                 raise _Abort
         self.messages.append(message)
 
+    def may_not_fit(self, limit: int) -> bool:
+        """Whether the encoded response exceeds ``limit`` bytes. Encoding costs as much as Mangum's own, so it
+        is measured only when the body is within reach: JSON escaping makes text at most 6x longer (every
+        byte as ``\\u00XX``) plus quotes, base64 4/3."""
+        if WORST_ENCODING_GROWTH * self.body_bytes + 2 + self._header_size() <= limit:
+            return False
+        return self.encoded_size() > limit
+
+    def _headers(self) -> list:
+        start = next((m for m in self.messages if m["type"] == "http.response.start"), None)
+        return start.get("headers", []) if start else []
+
+    def _header_size(self) -> int:
+        return sum(len(k) + len(v) + 8 for k, v in self._headers())
+
     def encoded_size(self) -> int:
         """Size of the response once Mangum and Lambda have encoded it (body as JSON text or base64)."""
-        start = next((m for m in self.messages if m["type"] == "http.response.start"), None)
-        headers = start.get("headers", []) if start else []
+        headers = self._headers()
         content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
         body = b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
-        header_size = sum(len(k) + len(v) + 8 for k, v in headers)
-        return header_size + _encoded_body_size(body, content_type)
+        return self._header_size() + _encoded_body_size(body, content_type)
 
 
 def _encoded_body_size(body: bytes, content_type: str) -> int:

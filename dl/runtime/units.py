@@ -1,17 +1,22 @@
-"""Pint's unit registry, built on first use instead of at import.
+"""Pint (Datasette's vendored unit library) imported, and its unit registry built, on first use.
 
-``datasette.views.base`` creates ``ureg = pint.UnitRegistry()`` when imported: parsing pint's unit
-definitions costs about 0.3 s of CPU on every cold start, though only tables with ``units`` metadata (cell
-rendering, unit filters such as ``?height__gt=2m``) and ``custom_units`` metadata ever use it.
-:func:`install` makes that module-level ``ureg`` a :class:`LazyUnitRegistry`: the same registry (same
-arguments), created the first time anything is asked of it, and then answering everything the real one
-answers (attributes, calls). It must run before ``datasette.app`` is imported.
+``datasette.views.base`` imports pint and creates ``ureg = pint.UnitRegistry()`` when imported: importing pint
+and parsing its unit definitions cost about half of a cold start's CPU, though only tables with ``units``
+metadata (cell rendering, unit filters such as ``?height__gt=2m``) and ``custom_units`` metadata ever use
+them. :func:`install` imports that module with a stand-in for pint, so its ``ureg`` is a
+:class:`LazyUnitRegistry`: the same registry (same arguments), created (pint imported) the first time
+anything is asked of it, and then answering everything the real one answers (attributes, calls, ``in``).
+Everything else that imports pint gets the real module. It must run before ``datasette.app`` is imported.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
+import types
+
+PINT = "datasette.vendored.pint"
 
 
 class LazyUnitRegistry:
@@ -60,14 +65,40 @@ class LazyUnitRegistry:
 
 
 def install() -> None:
-    """Import ``datasette.views.base`` with a lazy ``ureg`` (no-op if it was imported already)."""
+    """Import ``datasette.views.base`` with a lazy ``ureg`` and without importing pint (no-op if it was imported
+    already). Pint itself is imported when the registry is first used: importing it costs as much again."""
     if "datasette.views.base" in sys.modules:
         return
-    from datasette.vendored import pint
-
-    real = pint.UnitRegistry
-    pint.UnitRegistry = lambda *args, **kwargs: LazyUnitRegistry(real, *args, **kwargs)
+    stand_in = _PintStandIn(PINT)
+    sys.modules.setdefault(PINT, stand_in)
     try:
         import datasette.views.base  # noqa: F401  (its `ureg = pint.UnitRegistry()` runs now)
     finally:
-        pint.UnitRegistry = real
+        _forget(stand_in)  # later importers get the real pint
+
+
+def _forget(stand_in) -> None:
+    import datasette.vendored
+
+    if sys.modules.get(PINT) is stand_in:
+        del sys.modules[PINT]
+    if getattr(datasette.vendored, "pint", None) is stand_in:
+        delattr(datasette.vendored, "pint")
+
+
+def _real_pint():
+    stand_in = sys.modules.get(PINT)
+    if isinstance(stand_in, _PintStandIn):
+        _forget(stand_in)
+    return importlib.import_module(PINT)
+
+
+class _PintStandIn(types.ModuleType):
+    """``datasette.vendored.pint`` while ``datasette.views.base`` is imported: its ``UnitRegistry(...)`` is a
+    LazyUnitRegistry; anything else is taken from the real module (imported then)."""
+
+    def UnitRegistry(self, *args, **kwargs):  # noqa: N802  (pint's name)
+        return LazyUnitRegistry(lambda *a, **k: _real_pint().UnitRegistry(*a, **k), *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(_real_pint(), name)
