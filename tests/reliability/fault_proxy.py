@@ -13,10 +13,11 @@ random generator picks a fault for it (share ``rate``), drawn from ``kinds``:
 ``timeout``      forwarded, then the response held past the client's read timeout (``timeout_seconds``):
                  the client gives up and retries a request that already succeeded
 
-``on_request(n, service, action)`` (optional) is called before each request is handled, with its 1-based
-number: the interruption tests use it to kill or interrupt the client at a deterministic point. It may
-return ``"forward-then-hold"`` to have the request forwarded and its response held back (for
-``hold_seconds``), so a signal sent to the client lands while the server has done the work.
+``on_request(n, service, action, body)`` (optional) is called before each request is handled, with its
+1-based number, and ``on_forwarded(n, service, action, body)`` after moto answered and before the client
+gets the answer: the interruption tests use them to kill or interrupt the client at a deterministic point
+(before a write reaches AWS, or after it took effect but before dl knows). ``on_request`` may return
+``"forward-then-hold"`` to hold the response back for ``hold_seconds``.
 
 ``rules`` ({action: [fault, ...]}) injects faults deterministically: the listed faults, in order, to the
 first occurrences of an action (``CreateChangeSet``, ``PUT /bucket/key`` is ``PutObject``...); ``""`` lets
@@ -85,6 +86,7 @@ class FaultProxy:
         timeout_seconds: float = 4.0,
         hold_seconds: float = 1.0,
         on_request=None,
+        on_forwarded=None,
         rules: dict[str, list[str]] | None = None,
     ):
         parts = urlsplit(upstream)
@@ -95,6 +97,7 @@ class FaultProxy:
         self.timeout_seconds = timeout_seconds
         self.hold_seconds = hold_seconds
         self.on_request = on_request
+        self.on_forwarded = on_forwarded
         self.rules = {action: list(faults) for action, faults in (rules or {}).items()}
         self.random = random.Random(seed)
         self.lock = threading.Lock()
@@ -151,7 +154,7 @@ class FaultProxy:
             self.log.append((n, service, action, fault or "ok"))
         hold = None
         if self.on_request is not None:
-            hold = self.on_request(n, service, action)
+            hold = self.on_request(n, service, action, body)
         if fault in ("throttle", "500", "503"):
             status, payload = error_response(service, fault)
             self._respond(req, status, [("Content-Type", "text/xml")], payload)
@@ -162,6 +165,8 @@ class FaultProxy:
         if fault == "delay":
             time.sleep(self.delay_seconds)
         status, headers, payload = self._forward(req, body)
+        if self.on_forwarded is not None:
+            self.on_forwarded(n, service, action, body)
         if fault == "reset-after":
             self._reset(req)
             return
