@@ -82,7 +82,7 @@ def event(logical: str, status: str, reason: str | None = None, n: int = 0) -> d
         "EventId": f"{logical}-{status}-{n}",
         "StackName": "p-a",
         "LogicalResourceId": logical,
-        "Timestamp": NOW + timedelta(seconds=5 + n),
+        "Timestamp": datetime.now(UTC) + timedelta(seconds=5 + n),  # after the execution starts
         "ResourceStatus": status,
     }
     if reason:
