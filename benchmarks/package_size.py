@@ -5,7 +5,8 @@
 Both hold code only (an instance without databases: databases are the user's bytes, the same either way).
 
 * **lean**: ``dl.package.build_package`` for Lambda (manylinux wheels of the instance's Python and
-  architecture): leaned, bytecode compiled for the target Python and shipped sourceless, deflate level 9.
+  architecture): leaned, bytecode compiled for the target Python (without column tables) and shipped
+  sourceless, deflate level 6.
 * **naive**: ``pip install --target`` of the same pinned versions for the same platform (what a hand-made
   Lambda package holds: pip and setuptools included), zipped with ``zip -r``'s default level (6); the same
   tree at level 9 is shown too, so the gain from the compression level alone can be told apart.
