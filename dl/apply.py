@@ -774,6 +774,7 @@ class Executor:
                 if any(i.action is not Action.DESTROY for i in work)
                 else observed.bucket
             )
+            self.progress.pop("bootstrap", None)  # done (or not needed)
             futures = [pool.submit(self.run_one, i, desired, bucket, secrets, observed) for i in work]
             result.outcomes = [f.result() for f in futures]
         except (KeyboardInterrupt, Interrupted):
