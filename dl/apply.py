@@ -38,6 +38,7 @@ from pathlib import Path
 import botocore.exceptions
 
 from dl import __version__, templates
+from dl import secrets as dl_secrets
 from dl.aws import (
     TAG_COMMIT,
     TAG_DEPLOYED_AT,
@@ -518,6 +519,7 @@ class Executor:
         self._print_lock = threading.Lock()
         self._log = log
         self.commit = current_commit(manifest.path.parent)
+        self.key: bytes | None = None  # the project's HMAC key (dl/secrets.py), read after the bootstrap
         self.cancel = threading.Event()  # set by Ctrl-C: workers stop at their next safe point
         self.progress: dict[str, str] = {}  # instance -> "not started" | what it is doing | "done" | ...
 
@@ -620,6 +622,12 @@ class Executor:
         self.upload_artifacts(bucket, desired)
         certificate_arn, zone = self.certificate(desired)
         spec = desired.spec
+        if self.key and any(v is None for v in (spec.get("secrets") or {}).values()):
+            # no key when planned (first apply): the fingerprints are filled in now that there is one
+            spec["secrets"] = {
+                env: dl_secrets.fingerprint(self.key, self.manifest.project, instance.name, env, secrets[env])
+                for env in sorted(secrets)
+            }
         artifacts = templates.InstanceArtifacts(
             bucket=bucket,
             package_key=spec["package"]["key"],
@@ -637,6 +645,10 @@ class Executor:
             TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         parameters = {templates.secret_parameter(k): v for k, v in secrets.items()}
+        if self.key and "DATASETTE_SECRET" not in secrets:
+            parameters[templates.DATASETTE_SECRET_PARAMETER] = dl_secrets.datasette_secret(
+                self.key, self.manifest.project, instance.name
+            )
         name = templates.instance_stack_name(self.manifest.project, instance.name)
         deployer = self.deployer(instance.name, bucket=bucket)
         if plan.stack_id:
@@ -775,6 +787,8 @@ class Executor:
                 else observed.bucket
             )
             self.progress.pop("bootstrap", None)  # done (or not needed)
+            if any(i.action is not Action.DESTROY for i in work):
+                self.key = dl_secrets.ensure_key(self.aws, bucket)
             futures = [pool.submit(self.run_one, i, desired, bucket, secrets, observed) for i in work]
             result.outcomes = [f.result() for f in futures]
         except (KeyboardInterrupt, Interrupted):

@@ -98,7 +98,7 @@ def instance_spec(project: str, instance: Instance, package) -> dict:
         "log_retention_days": instance.log_retention_days,
         "plugins": list(instance.plugins),
         "protect": instance.protect,
-        "secrets": sorted(instance.secrets),
+        "secrets": dict.fromkeys(sorted(instance.secrets)),  # fingerprints: dl.secrets.seal, after observing
         "versions": dict(sorted(package.versions.items())),
         "package": {
             "sha256": package.sha256,

@@ -49,6 +49,7 @@ def prepare(
         raise DlError(
             f"--target {unknown[0]}: no such instance in the manifest or deployed{suggest(unknown[0], known)}"
         )
+    seal_secrets(manifest, desired, observed, aws, log)
     plan = make_plan(
         manifest.project,
         aws.region,
@@ -58,3 +59,16 @@ def prepare(
         manifest=manifest_label,
     )
     return Prepared(manifest, aws, desired, observed, plan)
+
+
+def seal_secrets(
+    manifest: Manifest, desired: dict[str, DesiredInstance], observed: ObservedState, aws, log
+) -> None:
+    """Secret values enter the specs only as keyed fingerprints (dl/secrets.py); one read of the key."""
+    from dl import secrets
+
+    if not any(d.instance.secrets for d in desired.values()):
+        return
+    key = secrets.read_key(aws, observed.bucket)
+    deployed = {name: o.spec for name, o in observed.instances.items()}
+    secrets.seal({n: d.spec for n, d in desired.items()}, manifest, key, deployed, log=log)

@@ -277,13 +277,32 @@ def attribute_changes(before: dict, after: dict) -> list[Change]:
     changes += keyed_changes(before.get("config"), after.get("config"), "config")
     changes += keyed_changes(before.get("metadata"), after.get("metadata"), "metadata")
     changes += keyed_changes(before.get("versions"), after.get("versions"), "versions")
-    for key, note in (("plugins", ""), ("secrets", "names only; values are never shown")):
-        old, new = before.get(key) or None, after.get(key) or None
-        if old != new:
-            changes.append(Change(key, old, new, note))
+    old, new = before.get("plugins") or None, after.get("plugins") or None
+    if old != new:
+        changes.append(Change("plugins", old, new))
+    changes += secret_changes(before.get("secrets"), after.get("secrets"))
     op, np_ = (before.get("package") or {}).get("sha256"), (after.get("package") or {}).get("sha256")
     if op != np_:
         changes.append(Change("package", short(op), short(np_)))
+    return changes
+
+
+def secret_changes(before, after) -> list[Change]:
+    """Secrets by name, and which values changed (compared by keyed fingerprint, see dl/secrets.py): the
+    values and their fingerprints are never part of a Change."""
+    from dl.secrets import deployed_fingerprints
+
+    old, new = deployed_fingerprints({"secrets": before}), deployed_fingerprints({"secrets": after})
+    changes = []
+    if sorted(old) != sorted(new):
+        changes.append(
+            Change("secrets", sorted(old) or None, sorted(new) or None, "names only; values are never shown")
+        )
+    for name in sorted(set(old) & set(new)):
+        if old[name] != new[name]:
+            changes.append(
+                Change(f"secrets.{name}", "(secret)", "(secret)", "value changed; values are never shown")
+            )
     return changes
 
 

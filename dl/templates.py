@@ -60,6 +60,7 @@ FORMAT = 1
 METADATA_KEY = "DatasetteLambda"
 HANDLER = "dl_runtime.handler.handler"
 ORIGIN_SECRET_HEADER = "x-dl-origin-secret"  # checked by dl/runtime when DL_ORIGIN_SECRET is set
+DATASETTE_SECRET_PARAMETER = "DatasetteSecret"  # NoEcho; never "Secret..." (secret_parameter's names)
 CLOUDFRONT_HOSTED_ZONE_ID = "Z2FDTNDATAQYW2"  # fixed zone of every CloudFront alias target
 CERTIFICATE_REGION = "us-east-1"  # CloudFront only uses ACM certificates from us-east-1
 ORIGIN_ID = "function"
@@ -320,15 +321,22 @@ def instance_template(
         "Resources": resources,
         "Outputs": _outputs(instance),
     }
-    if env_secrets:
-        template["Parameters"] = {
-            secret_parameter(env): {
-                "Type": "String",
-                "NoEcho": True,
-                "Description": f"value of the function's environment variable {env}",
-            }
-            for env in env_secrets
+    parameters = {
+        secret_parameter(env): {
+            "Type": "String",
+            "NoEcho": True,
+            "Description": f"value of the function's environment variable {env}",
         }
+        for env in env_secrets
+    }
+    if "DATASETTE_SECRET" not in env_secrets:  # a signing secret from the manifest's secrets wins
+        parameters[DATASETTE_SECRET_PARAMETER] = {
+            "Type": "String",
+            "NoEcho": True,
+            "Default": "",
+            "Description": "Datasette's signing secret (derived per instance by dl apply; see dl/secrets.py)",
+        }
+    template["Parameters"] = parameters
     return template
 
 
@@ -420,6 +428,9 @@ def _function_resources(
         env["DL_ARTIFACT_BUCKET"] = artifacts.bucket
     if instance.cdn and instance.endpoint == "http-api":
         env["DL_ORIGIN_SECRET"] = _stack_uuid()
+    # Datasette's signing secret: a NoEcho parameter apply derives per instance (dl/secrets.py); empty (the
+    # default, e.g. a template deployed by hand) lets Datasette pick one per sandbox
+    env["DATASETTE_SECRET"] = {"Ref": DATASETTE_SECRET_PARAMETER}
     for secret in env_secrets:
         env[secret] = {"Ref": secret_parameter(secret)}
     function: dict[str, Any] = {
