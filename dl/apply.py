@@ -649,6 +649,12 @@ class Executor:
             parameters[templates.DATASETTE_SECRET_PARAMETER] = dl_secrets.datasette_secret(
                 self.key, self.manifest.project, instance.name
             )
+        if instance.cdn and instance.endpoint == "http-api":
+            if not self.key:
+                raise DlError(f"{instance.name}: no project key to derive the origin secret from")
+            parameters[templates.ORIGIN_SECRET_PARAMETER] = dl_secrets.origin_secret(
+                self.key, self.manifest.project, instance.name
+            )
         name = templates.instance_stack_name(self.manifest.project, instance.name)
         deployer = self.deployer(instance.name, bucket=bucket)
         if plan.stack_id:

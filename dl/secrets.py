@@ -55,6 +55,13 @@ def datasette_secret(key: bytes, project: str, instance: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+def origin_secret(key: bytes, project: str, instance: str) -> str:
+    """The header value CloudFront sends to an HTTP API origin and the function checks: derived like the
+    signing secret (the stack ID was used before, but stack ARNs appear in plan files, logs and consoles)."""
+    message = "\0".join(("origin-secret", project, instance)).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
 def read_key(aws, bucket: str | None) -> bytes | None:
     """The project's HMAC key from the artifact bucket; None when there is no bucket or no key yet."""
     if not bucket:

@@ -61,6 +61,7 @@ METADATA_KEY = "DatasetteLambda"
 HANDLER = "dl_runtime.handler.handler"
 ORIGIN_SECRET_HEADER = "x-dl-origin-secret"  # checked by dl/runtime when DL_ORIGIN_SECRET is set
 DATASETTE_SECRET_PARAMETER = "DatasetteSecret"  # NoEcho; never "Secret..." (secret_parameter's names)
+ORIGIN_SECRET_PARAMETER = "OriginSecret"  # NoEcho: the header CloudFront sends to an HTTP API origin
 CLOUDFRONT_HOSTED_ZONE_ID = "Z2FDTNDATAQYW2"  # fixed zone of every CloudFront alias target
 CERTIFICATE_REGION = "us-east-1"  # CloudFront only uses ACM certificates from us-east-1
 ORIGIN_ID = "function"
@@ -336,6 +337,13 @@ def instance_template(
             "Default": "",
             "Description": "Datasette's signing secret (derived per instance by dl apply; see dl/secrets.py)",
         }
+    if instance.cdn and instance.endpoint == "http-api":
+        parameters[ORIGIN_SECRET_PARAMETER] = {
+            "Type": "String",
+            "NoEcho": True,
+            "MinLength": 32,
+            "Description": "the header CloudFront sends to the HTTP API origin (derived per instance by dl apply)",
+        }
     template["Parameters"] = parameters
     return template
 
@@ -427,7 +435,7 @@ def _function_resources(
     if keys:
         env["DL_ARTIFACT_BUCKET"] = artifacts.bucket
     if instance.cdn and instance.endpoint == "http-api":
-        env["DL_ORIGIN_SECRET"] = _stack_uuid()
+        env["DL_ORIGIN_SECRET"] = {"Ref": ORIGIN_SECRET_PARAMETER}
     # Datasette's signing secret: a NoEcho parameter apply derives per instance (dl/secrets.py); empty (the
     # default, e.g. a template deployed by hand) lets Datasette pick one per sandbox
     env["DATASETTE_SECRET"] = {"Ref": DATASETTE_SECRET_PARAMETER}
@@ -646,7 +654,9 @@ def _distribution_config(name: str, instance: Instance, artifacts: InstanceArtif
     }
     if instance.endpoint == "http-api":
         origin["DomainName"] = _host_of({"Fn::GetAtt": ["HttpApi", "ApiEndpoint"]})
-        origin["OriginCustomHeaders"] = [{"HeaderName": ORIGIN_SECRET_HEADER, "HeaderValue": _stack_uuid()}]
+        origin["OriginCustomHeaders"] = [
+            {"HeaderName": ORIGIN_SECRET_HEADER, "HeaderValue": {"Ref": ORIGIN_SECRET_PARAMETER}}
+        ]
         methods = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
     else:
         origin["DomainName"] = _host_of({"Fn::GetAtt": ["FunctionUrl", "FunctionUrl"]})

@@ -122,3 +122,20 @@ def test_fingerprints_are_keyed():
     assert a == secrets.fingerprint(b"k" * 32, "p", "i", "API_TOKEN", VALUE)
     assert a != secrets.fingerprint(b"K" * 32, "p", "i", "API_TOKEN", VALUE)
     assert a != secrets.fingerprint(b"k" * 32, "p", "j", "API_TOKEN", VALUE)
+
+
+def test_the_origin_secret_of_an_http_api_behind_cloudfront_is_set_stable_and_never_visible(project):
+    write_manifest(
+        project, "project: sec\ninstances:\n  api:\n    databases: [beta.db]\n    endpoint: http-api\n"
+    )
+    applied = dl("apply", "--yes", "--no-verify")
+    assert applied.exit_code == 0, applied.output
+    first = function_env("sec-api")["DL_ORIGIN_SECRET"]
+    assert len(first) == 64 and first != function_env("sec-api")["DATASETTE_SECRET"]
+    add_rows(project / "beta.db", "cities", 1)
+    applied = dl("apply", "--yes", "--no-verify")
+    assert applied.exit_code == 0, applied.output
+    assert function_env("sec-api")["DL_ORIGIN_SECRET"] == first  # CloudFront's header and the check agree
+    stack_id = boto3.client("cloudformation").describe_stacks(StackName="sec-api")["Stacks"][0]["StackId"]
+    assert stack_id.split("/")[-1] not in first  # not derived from the stack ID, which plan files carry
+    assert first not in everything_visible([applied.output, *plan_outputs()])

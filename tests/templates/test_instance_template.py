@@ -238,10 +238,14 @@ def test_http_api_behind_cloudfront_needs_the_secret_origin_header():
     secret = props(template, "Function")["Environment"]["Variables"]["DL_ORIGIN_SECRET"]
     (origin,) = props(template, "Distribution")["DistributionConfig"]["Origins"]
     assert origin["OriginCustomHeaders"] == [{"HeaderName": ORIGIN_SECRET_HEADER, "HeaderValue": secret}]
-    # the stack's own random UUID: unguessable, never written in the template, stable while the stack lives
-    assert secret == {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}
+    # a NoEcho parameter dl apply derives per instance (dl/secrets.py): never written in the template, and
+    # not the stack ID, which appears in plan files and logs
+    assert secret == {"Ref": "OriginSecret"}
+    parameter = template["Parameters"]["OriginSecret"]
+    assert parameter["NoEcho"] is True and parameter["MinLength"] == 32 and "Default" not in parameter
     no_cdn = build(make_instance(endpoint="http-api", cdn=False))
     assert "DL_ORIGIN_SECRET" not in props(no_cdn, "Function").get("Environment", {}).get("Variables", {})
+    assert "OriginSecret" not in no_cdn.get("Parameters", {})
 
 
 # --- CloudFront -------------------------------------------------------------------------------------------
