@@ -22,8 +22,9 @@ Datasette's signing secret
 Datasette signs cookies and CSRF tokens with ``DATASETTE_SECRET``; unset, every Lambda sandbox invents its
 own and signatures break between cold starts. It is ``HMAC(project key, "datasette-secret" \\0 project \\0
 instance)``: generated once (from the one random key), stable across deploys, different per instance, never in
-a template (a NoEcho parameter, like the user's secrets) and never in the plan. The stack ID (used for
-``DL_ORIGIN_SECRET``) was not chosen: stack ARNs appear in plans, logs and consoles.
+a template (a NoEcho parameter, like the user's secrets) and never in the plan. The origin secret that
+CloudFront sends to an HTTP API origin (``DL_ORIGIN_SECRET``) is derived the same way. The stack ID was not
+chosen for either: stack ARNs appear in plan files, logs and consoles.
 """
 
 from __future__ import annotations
