@@ -33,6 +33,10 @@ class _Mismatch(Exception):
     """The bytes fetched are not the database the package expects."""
 
 
+class _WriteError(Exception):
+    """The local copy cannot be written (a full or missing /tmp): not S3's fault, not worth retrying."""
+
+
 def s3_client():
     """A boto3 S3 client with standard retries (boto3 comes with the Lambda runtime: imported lazily)."""
     import boto3
@@ -41,7 +45,7 @@ def s3_client():
     config = Config(
         retries={"max_attempts": 5, "mode": "standard"},
         connect_timeout=5,
-        read_timeout=30,
+        read_timeout=float(os.environ.get("DL_FETCH_READ_TIMEOUT", "30")),
         signature_version="s3v4",  # presigned URLs: SigV2 is refused by newer regions
     )
     return boto3.client("s3", config=config)
@@ -86,8 +90,8 @@ def _fetch_reporting(client, bucket: str, db: DatabaseSpec, directory: Path) -> 
         return None
     except _Mismatch as e:
         return f"database {db.name!r} (s3://{bucket}/{db.key}): {e}"
-    except OSError as e:
-        return f"database {db.name!r}: cannot write {directory} ({e.strerror or e}); is ephemeral storage large enough?"
+    except _WriteError as e:
+        return f"database {db.name!r}: cannot write {directory} ({e}); is ephemeral storage large enough?"
     except Exception as e:  # botocore errors: report, never crash the sandbox
         return f"database {db.name!r} (s3://{bucket}/{db.key}): {_describe(e)}"
 
@@ -116,11 +120,18 @@ def _download(client, bucket: str, db: DatabaseSpec, temporary: Path) -> None:
     digest = hashlib.sha256()
     size = 0
     body = client.get_object(Bucket=bucket, Key=db.key)["Body"]
-    with open(temporary, "wb") as out:
-        for chunk in body.iter_chunks(CHUNK):
+    try:
+        out = open(temporary, "wb")  # noqa: SIM115 (closed below; errors here are local, not S3's)
+    except OSError as e:
+        raise _WriteError(e.strerror or str(e)) from e
+    with out:
+        for chunk in body.iter_chunks(CHUNK):  # network errors (timeouts, truncation) propagate as they are
             digest.update(chunk)
             size += len(chunk)
-            out.write(chunk)
+            try:
+                out.write(chunk)
+            except OSError as e:
+                raise _WriteError(e.strerror or str(e)) from e
     if digest.hexdigest() != db.sha256:
         raise _Mismatch(
             f"content does not match the package (sha256 {digest.hexdigest()[:12]}..., {size} bytes; "
@@ -130,15 +141,10 @@ def _download(client, bucket: str, db: DatabaseSpec, temporary: Path) -> None:
 
 def _transient(error: Exception) -> bool:
     """Worth another attempt: network trouble, truncated streams, S3 5xx or throttling."""
-    if isinstance(error, _Mismatch | OSError) and not _is_network_oserror(error):
+    if isinstance(error, _Mismatch | _WriteError):
         return False
     code = _error_code(error)
     return code is None or code not in PERMANENT_S3_ERRORS
-
-
-def _is_network_oserror(error: Exception) -> bool:
-    """ConnectionError and TimeoutError are OSErrors too, but worth retrying."""
-    return isinstance(error, ConnectionError | TimeoutError)
 
 
 def _error_code(error: Exception) -> str | None:
@@ -154,7 +160,7 @@ def _describe(error: Exception) -> str:
         return "not found in the artifact bucket"
     if code in ("AccessDenied", "403"):
         return "access denied (does the function's role allow s3:GetObject on the artifact bucket?)"
-    return f"{type(error).__name__}: {error}"
+    return f"could not be fetched ({type(error).__name__}: {error})"
 
 
 def presigned_download_url(client, bucket: str, key: str, filename: str, expires: int = 300) -> str:

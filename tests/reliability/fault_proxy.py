@@ -12,6 +12,10 @@ random generator picks a fault for it (share ``rate``), drawn from ``kinds``:
 ``delay``        a pause (``delay_seconds``, below the client's read timeout), then forwarded
 ``timeout``      forwarded, then the response held past the client's read timeout (``timeout_seconds``):
                  the client gives up and retries a request that already succeeded
+``truncate``     forwarded; the answer announces its full length but stops halfway and the connection closes
+``corrupt``      forwarded; the answer's body arrives complete but with its bytes changed (same length)
+
+(``truncate`` and ``corrupt`` are not among the random kinds by default: they are for downloads.)
 
 ``on_request(n, service, action, body)`` (optional) is called before each request is handled, with its
 1-based number, and ``on_forwarded(n, service, action, body)`` after moto answered and before the client
@@ -174,6 +178,18 @@ class FaultProxy:
             time.sleep(self.timeout_seconds)
             self._reset(req)
             return
+        if fault == "truncate":
+            req.send_response_only(status)
+            for k, v in headers:
+                req.send_header(k, v)
+            req.send_header("Content-Length", str(len(payload)))
+            req.end_headers()
+            req.wfile.write(payload[: len(payload) // 2])
+            req.wfile.flush()
+            self._reset(req)
+            return
+        if fault == "corrupt":
+            payload = bytes(b ^ 0x5A for b in payload[:64]) + payload[64:]
         if hold == "forward-then-hold":
             time.sleep(self.hold_seconds)
         self._respond(req, status, headers, payload)
