@@ -217,24 +217,6 @@ class Aws:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             yield from page.get("Contents") or []
 
-    def stack_events(self, stack_id: str) -> list[dict]:
-        """Events of a stack, newest first (first page only: callers poll)."""
-        return self.cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
-
-    def change_set(self, change_set_id: str) -> tuple[dict, list[dict]]:
-        """A change set's description and all its changes (following NextToken)."""
-        changes: list[dict] = []
-        token = None
-        while True:
-            kwargs = {"ChangeSetName": change_set_id}
-            if token:
-                kwargs["NextToken"] = token
-            page = self.cfn.describe_change_set(**kwargs)
-            changes += page.get("Changes") or []
-            token = page.get("NextToken")
-            if not token:
-                return page, changes
-
     def hosted_zone_for(self, domain: str) -> str | None:
         """The id of the most specific public Route 53 hosted zone holding `domain`, if any."""
         route53 = self.client("route53", "us-east-1")
@@ -276,21 +258,6 @@ class Aws:
             self.s3.delete_objects(
                 Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
             )
-
-    def create_change_set(self, **kwargs) -> str:
-        return self.cfn.create_change_set(**kwargs)["Id"]
-
-    def execute_change_set(self, change_set_id: str) -> None:
-        self.cfn.execute_change_set(ChangeSetName=change_set_id)
-
-    def delete_change_set(self, change_set_id: str) -> None:
-        try:
-            self.cfn.delete_change_set(ChangeSetName=change_set_id)
-        except botocore.exceptions.ClientError:
-            pass  # already gone
-
-    def delete_stack(self, stack_id: str) -> None:
-        self.cfn.delete_stack(StackName=stack_id)
 
     def invalidate(self, distribution_id: str, paths: list[str], reference: str) -> str:
         cloudfront = self.client("cloudfront", "us-east-1")
