@@ -126,7 +126,8 @@ class Aws:
 
     def __init__(self, region: str | None = None, *, session: boto3.session.Session | None = None):
         self.session = session or boto3.session.Session()
-        self.region = region or self.session.region_name
+        # botocore reads AWS_DEFAULT_REGION and profiles; AWS_REGION is what the AWS SDKs and CLI v2 document
+        self.region = region or os.environ.get("AWS_REGION") or self.session.region_name
         if not self.region:
             raise DlError("no AWS region: set `region` in the manifest, or AWS_REGION / a profile's region")
         self._clients: dict[tuple[str, str, bool], object] = {}

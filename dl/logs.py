@@ -19,6 +19,7 @@ AWS call, read-only) yields events; small pure functions turn each event into on
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -97,6 +98,7 @@ def logs_client(region: str | None = None):
 
     config = Config(retries={"mode": "adaptive", "max_attempts": 10})
     try:
+        region = region or os.environ.get("AWS_REGION")  # botocore itself reads only AWS_DEFAULT_REGION
         return boto3.session.Session().client("logs", region_name=region, config=config)
     except BotoCoreError as e:  # e.g. NoRegionError
         raise DlError(

@@ -224,7 +224,10 @@ def database_changes(before: list[dict], after: list[dict]) -> list[DatabaseChan
         if o is None:
             tables = n.get("tables", {})
             rows = sum(t.get("rows") or 0 for t in tables.values())
-            detail = f"{len(tables)} table{'s' if len(tables) != 1 else ''}, {rows:,} rows, {human_size(n['size'])}"
+            detail = (
+                f"{len(tables)} table{'s' if len(tables) != 1 else ''}, {rows:,} row{'s' if rows != 1 else ''}, "
+                f"{human_size(n['size'])}"
+            )
             out.append(DatabaseChange(name, "add", None, _db_view(n), (detail,)))
         elif n is None:
             out.append(DatabaseChange(name, "remove", _db_view(o), None, ()))

@@ -55,6 +55,7 @@ def sandbox(region: str | None) -> Iterator[str]:
         urllib.request.urlopen(request, timeout=10).read()
     changes = {**SANDBOX_ENV, "AWS_ENDPOINT_URL": url, "DL_POLL_SECONDS": "0.2"}
     changes["AWS_REGION"] = region or os.environ.get("AWS_REGION") or "us-east-1"
+    changes["AWS_DEFAULT_REGION"] = changes["AWS_REGION"]  # botocore reads this one
     saved = {k: os.environ.get(k) for k in [*changes, "AWS_PROFILE"]}
     os.environ.pop("AWS_PROFILE", None)
     os.environ.update(changes)
