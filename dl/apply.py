@@ -514,6 +514,7 @@ class Executor:
         self.aws = aws
         self.manifest = manifest
         self.parallelism = parallelism
+        self.keep_keys: set[str] = set()  # artifacts the desired state uses: never deleted by a destroy
         self.verify = verify
         self.rollback_on_failure = rollback_on_failure
         self._print_lock = threading.Lock()
@@ -744,7 +745,7 @@ class Executor:
         if gone is None or gone.spec is None:
             return
         mine = artifact_keys(gone.spec)
-        others = set()
+        others = set(self.keep_keys)  # what instances deployed by this very apply use (a rename, a move)
         for other, inst in observed.instances.items():
             if other != name and inst.spec is not None:
                 others |= artifact_keys(inst.spec)
@@ -784,6 +785,7 @@ class Executor:
             return result
         for item in work:
             self.progress[item.name] = "not started"
+        self.keep_keys = set().union(*(artifact_keys(d.spec) for d in desired.values()))
         pool = ThreadPoolExecutor(max_workers=max(1, self.parallelism))
         futures = []
         try:

@@ -157,3 +157,19 @@ def test_unreferenced_artifacts_are_collected_after_the_grace_period(project, mo
     assert len([k for k in second if k.startswith("databases/")]) == 1
     # On AWS the bucket is versioned (tests/templates check the template), so the bytes stay recoverable until
     # the lifecycle rule expires them; moto ignores VersioningConfiguration set through CloudFormation.
+
+
+def test_renaming_an_instance_keeps_the_artifacts_the_new_name_uses(project):
+    """The destroyed instance's database is the new instance's too: it must survive the destroy."""
+    write_manifest(project, "project: safe\ninstances:\n  old:\n    databases: [beta.db]\n")
+    assert dl("apply", "--yes").exit_code == 0
+    write_manifest(project, "project: safe\ninstances:\n  new:\n    databases: [beta.db]\n")
+    result = dl("apply", "--yes", "--allow-destroy", "--parallelism", "1")
+    assert result.exit_code == 0, result.output
+    bucket = cfn().describe_stack_resource(StackName="safe--bootstrap", LogicalResourceId="ArtifactBucket")[
+        "StackResourceDetail"
+    ]["PhysicalResourceId"]
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])}
+    body = cfn().get_template(StackName="safe-new")["TemplateBody"]
+    spec = (json.loads(body) if isinstance(body, str) else body)["Metadata"]["DatasetteLambda"]["spec"]
+    assert spec["databases"][0]["key"] in keys and spec["package"]["key"] in keys
