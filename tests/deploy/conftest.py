@@ -46,6 +46,15 @@ def dl(*args: str, input: str | None = None):
     return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
 
 
+EVERY_CALL: set[str] = set()  # every operation any test's `calls` fixture saw (for the IAM policy check)
+
+
+@pytest.fixture
+def every_call() -> set[str]:
+    """EVERY_CALL of this conftest module (tests importing the module by name would get another copy)."""
+    return EVERY_CALL
+
+
 @pytest.fixture
 def calls(monkeypatch):
     """Every AWS API call made through dl's adapter, as "service.Operation" strings."""
@@ -56,6 +65,7 @@ def calls(monkeypatch):
 
     def count(self, model, **kwargs):
         recorded.append(f"{model.service_model.service_name}.{model.name}")
+        EVERY_CALL.add(f"{model.service_model.service_name}.{model.name}")
         return original(self, model, **kwargs)
 
     monkeypatch.setattr(aws.Aws, "_count", count)

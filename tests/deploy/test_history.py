@@ -175,3 +175,39 @@ def test_scripted_history(project, calls):
     alpha_keys = {db["key"] for db in alpha_spec()["databases"]} | {alpha_spec()["package"]["key"]}
     assert alpha_keys <= keys
     assert beta_keys and not (beta_keys & keys)
+
+
+# S3 operations whose IAM action has another name (https://docs.aws.amazon.com/service-authorization/)
+S3_ACTIONS = {
+    "HeadObject": "GetObject",
+    "ListObjectsV2": "ListBucket",
+    "CreateMultipartUpload": "PutObject",
+    "UploadPart": "PutObject",
+    "CompleteMultipartUpload": "PutObject",
+    "DeleteObjects": "DeleteObject",
+}
+
+
+def test_the_documented_apply_role_allows_every_call_dl_made(every_call):
+    """Runs after the history (same module): every operation dl called is in docs/aws-iam/apply-role-policy.json."""
+    import fnmatch
+    from pathlib import Path
+
+    policy = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs/aws-iam/apply-role-policy.json").read_text()
+    )
+    allowed = [
+        action
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Allow"
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    ]
+    assert every_call, "the history test records the calls"
+    missing = []
+    for call in sorted(every_call):
+        service, operation = call.split(".")
+        operation = S3_ACTIONS.get(operation, operation) if service == "s3" else operation
+        action = f"{service}:{operation}"
+        if not any(fnmatch.fnmatchcase(action, pattern) for pattern in allowed):
+            missing.append(action)
+    assert missing == []
