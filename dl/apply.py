@@ -596,11 +596,6 @@ class Executor:
             return None, None
         zone = self.aws.hosted_zone_for(instance.domain)
         if instance.certificate_arn:
-            if zone is None:
-                self.log(
-                    f"{instance.name}: no Route 53 zone holds {instance.domain}: create a CNAME (or ALIAS) record "
-                    f"{instance.domain} -> the distribution's domain name (shown by `dl status`)"
-                )
             return instance.certificate_arn, zone
         if zone is None:
             raise DlError(
@@ -663,6 +658,10 @@ class Executor:
         previous = self.previous_deployment(name, plan)
         changed, stack = deployer.deploy(name, template, tags=tags, parameters=parameters)
         outputs = {o["OutputKey"]: o.get("OutputValue") for o in (stack or {}).get("Outputs") or []}
+        if instance.domain and zone is None:
+            self.log(
+                f"{instance.name}: {dns_record_advice(self.aws, instance.domain, outputs.get('DistributionId'))}"
+            )
         if changed and plan.action is Action.UPDATE and outputs.get("DistributionId"):
             self.invalidate(instance, outputs["DistributionId"], plan)
         url = None
@@ -712,7 +711,9 @@ class Executor:
         if previous is not None:
             self.log(f"{spec['instance']}: verification failed; re-deploying the previous spec")
             template, tags = previous
-            deployer.deploy(name, template, tags=tags, parameters=parameters)
+            declared = template.get("Parameters") or {}  # secrets may have been added or removed since
+            kept = {k: v for k, v in parameters.items() if k in declared}
+            deployer.deploy(name, template, tags=tags, parameters=kept)
             raise DeployError(f"{result.message()}\nrolled back to the previous deployment")
         raise DeployError(result.message())
 
@@ -856,6 +857,21 @@ class Executor:
         if stale:
             self.aws.delete_objects(bucket, stale)
             self.log(f"artifacts: deleted {len(stale)} no stack references any more (kept as old versions)")
+
+
+def dns_record_advice(aws: Aws, domain: str, distribution_id: str | None) -> str:
+    """The DNS record a user must create for a domain no Route 53 zone holds (with the real target when known)."""
+    target = None
+    if distribution_id and distribution_id != "None":
+        try:
+            dist = aws.client("cloudfront", "us-east-1").get_distribution(Id=distribution_id)
+            target = dist["Distribution"]["DomainName"]
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, KeyError):
+            target = None
+    target = (
+        target or f"the domain name of CloudFront distribution {distribution_id or '(see the stack outputs)'}"
+    )
+    return f"no Route 53 zone holds {domain}: create the DNS record {domain} CNAME {target} (or an ALIAS at an apex)"
 
 
 def artifact_keys(spec: dict) -> set[str]:

@@ -287,6 +287,8 @@ def apply(
             manifest_label=label,
         )
         chosen = saved or prepared.plan
+        if saved and saved.region != prepared.aws.region:
+            raise DlError(f"{plan_file} is a plan for region {saved.region}, not {prepared.aws.region}")
         click.echo(render_text(chosen, colour=_colour()), nl=False)
         if chosen.is_empty():
             return

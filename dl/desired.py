@@ -62,8 +62,10 @@ def database_summary(inspection: dict) -> dict:
     }
 
 
-def instance_spec(project: str, instance: Instance, package) -> dict:
-    """The normalised spec of one instance: what was (or will be) deployed. Pure given its inputs."""
+def instance_spec(project: str, instance: Instance, package, *, tags: dict | None = None) -> dict:
+    """The normalised spec of one instance: what was (or will be) deployed. Pure given its inputs.
+
+    `tags`: the manifest's extra stack tags (a change of them is a change of the deployment)."""
     databases = []
     for decision in package.databases:
         inspection = inspect_database(decision.source)
@@ -105,6 +107,7 @@ def instance_spec(project: str, instance: Instance, package) -> dict:
             "key": f"packages/{package.sha256}.zip",
             "size": package.zipped_size,
         },
+        "tags": dict(sorted((tags or {}).items())),
         "tool_version": __version__,
     }
 
@@ -114,7 +117,7 @@ def packages_dir() -> Path:
 
 
 def build_instance(
-    project: str, instance: Instance, *, target: str = "lambda", log: Log = print
+    project: str, instance: Instance, *, target: str = "lambda", log: Log = print, tags: dict | None = None
 ) -> DesiredInstance:
     """Build the instance's package (into the content-addressed package cache) and derive its spec.
 
@@ -141,7 +144,7 @@ def build_instance(
             Path(tmp).unlink(missing_ok=True)
         package = replace(built, path=final)
         write_cache_entry("builds", key, result_record(package))
-    spec = instance_spec(project, instance, package)
+    spec = instance_spec(project, instance, package, tags=tags)
     return DesiredInstance(instance=instance, spec=spec, package_path=package.path, package=package)
 
 
@@ -158,7 +161,12 @@ def desired_state(
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         futures = {
             name: pool.submit(
-                build_instance, manifest.project, manifest.instances[name], target=target, log=log
+                build_instance,
+                manifest.project,
+                manifest.instances[name],
+                target=target,
+                log=log,
+                tags=dict(manifest.tags),
             )
             for name in names
         }

@@ -56,7 +56,10 @@ def parse_since(text: str, now: datetime | None = None) -> int:
     match = _DURATION.match(text)
     if match:
         amount, unit = int(match.group(1)), match.group(2)
-        return _epoch_ms(now - timedelta(**{_UNITS[unit]: amount}))
+        try:
+            return _epoch_ms(now - timedelta(**{_UNITS[unit]: amount}))
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before year 1") from None
     try:
         moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:

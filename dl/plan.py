@@ -245,18 +245,24 @@ def _db_view(d: dict) -> dict:
     }
 
 
+def _count(rows: int | None) -> str:
+    """A row count for people: '830', or '?' when SQLite could not count the table (a missing module)."""
+    return "?" if rows is None else f"{rows:,}"
+
+
 def _data_details(o: dict, n: dict) -> list[str]:
     lines = []
     ot, nt = o.get("tables", {}), n.get("tables", {})
     for table in sorted(set(nt) - set(ot)):
-        lines.append(f"table {table} added ({(nt[table].get('rows') or 0):,} rows)")
+        lines.append(f"table {table} added ({_count(nt[table].get('rows'))} rows)")
     for table in sorted(set(ot) - set(nt)):
-        lines.append(f"table {table} dropped ({(ot[table].get('rows') or 0):,} rows)")
+        lines.append(f"table {table} dropped ({_count(ot[table].get('rows'))} rows)")
     for table in sorted(set(ot) & set(nt)):
         before_rows, after_rows = ot[table].get("rows"), nt[table].get("rows")
         if before_rows != after_rows:
-            delta = (after_rows or 0) - (before_rows or 0)
-            lines.append(f"{table}: rows {before_rows:,} -> {after_rows:,} ({delta:+,})")
+            known = before_rows is not None and after_rows is not None
+            delta = f" ({after_rows - before_rows:+,})" if known else ""
+            lines.append(f"{table}: rows {_count(before_rows)} -> {_count(after_rows)}{delta}")
         old_cols, new_cols = ot[table].get("columns", []), nt[table].get("columns", [])
         added = [c for c in new_cols if c not in old_cols]
         removed = [c for c in old_cols if c not in new_cols]
@@ -280,6 +286,7 @@ def attribute_changes(before: dict, after: dict) -> list[Change]:
     changes += keyed_changes(before.get("config"), after.get("config"), "config")
     changes += keyed_changes(before.get("metadata"), after.get("metadata"), "metadata")
     changes += keyed_changes(before.get("versions"), after.get("versions"), "versions")
+    changes += keyed_changes(before.get("tags"), after.get("tags"), "tags")
     old, new = before.get("plugins") or None, after.get("plugins") or None
     if old != new:
         changes.append(Change("plugins", old, new))
@@ -342,7 +349,10 @@ def consequences(before: dict | None, after: dict) -> list[str]:
 
 
 def _url_changes(before: dict, after: dict) -> bool:
-    """The public URL changes: the front door is replaced when it is what users reach."""
+    """The public URL changes: the front door is replaced when it is what users reach, or the custom domain
+    users reach goes away or moves."""
+    if before.get("domain") and before.get("domain") != after.get("domain"):
+        return True
     if before.get("cdn") != after.get("cdn"):
         return not after.get("domain") or before.get("domain") != after.get("domain")
     if not after.get("cdn") and before.get("endpoint") != after.get("endpoint"):

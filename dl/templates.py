@@ -799,7 +799,7 @@ def _instance_template_for(manifest, instance, lookup, bucket, certificate_arn, 
         cert = (
             certificate_arn or instance.certificate_arn or lookup.certificate(manifest.project, instance.name)
         )
-    spec = build_instance(manifest.project, instance, log=log).spec
+    spec = build_instance(manifest.project, instance, log=log, tags=dict(manifest.tags)).spec
     artifacts = InstanceArtifacts(
         bucket=bucket,
         package_key=spec["package"]["key"],

@@ -18,7 +18,10 @@ from dl.errors import Problem
 from dl.manifest import database_entries, instance_settings
 
 RESERVED_ENV_PREFIXES = ("AWS_", "LAMBDA_", "DL_", "_")
-RESERVED_ENV_NAMES = {"DATASETTE_SECRET", "PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "HOME", "TZ", "LANG"}
+RESERVED_ENV_NAMES = {"PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "HOME", "TZ", "LANG"}
+# Variables of the machine running `dl apply` (CI runner, AWS credentials) must never become a secret's source:
+# a pull request could otherwise ship the deployer's own credentials into a public function.
+FORBIDDEN_SOURCE_PREFIXES = ("AWS_", "GITHUB_", "ACTIONS_", "RUNNER_", "DL_")
 DATABASE_NAME_HINT = "1-64 letters, digits, '_' or '-', starting with a letter or digit"
 MAX_METADATA_BYTES = 5 * 1024 * 1024
 
@@ -206,12 +209,18 @@ def rule_front_door(document: dict, context: Context) -> Iterator[Finding]:
 def rule_secrets(document: dict, context: Context) -> Iterator[Finding]:
     for name in document["instances"]:
         secrets = instance_settings(document, name)["secrets"]
-        for env_name in secrets:
+        for env_name, source in secrets.items():
             if env_name in RESERVED_ENV_NAMES or env_name.startswith(RESERVED_ENV_PREFIXES):
                 yield Finding(
                     (*origin(document, name, "secrets"), env_name),
                     f"{env_name} is reserved (by Lambda, AWS or datasette-lambda): choose another name",
                     key=True,
+                )
+            elif source.startswith(FORBIDDEN_SOURCE_PREFIXES) or source == "ACTIONS_ID_TOKEN_REQUEST_TOKEN":
+                yield Finding(
+                    (*origin(document, name, "secrets"), env_name),
+                    f"{source} belongs to the machine running dl (AWS credentials, the CI runner): it may not be "
+                    "a secret's source; put the value in a variable of its own",
                 )
 
 

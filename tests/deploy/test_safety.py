@@ -173,3 +173,13 @@ def test_renaming_an_instance_keeps_the_artifacts_the_new_name_uses(project):
     body = cfn().get_template(StackName="safe-new")["TemplateBody"]
     spec = (json.loads(body) if isinstance(body, str) else body)["Metadata"]["DatasetteLambda"]["spec"]
     assert spec["databases"][0]["key"] in keys and spec["package"]["key"] in keys
+
+
+def test_a_saved_plan_is_refused_in_another_region(project, monkeypatch):
+    write_manifest(project, "project: safe\ninstances:\n  alpha: {databases: [alpha.db]}\n")
+    assert dl("plan", "--out", "plan.json").exit_code == 0
+    monkeypatch.setenv("AWS_REGION", "us-west-2")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    result = dl("apply", "plan.json")
+    assert result.exit_code == 1 and "plan.json is a plan for region eu-west-1, not us-west-2" in result.output
+    assert "safe-alpha" not in live_stacks()

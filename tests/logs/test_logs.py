@@ -316,3 +316,8 @@ def test_access_denied_is_a_clear_message(aws):
         "reading /aws/lambda/demo-site failed: AccessDeniedException: User: arn:aws:iam::123456789012:user/ci "
         "is not authorized to perform: logs:FilterLogEvents"
     )
+
+
+def test_a_duration_before_year_one_is_a_usage_error(project):
+    result = run("site", "--since", "99999999999d")
+    assert result.exit_code == 2 and "reaches back before year 1" in result.output

@@ -259,6 +259,11 @@ BROKEN = [
         "datasette-lambda.yml:3:44: instances.a.secrets.AWS_SECRET_ACCESS_KEY: AWS_SECRET_ACCESS_KEY is reserved",
     ),
     (
+        "project: p\ninstances:\n  a: {databases: [northwind.db], secrets: {TOKEN: AWS_SECRET_ACCESS_KEY}}\n",
+        {},
+        "instances.a.secrets.TOKEN: AWS_SECRET_ACCESS_KEY belongs to the machine running dl",
+    ),
+    (
         "project: p\ninstances:\n  a: {databases: [/etc/hostname]}\n",
         {},
         "datasette-lambda.yml:3:19: instances.a.databases.0: /etc/hostname: absolute paths are not allowed",

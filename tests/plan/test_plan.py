@@ -192,3 +192,28 @@ def test_hostile_names_are_inert_in_every_rendering():
     body = parts.sections[0][1]
     assert body.startswith("```diff\n") and "</details><img" in body  # verbatim inside a code block
     assert clean("\u202eevil\x07") == "\ufffdevil\\x07"
+
+
+def test_manifest_tags_are_part_of_the_deployment():
+    plan = make_plan("p", "eu-west-1", {"a": changed(tags={"cost-centre": "open-data"})}, observed(a=SPEC))
+    (item,) = plan.instances
+    assert item.action is Action.UPDATE
+    assert [(c.path, c.before, c.after) for c in item.changes] == [("tags.cost-centre", None, "open-data")]
+
+
+def test_an_uncountable_table_is_shown_not_crashed_on():
+    db = copy.deepcopy(SPEC["databases"][0])
+    db["sha256"] = "e" * 64
+    db["tables"]["orders"] = {"rows": None, "columns": ["id", "total"]}
+    plan = make_plan("p", "eu-west-1", {"a": changed(databases=[db])}, observed(a=SPEC))
+    assert "orders: rows 830 -> ?" in plan.instances[0].databases[0].details
+    assert "orders: rows 830 -> ?" in render_text(plan)
+
+
+def test_a_custom_domain_that_moves_or_goes_is_a_replace():
+    before = changed(domain="a.example.com")
+    for after in (changed(domain="b.example.com"), changed(domain=None)):
+        plan = make_plan("p", "eu-west-1", {"a": after}, observed(a=before))
+        assert plan.instances[0].action is Action.REPLACE
+    plan = make_plan("p", "eu-west-1", {"a": changed(domain="a.example.com")}, observed(a=SPEC))
+    assert plan.instances[0].action is Action.UPDATE  # adding a domain keeps the old URL working
