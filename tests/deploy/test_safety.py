@@ -181,5 +181,7 @@ def test_a_saved_plan_is_refused_in_another_region(project, monkeypatch):
     monkeypatch.setenv("AWS_REGION", "us-west-2")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
     result = dl("apply", "plan.json")
-    assert result.exit_code == 1 and "plan.json is a plan for region eu-west-1, not us-west-2" in result.output
+    assert (
+        result.exit_code == 1 and "plan.json is a plan for region eu-west-1, not us-west-2" in result.output
+    )
     assert "safe-alpha" not in live_stacks()
