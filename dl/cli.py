@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -108,10 +109,23 @@ def pipeline_options(f):
     return f
 
 
-def _check_targets(manifest, targets) -> list[str]:
-    """Targets in order, without repeats. They may name deployed instances no longer in the manifest (to
+@contextmanager
+def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str):
+    """The pipeline's result (manifest -> desired -> observed -> plan), inside the sandbox when asked: the
+    emulator lives as long as the block, so `apply` can act on what it planned.
+
+    Targets keep their order without repeats; they may name deployed instances no longer in the manifest (to
     destroy them); names that are neither are refused by the pipeline once AWS has been read."""
-    return list(dict.fromkeys(targets))
+    from dl.pipeline import prepare
+
+    with _sandbox(sandbox, manifest) if sandbox else nullcontext():
+        yield prepare(
+            manifest,
+            targets=list(dict.fromkeys(targets)),
+            parallelism=parallelism,
+            log=_stderr,
+            manifest_label=label,
+        )
 
 
 @main.command()
@@ -141,9 +155,6 @@ def plan(
     manifest_path, allow_outside_paths, targets, parallelism, sandbox, out, fmt, detailed_exitcode, comment
 ):
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
-    from contextlib import nullcontext
-
-    from dl.pipeline import prepare
     from dl.render import render_json, render_markdown, render_text
 
     manifest = load(manifest_path, allow_outside_paths)
@@ -155,15 +166,10 @@ def plan(
         if reason:
             _comment_no_credentials(reason + " " + explain_missing_credentials(), label)
             raise DlError(f"no plan could be made: {reason}")
-    with _sandbox(sandbox, manifest) if sandbox else nullcontext():
-        prepared = prepare(
-            manifest,
-            targets=_check_targets(manifest, targets),
-            parallelism=parallelism,
-            log=_stderr,
-            manifest_label=label,
-        )
-    result = prepared.plan
+    with _prepared(
+        manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
+    ) as prepared:
+        result = prepared.plan
     if out:
         Path(out).write_text(result.dumps(), encoding="utf-8")
         _stderr(f"Saved the plan to {out}: apply exactly it with `dl apply {out}`.")
@@ -258,10 +264,8 @@ def apply(
 ):
     """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan."""
     import json
-    from contextlib import nullcontext
 
     from dl.apply import ApplyInterrupted, apply_plan, refuse_unsafe
-    from dl.pipeline import prepare
     from dl.plan import Plan
     from dl.render import render_text
 
@@ -278,14 +282,9 @@ def apply(
         targets = tuple(
             i.name for i in saved.instances if i.name in manifest.instances or i.action.value == "destroy"
         )
-    with _sandbox(sandbox, manifest) if sandbox else nullcontext():
-        prepared = prepare(
-            manifest,
-            targets=_check_targets(manifest, targets),
-            parallelism=parallelism,
-            log=_stderr,
-            manifest_label=label,
-        )
+    with _prepared(
+        manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
+    ) as prepared:
         chosen = saved or prepared.plan
         if saved and saved.region != prepared.aws.region:
             raise DlError(f"{plan_file} is a plan for region {saved.region}, not {prepared.aws.region}")
@@ -314,6 +313,8 @@ def apply(
         _report(result)
         _apply_summary(result, label)
         if sandbox and result.ok:
+            from dl.pipeline import prepare
+
             after = prepare(
                 manifest, targets=list(targets) or None, parallelism=parallelism, log=lambda _: None
             )
