@@ -624,13 +624,8 @@ class Executor:
                 env: dl_secrets.fingerprint(self.key, self.manifest.project, instance.name, env, secrets[env])
                 for env in sorted(secrets)
             }
-        artifacts = templates.InstanceArtifacts(
-            bucket=bucket,
-            package_key=spec["package"]["key"],
-            database_keys=tuple(d["key"] for d in spec["databases"]),
-            s3_database_bytes=sum(d["size"] for d in spec["databases"] if d["location"] == "s3"),
-            certificate_arn=certificate_arn,
-            hosted_zone_id=zone,
+        artifacts = templates.InstanceArtifacts.from_spec(
+            spec, bucket, certificate_arn=certificate_arn, hosted_zone_id=zone
         )
         template = templates.instance_template(self.manifest.project, instance, artifacts, spec=spec)
         tags = {

@@ -101,6 +101,20 @@ class InstanceArtifacts:
     certificate_arn: str | None = None
     hosted_zone_id: str | None = None
 
+    @classmethod
+    def from_spec(
+        cls, spec: dict, bucket: str, *, certificate_arn: str | None = None, hosted_zone_id: str | None = None
+    ) -> InstanceArtifacts:
+        """The artifacts a desired spec names (one place, so `dl template` shows exactly what apply sends)."""
+        return cls(
+            bucket=bucket,
+            package_key=spec["package"]["key"],
+            database_keys=tuple(d["key"] for d in spec["databases"]),
+            s3_database_bytes=sum(d["size"] for d in spec["databases"] if d["location"] == "s3"),
+            certificate_arn=certificate_arn,
+            hosted_zone_id=hosted_zone_id,
+        )
+
 
 # --- names ----------------------------------------------------------------------------------------
 
@@ -800,14 +814,7 @@ def _instance_template_for(manifest, instance, lookup, bucket, certificate_arn, 
             certificate_arn or instance.certificate_arn or lookup.certificate(manifest.project, instance.name)
         )
     spec = build_instance(manifest.project, instance, log=log, tags=dict(manifest.tags)).spec
-    artifacts = InstanceArtifacts(
-        bucket=bucket,
-        package_key=spec["package"]["key"],
-        database_keys=tuple(d["key"] for d in spec["databases"]),
-        s3_database_bytes=sum(d["size"] for d in spec["databases"] if d["location"] == "s3"),
-        certificate_arn=cert,
-        hosted_zone_id=zone,
-    )
+    artifacts = InstanceArtifacts.from_spec(spec, bucket, certificate_arn=cert, hosted_zone_id=zone)
     return instance_template(manifest.project, instance, artifacts, spec=spec)
 
 
