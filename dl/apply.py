@@ -661,7 +661,7 @@ class Executor:
             self.invalidate(instance, outputs["DistributionId"], plan)
         url = None
         if changed and self.verify:
-            url = self.check(name, spec, previous, deployer, parameters)
+            url = self.check(name, spec, previous, deployer, parameters, external_dns=zone is None)
         return Outcome(instance.name, plan.action, True, "applied" if changed else "no changes", url, changed)
 
     def previous_deployment(self, name: str, plan: InstancePlan) -> tuple[dict, dict] | None:
@@ -674,19 +674,39 @@ class Executor:
         stack = self.aws.stack(name)
         return (json.loads(body) if isinstance(body, str) else body), dict(stack.tags if stack else {})
 
-    def check(self, name: str, spec: dict, previous, deployer: StackDeployer, parameters: dict) -> str | None:
-        """Verify the deployed instance over HTTP; on failure re-deploy `previous` when asked to. Returns the URL."""
+    def check(
+        self,
+        name: str,
+        spec: dict,
+        previous,
+        deployer: StackDeployer,
+        parameters: dict,
+        *,
+        external_dns: bool = False,
+    ) -> str | None:
+        """Verify the deployed instance over HTTP; on failure re-deploy `previous` when asked to. Returns the URL.
+
+        A custom domain whose DNS is not in Route 53 (``external_dns``: the user creates its record, maybe
+        only after this apply) is checked through the distribution's own ``*.cloudfront.net`` host, which
+        serves the same distribution whatever the domain's DNS says."""
         from urllib.parse import urlsplit
 
-        from dl import verify
-        from dl.status import public_url
+        from dl import status, verify
 
         stack = self.aws.stack(name)
-        url = public_url(self.aws, stack, spec) if stack else None
-        if not url:
+        url = status.public_url(self.aws, stack, spec) if stack else None
+        target = url
+        if stack and url and spec.get("domain") and external_dns:
+            target = status.distribution_url(self.aws, stack, spec)
+            if target:
+                self.log(
+                    f"{spec['instance']}: verifying through the distribution's own host {target}: "
+                    f"{spec['domain']} is not in Route 53, so it is not checked until its DNS record exists"
+                )
+        if not target:
             self.log(f"{spec['instance']}: not verified: AWS reports no public URL for it (an emulator?)")
             return None
-        parts = urlsplit(url)
+        parts = urlsplit(target)
         inspections = {
             d["name"]: {"tables": {t: {"count": v.get("rows")} for t, v in d.get("tables", {}).items()}}
             for d in spec["databases"]
@@ -701,7 +721,7 @@ class Executor:
             expectation, timeout=float(os.environ.get("DL_VERIFY_SECONDS", "120"))
         )
         if result.ok:
-            self.log(f"{spec['instance']}: verified {url}")
+            self.log(f"{spec['instance']}: verified {target}")
             return url
         if previous is not None:
             self.log(f"{spec['instance']}: verification failed; re-deploying the previous spec")
