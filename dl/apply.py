@@ -510,9 +510,15 @@ class Executor:
         parallelism: int = 4,
         verify: bool = False,
         rollback_on_failure: bool = False,
+        lock=None,
+        lock_timeout: float = 0.0,
+        operation: str = "apply",
     ):
         self.aws = aws
         self.manifest = manifest
+        self.lock = lock  # a dl.project_lock.ProjectLock the caller holds, or None: execute() takes one
+        self.lock_timeout = lock_timeout
+        self.operation = operation
         self.parallelism = parallelism
         self.keep_keys: set[str] = set()  # artifacts the desired state uses: never deleted by a destroy
         self.verify = verify
@@ -804,6 +810,7 @@ class Executor:
         self.keep_keys = set().union(*(artifact_keys(d.spec) for d in desired.values()))
         pool = ThreadPoolExecutor(max_workers=max(1, self.parallelism))
         futures = []
+        taken = None  # a lock this call took (the caller's own lock is the caller's to release)
         try:
             bucket = (
                 self.ensure_bootstrap(observed)
@@ -811,10 +818,20 @@ class Executor:
                 else observed.bucket
             )
             self.progress.pop("bootstrap", None)  # done (or not needed)
+            if self.lock is None and bucket:
+                # no bucket to hold a lock before this apply created it: take it now, and make sure nothing
+                # changed between the plan and the lock
+                taken = self.lock = self.take_lock(bucket)
+                observed = observe(self.aws, self.manifest.project, parallelism=self.parallelism)
+                refuse_stale(plan, observed, desired)
+            if self.lock is not None:
+                self.lock.on_lost = lambda _message: self.cancel.set()
             if any(i.action is not Action.DESTROY for i in work):
                 self.key = dl_secrets.ensure_key(self.aws, bucket)
             futures = [pool.submit(self.run_one, i, desired, bucket, secrets, observed) for i in work]
             result.outcomes = [f.result() for f in futures]
+            if bucket and result.ok and self.lock is not None and self.lock.held:
+                self.collect_garbage(bucket)  # only under the lock: a concurrent apply may reuse artifacts
         except (KeyboardInterrupt, Interrupted):
             self.cancel.set()
             pool.shutdown(wait=False, cancel_futures=True)
@@ -822,9 +839,16 @@ class Executor:
             raise ApplyInterrupted(self.interruption_report(futures)) from None
         finally:
             pool.shutdown(wait=False)
-        if bucket and result.ok:
-            self.collect_garbage(bucket)
+            if taken is not None:
+                taken.release()
         return result
+
+    def take_lock(self, bucket: str):
+        from dl.project_lock import ProjectLock
+
+        lock = ProjectLock(self.aws, bucket, operation=self.operation, commit=self.commit, log=self.log)
+        lock.acquire(self.lock_timeout)
+        return lock
 
     def interruption_report(self, futures) -> str:
         """What Ctrl-C left: instances done, in progress (and where), not started; how to converge."""
@@ -908,8 +932,13 @@ def apply_plan(
     observed: ObservedState | None = None,
     verify: bool = False,
     rollback_on_failure: bool = False,
+    lock=None,
+    lock_timeout: float = 0.0,
 ) -> ApplyResult:
-    """Execute `plan`. Refuses (before writing anything) unsafe or stale plans and missing secrets."""
+    """Execute `plan`. Refuses (before writing anything) unsafe or stale plans and missing secrets.
+
+    ``lock``: the project's lock (dl/project_lock.py) when the caller took it before observing; without one the
+    executor takes it (waiting up to ``lock_timeout`` seconds) as soon as there is a bucket to hold it."""
     refuse_unsafe(plan, allow_destroy=allow_destroy)
     observed = observed if observed is not None else observe(aws, manifest.project, parallelism=parallelism)
     refuse_stale(plan, observed, desired)
@@ -922,5 +951,7 @@ def apply_plan(
         parallelism=parallelism,
         verify=verify,
         rollback_on_failure=rollback_on_failure,
+        lock=lock,
+        lock_timeout=lock_timeout,
     )
     return executor.execute(plan, desired, observed, secrets)

@@ -110,22 +110,73 @@ def pipeline_options(f):
 
 
 @contextmanager
-def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str):
+def _prepared(
+    manifest,
+    *,
+    sandbox: bool,
+    targets,
+    parallelism: int,
+    label: str,
+    lock: str | None = None,
+    lock_timeout=0.0,
+):
     """The pipeline's result (manifest -> desired -> observed -> plan), inside the sandbox when asked: the
     emulator lives as long as the block, so `apply` can act on what it planned.
 
+    ``lock``: the operation ("apply") that takes the project's lock (dl/project_lock.py) for the whole block,
+    before AWS is observed, so the plan shown is the plan applied; released when the block ends, Ctrl-C included.
+
     Targets keep their order without repeats; they may name deployed instances no longer in the manifest (to
     destroy them); names that are neither are refused by the pipeline once AWS has been read."""
+    from dataclasses import replace
+
     from dl.pipeline import prepare
 
     with _sandbox(sandbox, manifest) if sandbox else nullcontext():
-        yield prepare(
-            manifest,
-            targets=list(dict.fromkeys(targets)),
-            parallelism=parallelism,
-            log=_stderr,
-            manifest_label=label,
-        )
+        with _project_lock(manifest, lock, lock_timeout) if lock else nullcontext() as held:
+            prepared = prepare(
+                manifest,
+                targets=list(dict.fromkeys(targets)),
+                parallelism=parallelism,
+                log=_stderr,
+                manifest_label=label,
+            )
+            yield replace(prepared, lock=held)
+
+
+@contextmanager
+def _project_lock(manifest, operation: str, timeout: float):
+    """The project's lock, held for the block (None when the project has no artifact bucket yet: the executor
+    takes it once the bootstrap has created one)."""
+    from dl.apply import current_commit
+    from dl.aws import Aws
+    from dl.observed import bootstrap_bucket
+    from dl.project_lock import ProjectLock
+
+    aws = Aws(manifest.region)
+    bucket = bootstrap_bucket(aws, manifest.project)
+    if bucket is None:
+        yield None
+        return
+    lock = ProjectLock(
+        aws, bucket, operation=operation, commit=current_commit(manifest.path.parent), log=_stderr
+    )
+    lock.acquire(timeout)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def lock_timeout_option(f):
+    return click.option(
+        "--lock-timeout",
+        default=0,
+        show_default=True,
+        type=click.IntRange(0),
+        metavar="SECONDS",
+        help="Wait this long for another apply or destroy of the project to release its lock (0: fail at once).",
+    )(f)
 
 
 @main.command()
@@ -250,6 +301,7 @@ def _confirm(yes: bool, question: str) -> None:
     is_flag=True,
     help="When the HTTP check of an updated instance fails, re-deploy its previous spec.",
 )
+@lock_timeout_option
 def apply(
     plan_file,
     manifest_path,
@@ -261,6 +313,7 @@ def apply(
     allow_destroy,
     no_verify,
     rollback_on_failure,
+    lock_timeout,
 ):
     """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan."""
     import json
@@ -283,7 +336,13 @@ def apply(
             i.name for i in saved.instances if i.name in manifest.instances or i.action.value == "destroy"
         )
     with _prepared(
-        manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
+        manifest,
+        sandbox=sandbox,
+        targets=targets,
+        parallelism=parallelism,
+        label=label,
+        lock="apply",
+        lock_timeout=lock_timeout,
     ) as prepared:
         chosen = saved or prepared.plan
         if saved and saved.region != prepared.aws.region:
@@ -306,6 +365,8 @@ def apply(
                 observed=prepared.observed,
                 verify=not no_verify,
                 rollback_on_failure=rollback_on_failure,
+                lock=prepared.lock,
+                lock_timeout=lock_timeout,
             )
         except ApplyInterrupted as exc:  # Ctrl-C while writing: say what state was left
             _stderr(str(exc))
@@ -362,17 +423,23 @@ def _report(result) -> None:
 @click.option(
     "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances at once."
 )
-def destroy(instances, manifest_path, everything, yes, parallelism):
+@lock_timeout_option
+def destroy(instances, manifest_path, everything, yes, parallelism, lock_timeout):
     """Delete the named instances' stacks and their unshared artifacts (or --all of the project's)."""
+    if bool(instances) == everything:
+        raise click.UsageError("name the instances to destroy, or pass --all")
+    manifest = load(manifest_path, check_files=False)
+    with _project_lock(manifest, "destroy", lock_timeout) as lock:
+        _destroy(manifest, instances, everything, yes, parallelism, lock)
+
+
+def _destroy(manifest, instances, everything, yes, parallelism, lock) -> None:
     from dl.apply import Executor
     from dl.aws import Aws
     from dl.observed import observe
     from dl.plan import Action, InstancePlan, Plan
     from dl.render import render_text
 
-    if bool(instances) == everything:
-        raise click.UsageError("name the instances to destroy, or pass --all")
-    manifest = load(manifest_path, check_files=False)
     aws = Aws(manifest.region)
     observed = observe(aws, manifest.project, parallelism=parallelism)
     names = list(observed.instances) if everything else list(dict.fromkeys(instances))
@@ -405,11 +472,43 @@ def destroy(instances, manifest_path, everything, yes, parallelism):
     if refused:
         raise DlError(f"refusing to destroy protected instances (protect: true): {', '.join(refused)}")
     _confirm(yes, f"Destroy {len(items)} instance{'s' if len(items) != 1 else ''}? This cannot be undone.")
-    executor = Executor(aws, manifest, log=_stderr, parallelism=parallelism)
+    executor = Executor(aws, manifest, log=_stderr, parallelism=parallelism, lock=lock, operation="destroy")
     result = executor.execute(chosen, {}, observed, {})
     _report(result)
     if not result.ok:
         sys.exit(1)
+
+
+@main.command()
+@manifest_option
+@click.option("--yes", "-y", is_flag=True, help="Break the lock without asking for confirmation.")
+def unlock(manifest_path, yes):
+    """Show the project's apply lock and break it (after confirmation): for a lock left by a stopped apply."""
+    from dl.aws import Aws
+    from dl.observed import bootstrap_bucket
+    from dl.project_lock import LOCK_KEY, break_lock, read_lock
+
+    manifest = load(manifest_path, check_files=False)
+    aws = Aws(manifest.region)
+    bucket = bootstrap_bucket(aws, manifest.project)
+    info = read_lock(aws, bucket) if bucket else None
+    if info is None:
+        click.echo(f"No lock: no apply or destroy of project {manifest.project} ({aws.region}) holds it.")
+        return
+    click.echo(f"Lock s3://{bucket}/{LOCK_KEY}: {info.describe()}")
+    if not info.expired:
+        click.echo(
+            f"Its lease ({info.lease_seconds:.0f} s) has not expired: the holder may still be running; breaking "
+            "the lock lets another apply start beside it."
+        )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise DlError("no terminal to confirm on: pass --yes to break the lock")
+        if not click.confirm("Break this lock?", default=False):
+            raise DlError("cancelled: the lock is kept")
+    if not break_lock(aws, bucket, info):
+        raise DlError("the lock changed since it was shown (renewed or released): run `dl unlock` again")
+    click.echo("Lock broken.")
 
 
 # --- command registration: one line per command module -------------------------------------------

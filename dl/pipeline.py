@@ -25,6 +25,7 @@ class Prepared:
     desired: dict[str, DesiredInstance]
     observed: ObservedState
     plan: Plan
+    lock: object | None = None  # the project's dl.project_lock.ProjectLock when the caller took it
 
 
 def prepare(
