@@ -221,6 +221,7 @@ def plan(
         manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
     ) as prepared:
         result = prepared.plan
+        conflicts = prepared.conflicts
     if out:
         Path(out).write_text(result.dumps(), encoding="utf-8")
         _stderr(f"Saved the plan to {out}: apply exactly it with `dl apply {out}`.")
@@ -242,6 +243,11 @@ def plan(
         from dl.render import comment_parts
 
         write_plan_summary(comment_parts(result, manifest=label))
+    if conflicts:
+        from dl.conflicts import render_conflicts
+
+        _stderr(render_conflicts(list(conflicts)))
+        sys.exit(1)
     if detailed_exitcode and not result.is_empty():
         sys.exit(2)
 
@@ -350,6 +356,10 @@ def apply(
         click.echo(render_text(chosen, colour=_colour()), nl=False)
         if chosen.is_empty():
             return
+        if prepared.conflicts:
+            from dl.conflicts import render_conflicts
+
+            raise DlError("refusing to apply: " + render_conflicts(list(prepared.conflicts)))
         refuse_unsafe(chosen, allow_destroy=allow_destroy)
         if not plan_file:
             _confirm(yes, "Apply these changes?")

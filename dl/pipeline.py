@@ -26,6 +26,7 @@ class Prepared:
     observed: ObservedState
     plan: Plan
     lock: object | None = None  # the project's dl.project_lock.ProjectLock when the caller took it
+    conflicts: tuple = ()  # dl.conflicts.Conflict: what exists on AWS and would make the plan fail
 
 
 def prepare(
@@ -35,8 +36,10 @@ def prepare(
     parallelism: int = 4,
     log: Log = print,
     manifest_label: str = "",
+    check_conflicts: bool = True,
 ) -> Prepared:
-    """Validate (done by the caller's load) -> build the desired state -> observe AWS -> plan."""
+    """Validate (done by the caller's load) -> build the desired state -> observe AWS -> plan -> conflicts
+    (dl/conflicts.py: resources that already exist and would make the plan fail; read-only)."""
     aws = Aws(manifest.region)
     names = [n for n in manifest.instances if not targets or n in targets]
     desired = desired_state(manifest, names, parallelism=parallelism, log=log)
@@ -59,7 +62,12 @@ def prepare(
         targets=targets or None,
         manifest=manifest_label,
     )
-    return Prepared(manifest, aws, desired, observed, plan)
+    conflicts = ()
+    if check_conflicts:
+        from dl.conflicts import find_conflicts
+
+        conflicts = tuple(find_conflicts(aws, manifest.project, plan, observed))
+    return Prepared(manifest, aws, desired, observed, plan, conflicts=conflicts)
 
 
 def seal_secrets(

@@ -156,6 +156,7 @@ def status_command(instances, as_json, parallelism, manifest_path, allow_outside
         targets=list(instances) or None,
         parallelism=parallelism,
         log=lambda line: click.echo(line, err=True),
+        check_conflicts=False,
     )
     rows = instance_statuses(prepared)
     click.echo(status_json(rows) if as_json else render_status(rows), nl=False)
