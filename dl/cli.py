@@ -153,6 +153,10 @@ def plan(
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
     from dl.render import render_json, render_markdown, render_text
 
+    if comment and not os.environ.get("GITHUB_REPOSITORY"):
+        from dl.github import ONLY_IN_ACTIONS
+
+        raise DlError(ONLY_IN_ACTIONS)  # before anything is built
     manifest = load(manifest_path, allow_outside_paths)
     label = _manifest_label(manifest)
     if comment and not sandbox:

@@ -351,8 +351,16 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+ONLY_IN_ACTIONS = (
+    "--comment posts the plan on the pull request, so it works only inside GitHub Actions "
+    "(GITHUB_REPOSITORY is not set here); without --comment the plan is printed"
+)
+
+
 def _repository(env: Mapping[str, str]) -> str:
     repository = env.get("GITHUB_REPOSITORY", "")
+    if not repository:
+        raise DlError(ONLY_IN_ACTIONS)
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
         raise DlError(f"cannot comment: GITHUB_REPOSITORY should be OWNER/NAME, got {repository!r}")
     return repository

@@ -179,3 +179,40 @@ def test_destroying_an_instance_that_is_not_deployed_is_a_usage_error(clone):
     result = CliRunner().invoke(main, ["destroy", "--sandbox", "--yes", "-f", MANIFEST, "cities"], env=env)
     assert result.exit_code == 2, result.output
     assert "not deployed in project example-data (eu-west-1): cities" in result.output
+
+
+def test_no_credentials_or_no_region_is_said_before_building_and_points_to_the_sandbox(clone, tmp_path):
+    from click.testing import CliRunner
+
+    from dl.cli import main
+
+    folder, env = clone
+    env["DL_CACHE_DIR"] = str(tmp_path / "fresh-cache")
+    result = CliRunner().invoke(main, ["plan", "-f", MANIFEST], env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no AWS credentials found: ")
+    assert "(or try it offline: --sandbox uses a local AWS emulator)" in result.output
+    built = lambda: {p.name for p in (tmp_path / "fresh-cache").iterdir()} - {"sqlite-check"}  # noqa: E731
+    assert built() == set()  # checked before any package was built (validation's own cache aside)
+    (folder / "no-region.yml").write_text("project: p\ninstances:\n  a: {databases: [examples/cities.db]}\n")
+    result = CliRunner().invoke(main, ["plan", "-f", "no-region.yml"], env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no AWS region: set `region` in the manifest")
+    assert "--sandbox uses a local AWS emulator" in result.output
+    assert built() == set()
+
+
+def test_sandbox_without_the_emulator_installed_says_how_to_install_it_and_nothing_else(clone, monkeypatch):
+    """The hint fits where dl runs from (a clone: the editable install's extra), and no banner comes first."""
+    from click.testing import CliRunner
+
+    from dl.cli import main
+    from dl.sandbox import install_hint
+
+    folder, env = clone
+    monkeypatch.setitem(sys.modules, "moto.server", None)  # `import moto.server` fails as if not installed
+    result = CliRunner().invoke(main, ["plan", "--sandbox", "-f", MANIFEST], env=env)
+    assert result.exit_code == 1
+    assert result.output == f"Error: --sandbox needs the AWS emulator (moto's server): {install_hint()}\n"
+    assert install_hint() == f"pip install -e '.[sandbox]' (in {REPO})"  # these tests run from a clone
+    assert not (folder / ".dl" / "sandbox.json").exists()
