@@ -19,7 +19,21 @@ from dl.errors import DlError, ManifestError, UnknownInstance
 from dl.options import aws_context, load, manifest_option, outside_paths_option, sandbox_option
 
 
-class DlGroup(click.Group):
+class SummaryGroup(click.Group):
+    """`--help` lists each command with its whole first sentence, wrapped (click cuts it to fit one line)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class DlGroup(SummaryGroup):
     """Turns DlError (and anything unexpected) into a message and exit code 1 instead of a traceback."""
 
     def invoke(self, ctx: click.Context):
@@ -421,7 +435,7 @@ def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int)
 # --- the sandbox: a local AWS emulator that lasts ------------------------------------------------------
 
 
-@main.group()
+@main.group(cls=SummaryGroup)
 def sandbox() -> None:
     """Run a local AWS emulator in the background, for --sandbox (state in memory, address in .dl/)."""
 
