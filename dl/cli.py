@@ -423,7 +423,9 @@ def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int)
     if refused:
         raise DlError(f"refusing to destroy protected instances (protect: true): {', '.join(refused)}")
     _confirm(
-        yes, f"Destroy {len(items)} instance{'s' if len(items) != 1 else ''}? This cannot be undone.", "destroy"
+        yes,
+        f"Destroy {len(items)} instance{'s' if len(items) != 1 else ''}? This cannot be undone.",
+        "destroy",
     )
     executor = Executor(aws, manifest, log=_stderr, parallelism=parallelism)
     result = executor.execute(chosen, {}, observed, {})

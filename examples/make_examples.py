@@ -98,7 +98,10 @@ def more_orders(path: Path, count: int) -> None:
         start = conn.execute("select count(*) from orders").fetchone()[0]
         conn.executemany(
             "insert into orders (customer_id, product_id, quantity, ordered) values (?, ?, ?, ?)",
-            [(CUSTOMERS[i % len(CUSTOMERS)][0], i % len(PRODUCTS) + 1, 1, "1998-01-01") for i in range(count)],
+            [
+                (CUSTOMERS[i % len(CUSTOMERS)][0], i % len(PRODUCTS) + 1, 1, "1998-01-01")
+                for i in range(count)
+            ],
         )
     conn.close()
     print(f"added {count} orders to {path} ({start} -> {start + count})")

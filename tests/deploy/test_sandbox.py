@@ -24,7 +24,9 @@ from tests.runtime.serving import fetch, start_serve, stop_serve
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
-QUICK_START = README[README.index("## Quick start") : README.index("\n## ", README.index("## Quick start") + 3)]
+QUICK_START = README[
+    README.index("## Quick start") : README.index("\n## ", README.index("## Quick start") + 3)
+]
 MANIFEST = "datasette-lambda.yml.example"
 
 
@@ -62,7 +64,13 @@ def run(command: str, cwd: Path, env: dict, expect: int = 0) -> str:
     elif words[0] == "python":
         words = [sys.executable, *words[1:]]
     done = subprocess.run(
-        words, cwd=cwd, env={**env, **extra}, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+        words,
+        cwd=cwd,
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
     )
     output = done.stdout + done.stderr
     assert done.returncode == expect, f"{command} exited {done.returncode}:\n{output}"

@@ -339,4 +339,6 @@ def test_an_empty_since_window_says_so_and_names_the_latest_event(logs, project)
     result = run("site", "--since", "4h", "--filter", "ERROR")
     assert result.exit_code == 1
     assert "no log events matching 'ERROR' for instance site since" in result.output
-    assert "widen --since" not in result.output  # the latest event is inside the window: the filter excluded it
+    assert (
+        "widen --since" not in result.output
+    )  # the latest event is inside the window: the filter excluded it
