@@ -150,7 +150,7 @@ def up(folder: Path | None = None) -> tuple[Running, bool]:
 
 
 def _start(folder: Path) -> Running:
-    log = open(folder / LOG_FILE, "ab")  # noqa: SIM115: handed to the child process
+    log = open(folder / LOG_FILE, "ab")  # the child process writes to it; our copy is closed below
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dl.sandbox", str(folder)],
