@@ -844,8 +844,14 @@ class _Lookup:
         return self._aws
 
     def bucket(self, project: str) -> str:
+        from dl.observed import BUCKET_LOGICAL_ID
+
         stack = self.aws().stack(bootstrap_stack_name(project))
-        name = stack.outputs.get("BucketName") if stack else None
+        name = None
+        if stack is not None:  # as the observed state reads it (an emulator may not refresh Outputs)
+            name = stack.outputs.get("BucketName") or self.aws().stack_resource(
+                stack.stack_id, BUCKET_LOGICAL_ID
+            )
         if not name:
             raise DlError(
                 f"the artifact bucket is not known: stack {bootstrap_stack_name(project)} is not deployed "

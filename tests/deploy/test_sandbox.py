@@ -100,6 +100,13 @@ def test_quick_start_offline_tour_end_to_end(clone):
 
     out = run(in_quick_start(f"dl plan --sandbox -f {MANIFEST}"), folder, env)
     assert "No changes. The deployment matches the manifest." in out  # a second plan sees the same emulator
+    out = run(f"dl template --sandbox -f {MANIFEST} northwind --compact", folder, env)
+    template = json.loads(
+        next(line for line in out.splitlines() if line.startswith("{"))
+    )  # --compact: one line
+    # the bucket is looked up in the sandbox's bootstrap stack
+    code = template["Resources"]["Function"]["Properties"]["Code"]
+    assert code["S3Bucket"].startswith("example-data--bootstrap-artifactbucket-")
 
     run(in_quick_start("python examples/make_examples.py --more-orders 15"), folder, env)
     out = run(f"dl plan --sandbox -f {MANIFEST}", folder, env)
@@ -224,3 +231,14 @@ def test_sandbox_without_the_emulator_installed_says_how_to_install_it_and_nothi
     assert result.output == f"Error: --sandbox needs the AWS emulator (moto's server): {install_hint()}\n"
     assert install_hint() == f"pip install -e '.[sandbox]' (in {REPO})"  # these tests run from a clone
     assert not (folder / ".dl" / "sandbox.json").exists()
+
+
+def test_a_sandbox_that_died_is_forgotten_and_dl_is_git_ignored(clone):
+    folder, env = clone
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (folder / ".dl").mkdir()
+    (folder / ".dl" / "sandbox.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": dead.pid}))
+    assert run("dl sandbox down", folder, env) == "No sandbox is running.\n"
+    assert not (folder / ".dl" / "sandbox.json").exists()
+    assert ".dl/" in (REPO / ".gitignore").read_text().splitlines()
