@@ -278,7 +278,7 @@ def _require_credentials(manifest) -> None:
         click.echo(f"::error title=datasette-lambda::{line}")
         write_step_summary(f"**datasette-lambda:** {line}")
         sys.exit(1)
-    raise NoCredentials(f"no plan could be made: {reason} {explain_missing_credentials()}")
+    raise NoCredentials(f"{reason} {explain_missing_credentials()}")
 
 
 def _missing_credentials(manifest) -> str | None:

@@ -30,6 +30,7 @@ from dl.comment import (
     apply_comment_parts,
     compose_job_summary,
     failure_parts,
+    no_credentials_parts,
     not_reviewed_parts,
 )
 from dl.errors import DlError, ManifestError
@@ -56,18 +57,16 @@ Log = Callable[[str], None]
 
 
 class NoCredentials(DlError):
-    """No AWS credentials reached the job, so nothing could be compared with AWS."""
+    """No AWS credentials reached the job, so nothing could be compared with AWS (``reason``: plain text)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"no plan could be made: {reason}")
 
 
 def describe_failure(exc: BaseException) -> tuple[str, list[str]]:
     """(headline, error lines) of why a plan failed, for the comment: every located manifest problem as
     ``file:line:col: path: message``."""
-    if isinstance(exc, NoCredentials):
-        return (
-            "no AWS credentials were available. Nothing was compared with AWS, so this says nothing about "
-            "what merging would change.",
-            [str(exc)],
-        )
     if isinstance(exc, ManifestError):
         count = len(exc.problems)
         return (
@@ -105,8 +104,14 @@ class PlanReview:
     def post_failure(self, exc: BaseException, log: Log) -> CommentResult | None:
         """Replace the comment with why the plan failed; a failure to post is logged, not raised (the
         plan's own error is what the run reports)."""
-        headline, errors = describe_failure(exc)
-        parts = failure_parts(headline, errors, manifest=self.label, planned=self.planned, commit=self.commit)
+        if isinstance(exc, NoCredentials):
+            parts = no_credentials_parts(exc.reason, manifest=self.label, commit=self.commit)
+            parts = replace(parts, planned=self.planned)
+        else:
+            headline, errors = describe_failure(exc)
+            parts = failure_parts(
+                headline, errors, manifest=self.label, planned=self.planned, commit=self.commit
+            )
         try:
             return comment_on_pull_request(parts, manifest=self.label, env=self.env)
         except DlError as error:

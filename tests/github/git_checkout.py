@@ -8,6 +8,7 @@ the two (GitHub's test merge commit ``refs/pull/N/merge``), then clones the merg
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,18 +36,19 @@ class MergeCheckout:
     merge: str
 
 
-def merge_checkout(tmp_path: Path, files: dict[str, str] | None = None) -> MergeCheckout:
-    """A depth-1 clone of a test merge commit; ``files`` are committed on the pull request's branch."""
+def merge_checkout(tmp_path: Path, populate: Callable[[Path], None] | None = None) -> MergeCheckout:
+    """A depth-1 clone of a test merge commit; ``populate(folder)`` writes the pull request's files."""
     origin = tmp_path / "origin"
-    origin.mkdir()
+    origin.mkdir(parents=True)
     git(origin, "init", "-q", "-b", "main")
     (origin / "README").write_text("base\n")
     git(origin, "add", ".")
     git(origin, "commit", "-q", "-m", "base")
     git(origin, "checkout", "-q", "-b", "pr")
-    for name, text in (files or {"change.txt": "pr\n"}).items():
-        (origin / name).parent.mkdir(parents=True, exist_ok=True)
-        (origin / name).write_text(text)
+    if populate is None:
+        (origin / "change.txt").write_text("pr\n")
+    else:
+        populate(origin)
     git(origin, "add", ".")
     git(origin, "commit", "-q", "-m", "pull request")
     head = git(origin, "rev-parse", "HEAD")

@@ -353,3 +353,17 @@ def test_manifest_problems_become_annotations_on_their_line(github_env):
     )
     odd = Problem(str(github_env.workspace / "a,b.yml"), 0, 0, "", "50%\nof it")
     assert annotation(odd) == "::error file=a%2Cb.yml,title=datasette-lambda::50%25%0Aof it"
+
+
+def test_the_review_verdict():
+    from dl.comment import Marker
+    from dl.review import review_verdict
+
+    reviewed = Marker("datasette-lambda.yml", "review", "d" * 32)
+    assert review_verdict(reviewed, "d" * 32, 7, allow_unreviewed=False).ok
+    assert "differs from the one reviewed" in review_verdict(reviewed, "e" * 32, 7, allow_unreviewed=True).why
+    for state in ("not-reviewed", "failed", "plan", "applied", ""):  # only a plan for review counts
+        assert not review_verdict(Marker("m", state, "d" * 32), "d" * 32, 7, allow_unreviewed=False).ok
+    assert "no plan comment by dl" in review_verdict(None, "d" * 32, 7, allow_unreviewed=False).why
+    assert not review_verdict(None, "d" * 32, None, allow_unreviewed=False).ok
+    assert review_verdict(None, "d" * 32, None, allow_unreviewed=True).ok
