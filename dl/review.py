@@ -225,7 +225,8 @@ class ApplyReview:
         parts = apply_comment_parts(
             replace(report, manifest=self.label, commit=report.commit or self.sha), ok=ok
         )
-        parts = complete_parts(parts, manifest=self.label, env=self.env)
+        planned = f"Applied commit {self.sha}, the merge of this pull request."
+        parts = complete_parts(replace(parts, planned=planned), manifest=self.label, env=self.env)
         try:
             posted = post_parts(parts, env=self.env, number=self.number, client=self.client)
         except DlError as error:

@@ -120,6 +120,7 @@ def test_apply_applies_the_reviewed_plan_and_reports_back(merged, github_env, mo
     assert "review-test-alpha" in stacks()
     body = our_body(github_env)
     assert parse_marker(body).state == "applied" and "Apply complete: 1 succeeded, 0 failed." in body
+    assert f"Applied commit {merged.merge}, the merge of this pull request." in body
     assert "Apply complete" in github_env.summary_text()
     assert "summary<<" in github_env.output.read_text()
 
@@ -175,3 +176,19 @@ def test_a_fork_without_credentials_gets_one_clear_line(merged, github_env, monk
     assert "comes from a fork" in github_env.summary_text()
     assert github_env.fake.writes() == []  # a fork's token cannot comment: no 403 noise
     assert os.environ["GITHUB_EVENT_NAME"] == "pull_request"
+
+
+def test_a_cancelled_plan_does_not_leave_the_old_plan_in_the_comment(merged, github_env, monkeypatch):
+    assert dl("plan", "--comment").exit_code == 0
+    from dl import pipeline
+
+    def cancelled(*args, **kwargs):
+        raise KeyboardInterrupt  # what GitHub's cancel (SIGINT, then SIGTERM) turns into
+
+    monkeypatch.setattr(pipeline, "prepare", cancelled)
+    result = dl("plan", "--comment")
+    assert result.exit_code == 130
+    body = our_body(github_env)
+    assert (
+        parse_marker(body).state == "failed" and "the run was cancelled" in body and "1 to create" not in body
+    )
