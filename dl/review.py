@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dl.comment import (
+    PLAN,
     REVIEW,
     ApplyReport,
     apply_comment_parts,
@@ -41,6 +42,7 @@ from dl.github import (
     comment_on_pull_request,
     comment_state,
     complete_parts,
+    event_head,
     is_fork_pull_request,
     merged_pull_request,
     planned_commit,
@@ -49,6 +51,7 @@ from dl.github import (
     read_checkout,
     read_comment,
     refuse_base_checkout,
+    write_outputs,
     write_step_summary,
 )
 from dl.plan import Plan, review_digest
@@ -98,8 +101,16 @@ class PlanReview:
         from dl.render import comment_parts
 
         parts = comment_parts(plan, manifest=self.label, commit=self.commit, allow_destroy=allow_destroy)
-        parts = replace(parts, planned=self.planned, state=comment_state(self.env))
+        parts = replace(parts, planned=self.planned, state=self.state())
         return comment_on_pull_request(parts, manifest=self.label, env=self.env)
+
+    def state(self) -> str:
+        """REVIEW only for a plan made on a pull_request event from a checkout that holds the pull
+        request's head (GitHub's test merge of it, or the head itself); PLAN for anything else."""
+        named = event_head(self.env)
+        if comment_state(self.env) == REVIEW and named and self.checkout.holds(named):
+            return REVIEW
+        return PLAN
 
     def post_failure(self, exc: BaseException, log: Log) -> CommentResult | None:
         """Replace the comment with why the plan failed; a failure to post is logged, not raised (the
@@ -214,6 +225,7 @@ class ApplyReview:
         if self.number is not None:
             posted = post_parts(parts, env=self.env, number=self.number, client=self.client)
             log(f"Posted the new plan to pull request #{self.number} as not reviewed: {posted.url}")
+        write_outputs({"summary": "Apply refused: the plan made now is not the one reviewed."}, self.env)
         raise DlError(
             f"refusing to apply: {verdict.why} Re-run the pull request's plan and review it; then re-run this job."
         )
