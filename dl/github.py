@@ -39,6 +39,7 @@ from typing import Any
 
 from dl import __version__
 from dl.comment import (
+    DEFAULT_FULL_PLAN_HINT,
     PLAN,
     REVIEW,
     ApplyReport,
@@ -473,15 +474,17 @@ def post_parts(
     """Compose ``parts`` as the comment body and publish it; a body that differs only in the footer's time
     from the one there is left alone."""
     url = run_url(env)
-    hint = f"The full plan is in the {safe_link('job summary of this run', url)}." if url else None
-    body = compose_comment(parts, **({"full_plan_hint": hint} if hint else {}))
+    hint = (
+        f"The full plan is in the {safe_link('job summary of this run', url)}."
+        if url
+        else DEFAULT_FULL_PLAN_HINT
+    )
+    body = compose_comment(parts, full_plan_hint=hint)
 
     def same(old: str) -> bool:
         then = footer_timestamp(old)
         return (
-            then is not None
-            and compose_comment(replace(parts, timestamp=then), **({"full_plan_hint": hint} if hint else {}))
-            == old
+            then is not None and compose_comment(replace(parts, timestamp=then), full_plan_hint=hint) == old
         )
 
     return publish_comment(body, manifest=parts.manifest, env=env, number=number, client=client, same=same)
@@ -568,6 +571,11 @@ def complete_parts(
 def format_time(moment: datetime) -> str:
     """'2025-05-01 12:00 UTC' (the footer's format)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def repository_of(env: Mapping[str, str] = os.environ) -> str:
+    """OWNER/NAME from GITHUB_REPOSITORY, or a DlError."""
+    return _repository(env)
 
 
 def _repository(env: Mapping[str, str]) -> str:

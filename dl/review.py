@@ -51,6 +51,7 @@ from dl.github import (
     read_checkout,
     read_comment,
     refuse_base_checkout,
+    repository_of,
     write_outputs,
     write_step_summary,
 )
@@ -189,7 +190,7 @@ class ApplyReview:
         self.label = label
         self.env = env
         self.client = client or GitHubClient.from_env(env)
-        self.repository = env.get("GITHUB_REPOSITORY", "")
+        self.repository = repository_of(env)
         self.sha = env.get("GITHUB_SHA", "")
         if not self.sha:
             raise DlError(
@@ -203,7 +204,6 @@ class ApplyReview:
             else None
         )
         self.marker = found[1] if found else None
-        self.reviewed_digest = self.marker.digest if self.marker and self.marker.state == REVIEW else ""
 
     def check(self, plan: Plan, *, allow_unreviewed: bool, log: Log) -> None:
         """Go on, or post the plan to the pull request as not reviewed and raise DlError (nothing written to
@@ -226,9 +226,12 @@ class ApplyReview:
             posted = post_parts(parts, env=self.env, number=self.number, client=self.client)
             log(f"Posted the new plan to pull request #{self.number} as not reviewed: {posted.url}")
         write_outputs({"summary": "Apply refused: the plan made now is not the one reviewed."}, self.env)
-        raise DlError(
-            f"refusing to apply: {verdict.why} Re-run the pull request's plan and review it; then re-run this job."
+        todo = (
+            "Re-run the pull request's plan and review it; then re-run this job."
+            if self.number is not None
+            else "Merge changes through a pull request."
         )
+        raise DlError(f"refusing to apply: {verdict.why} {todo}")
 
     def post_outcome(self, report: ApplyReport, *, ok: bool, log: Log) -> CommentResult | None:
         """The apply's outcome on the merged pull request's comment (nothing without a pull request)."""
