@@ -363,3 +363,12 @@ def test_action_rejects_invalid_inputs(tmp_path, kwargs, message):
     result, calls, _ = run_action_script(tmp_path, **kwargs)
     assert result.returncode == 1 and calls == []
     assert f"::error title=datasette-lambda::{message}" in result.stdout
+
+
+def test_the_apply_roles_trust_policy_names_the_apply_jobs_environment():
+    # a job in an environment gets an OIDC token whose sub names the environment, not the branch
+    environment = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))["jobs"]["apply"]["environment"]
+    trust = json.loads((ROOT / "docs" / "aws-iam" / "trust-apply-role.json").read_text(encoding="utf-8"))
+    [statement] = trust["Statement"]
+    sub = statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert sub == f"repo:OWNER/REPO:environment:{environment}"
