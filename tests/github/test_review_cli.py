@@ -145,6 +145,8 @@ def test_apply_refuses_a_plan_that_changed_after_review(merged, github_env, monk
         assert marker.state == "not-reviewed" and marker.digest != reviewed
         assert "Not applied: this plan was not reviewed." in body and "1 to create" in body
         assert "Re-run the pull request's plan and review it; then re-run this job." in body
+    summary = github_env.summary_text().replace("\\", "")
+    assert "Not applied: this plan was not reviewed." in summary
 
 
 def test_a_push_without_a_pull_request_is_refused_unless_allowed(merged, github_env, monkeypatch):
