@@ -170,8 +170,9 @@ def _start(folder: Path) -> Running:
         if proc.poll() is not None:
             break
         time.sleep(0.1)
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
         proc.kill()
+        proc.wait(timeout=5)
     tail = (folder / LOG_FILE).read_text(errors="replace").strip().splitlines()[-5:]
     raise DlError(
         "the sandbox did not start"
