@@ -828,7 +828,7 @@ class Executor:
                 self.lock.on_lost = lambda _message: self.cancel.set()
             if any(i.action is not Action.DESTROY for i in work):
                 self.key = dl_secrets.ensure_key(self.aws, bucket)
-            futures = [pool.submit(self.run_one, i, desired, bucket, secrets, observed) for i in work]
+            futures = self.submit_in_order(pool, work, desired, bucket, secrets, observed)
             result.outcomes = [f.result() for f in futures]
             if bucket and result.ok and self.lock is not None and self.lock.held:
                 self.collect_garbage(bucket)  # only under the lock: a concurrent apply may reuse artifacts
@@ -842,6 +842,31 @@ class Executor:
             if taken is not None:
                 taken.release()
         return result
+
+    def submit_in_order(self, pool, work, desired, bucket, secrets, observed) -> list:
+        """Submit every instance; one that claims a domain another instance releases waits for that release to
+        finish (:func:`dl.plan.domain_handovers`), the others start at once. Releasers are submitted first, so
+        a waiting claimer never holds the pool's threads from the work it waits for. Futures in plan order."""
+        waits = handover_waits(work, desired, observed)
+        releasers = {r for releases in waits.values() for r in releases.values()}
+        pending = sorted(work, key=lambda i: (i.name in waits, i.name not in releasers))  # releasers first
+        futures: dict[str, object] = {}
+        while pending:  # topological: an instance after every instance it waits for (swaps were refused)
+            item = next(i for i in pending if all(r in futures for r in waits.get(i.name, {}).values()))
+            pending.remove(item)
+            before = [(futures[r], r, d) for d, r in waits.get(item.name, {}).items()]
+            futures[item.name] = pool.submit(self.run_after, before, item, desired, bucket, secrets, observed)
+        return [futures[i.name] for i in work]
+
+    def run_after(self, before, plan: InstancePlan, desired, bucket, secrets, observed) -> Outcome:
+        for future, releaser, domain in before:
+            outcome = future.result()
+            if not outcome.ok:
+                return Outcome(
+                    plan.name, plan.action, False, f"not started: {releaser} did not release {domain}"
+                )
+            self.log(f"{plan.name}: {releaser} released {domain}; claiming it now")
+        return self.run_one(plan, desired, bucket, secrets, observed)
 
     def take_lock(self, bucket: str):
         from dl.project_lock import ProjectLock
@@ -898,6 +923,33 @@ class Executor:
             self.log(f"artifacts: deleted {len(stale)} no stack references any more (kept as old versions)")
 
 
+def handover_waits(work, desired, observed) -> dict[str, dict[str, str]]:
+    """{claimer: {domain: releaser}} among the instances being worked on. A domain swap (each instance claims
+    what the other releases) cannot be ordered: DlError, before anything is written."""
+    from dl.plan import domain_handovers
+
+    names = [i.name for i in work]
+    specs = {n: d.spec for n, d in desired.items()}
+    waits: dict[str, dict[str, str]] = {}
+    for h in domain_handovers(specs, observed, names):
+        waits.setdefault(h.claimer, {})[h.domain] = h.releaser
+    placed = {n for n in names if n not in waits}
+    progress = True
+    while progress:
+        progress = False
+        for claimer, releases in waits.items():
+            if claimer not in placed and all(r in placed for r in releases.values()):
+                placed.add(claimer)
+                progress = True
+    stuck = sorted(c for c in waits if c not in placed)
+    if stuck:
+        raise DlError(
+            f"{', '.join(stuck)} swap domains: none can claim its new domain before another released it. "
+            "Apply in two steps (first remove the domains that move, then set them); nothing was changed"
+        )
+    return waits
+
+
 def dns_record_advice(aws: Aws, domain: str, distribution_id: str | None) -> str:
     """The DNS record a user must create for a domain no Route 53 zone holds (with the real target when known)."""
     target = None
@@ -944,6 +996,7 @@ def apply_plan(
     refuse_stale(plan, observed, desired)
     deploying = [i.name for i in plan.instances if i.action not in (Action.NOOP, Action.DESTROY)]
     secrets = secret_values(manifest, deploying)
+    handover_waits([i for i in plan.instances if i.action is not Action.NOOP], desired, observed)  # swaps
     executor = Executor(
         aws,
         manifest,
