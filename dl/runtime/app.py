@@ -22,6 +22,7 @@ from datasette.app import Datasette  # noqa: E402
 from datasette.database import Database  # noqa: E402
 from datasette.plugins import pm  # noqa: E402
 from datasette.utils.asgi import Request  # noqa: E402
+from datasette.version import __version__ as _datasette_version  # noqa: E402
 
 from . import links  # noqa: E402
 from .instance import InstanceSpec  # noqa: E402
@@ -30,14 +31,14 @@ from .instance import InstanceSpec  # noqa: E402
 class _Router(datasette.app.DatasetteRouter):
     """Datasette's router, routing the already-unprefixed path as is."""
 
-    async def __call__(self, scope, receive, send):
-        raw_path = scope.get("raw_path")
-        path = (raw_path.decode("ascii") if raw_path else scope["path"]).partition("?")[0]
+    async def route_path(self, scope, receive, send, path):
+        """``path`` is what Datasette's ``__call__`` read from the (unprefixed) raw path; Datasette 1.0's
+        ``__call__`` also sets up per-request state, so only this step is replaced, on both lines."""
         base_url = self.ds.setting("base_url")
         if base_url != "/":
             path = base_url.rstrip("/") + path  # route_path strips it again: exactly once in all
         links.current_request.set(Request(scope, receive))
-        return await self.route_path(scope, receive, send, path)
+        return await super().route_path(scope, receive, send, path)
 
     async def handle_404(self, request, send, exception=None):
         """Datasette's 404 redirects (trailing slash, % to ~) reuse the request path: give it the prefix."""
@@ -51,6 +52,7 @@ class _Router(datasette.app.DatasetteRouter):
 
 
 datasette.app.DatasetteRouter = _Router
+DATASETTE_1 = not _datasette_version.startswith("0.")  # the 1.0 line (alphas included)
 
 
 def build_datasette(spec: InstanceSpec, paths: dict[str, Path], secret: str | None) -> Datasette:
@@ -60,8 +62,7 @@ def build_datasette(spec: InstanceSpec, paths: dict[str, Path], secret: str | No
     settings = dict(spec.settings, base_url=spec.prefix)
     ds = Datasette(
         files=[],
-        metadata=spec.metadata or None,
-        settings=settings,
+        **configuration(spec.metadata, settings),
         cors=spec.cors,
         inspect_data=spec.inspect or None,
         secret=secret,
@@ -71,3 +72,19 @@ def build_datasette(spec: InstanceSpec, paths: dict[str, Path], secret: str | No
     for db in spec.databases:
         ds.add_database(Database(ds, path=str(paths[db.name]), is_mutable=False), name=db.name)
     return ds
+
+
+def configuration(metadata: dict, settings: dict) -> dict:
+    """The constructor arguments carrying metadata and settings, where this Datasette expects them.
+
+    0.65: ``metadata=`` (plugin configuration and permissions included) and ``settings=``. 1.0: settings, plugin
+    configuration, permissions and table options in ``config=`` (its ``datasette.yaml``), descriptive metadata
+    in ``metadata=``, split by Datasette's own ``move_plugins_and_allow`` and ``move_table_config``.
+    """
+    if not DATASETTE_1:
+        return {"metadata": metadata or None, "settings": settings}
+    from datasette.utils import move_plugins_and_allow, move_table_config
+
+    metadata, config = move_plugins_and_allow(metadata or {}, {})
+    metadata, config = move_table_config(metadata, config)
+    return {"metadata": metadata or None, "config": {**config, "settings": settings}}
