@@ -237,7 +237,7 @@ def publish_subcommand(publish):
             "memory": options["memory"],
             "cdn": options["cdn"],
             "endpoint": options["endpoint"],
-            "cors": options["cors"],
+            "cors": options["cors"] or None,
         }
         with contextlib.ExitStack() as stack:
             if out:
@@ -269,6 +269,10 @@ def publish_subcommand(publish):
             args += [] if out else ["--allow-outside-paths"]  # the files were named on the command line
             stack.enter_context(_environment(environment))
             _run_dl(args)
+
+    for param in lambda_.params:
+        if param.name in UNSUPPORTED:
+            param.help = f"Refused on Lambda: {UNSUPPORTED[param.name]}."
 
 
 def _check_inside(files: tuple[str, ...], manifest: Path) -> None:
