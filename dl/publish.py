@@ -65,7 +65,8 @@ def setting_value(name: str, text: str, line: str):
         raise click.BadParameter("base_url: use --prefix instead", param_hint="--setting")
     if name not in known:
         raise click.BadParameter(
-            f"{name!r} is not a setting of Datasette {line}{suggest(name, list(known))}", param_hint="--setting"
+            f"{name!r} is not a setting of Datasette {line}{suggest(name, list(known))}",
+            param_hint="--setting",
         )
     kind = known[name].type
     if kind is bool:
@@ -79,7 +80,9 @@ def setting_value(name: str, text: str, line: str):
         try:
             return int(text)
         except ValueError:
-            raise click.BadParameter(f"{name} expects an integer, got {text!r}", param_hint="--setting") from None
+            raise click.BadParameter(
+                f"{name} expects an integer, got {text!r}", param_hint="--setting"
+            ) from None
     return text
 
 
@@ -263,7 +266,10 @@ def publish_subcommand(publish):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render_manifest(document), encoding="utf-8")
             if out:
-                click.echo(f"Wrote {out}: `dl plan -f {out}` and `dl apply -f {out}` manage it from now on.", err=True)
+                click.echo(
+                    f"Wrote {out}: `dl plan -f {out}` and `dl apply -f {out}` manage it from now on.",
+                    err=True,
+                )
             args = ["apply", "-f", str(path), "--target", name]
             args += ["--yes"] if options["yes"] else []
             args += [] if out else ["--allow-outside-paths"]  # the files were named on the command line

@@ -36,6 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 from dl import lines  # noqa: E402
+
 PYTHONS = ("3.11", "3.12", "3.13")
 ARCHES = ("x86_64", "aarch64")
 HEADER = """\

@@ -116,9 +116,12 @@ def test_datasette_line_defaults_to_065_and_can_be_set_in_defaults(repo):
         "  c: {databases: [data/cities.db], config: {max_insert_rows: 5}}\n",
     )
     assert [i.datasette for i in m.instances.values()] == ["1.0a", "0.65", "1.0a"]
-    assert write(repo, "project: p\ninstances:\n  a: {databases: [data/northwind.db]}\n").instances[
-        "a"
-    ].datasette == "0.65"
+    assert (
+        write(repo, "project: p\ninstances:\n  a: {databases: [data/northwind.db]}\n")
+        .instances["a"]
+        .datasette
+        == "0.65"
+    )
 
 
 def test_top_level_schema_json_is_the_shipped_one():

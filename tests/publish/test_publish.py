@@ -52,7 +52,12 @@ def datasette(*args: str) -> subprocess.CompletedProcess:
     assert DATASETTE.exists(), f"no {DATASETTE}: install the package (pip install -e .) in this environment"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [str(DATASETTE), *args], capture_output=True, text=True, env=env, timeout=900, stdin=subprocess.DEVNULL
+        [str(DATASETTE), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -212,7 +217,9 @@ def test_manifest_out_must_hold_its_databases(publish_group, tmp_path):
     (tmp_path / "repo" / ".git").mkdir(parents=True)
     db = shutil.copy(NORTHWIND, tmp_path / "northwind.db")
     out = tmp_path / "repo" / "datasette-lambda.yml"
-    result = CliRunner().invoke(publish_group, ["lambda", str(db), "--name", "nw", "--manifest-out", str(out)])
+    result = CliRunner().invoke(
+        publish_group, ["lambda", str(db), "--name", "nw", "--manifest-out", str(out)]
+    )
     assert result.exit_code == 2
     assert "is outside" in result.output and "next to the databases" in result.output
     assert not out.exists()
@@ -226,7 +233,14 @@ def test_metadata_options_merge_into_the_metadata_file(publish_group, tmp_path, 
     monkeypatch.setattr(dl_publish, "_run_dl", ran.append)  # stop before AWS: the mapping is under test
     out = tmp_path / "datasette-lambda.yml"
     args = ["lambda", str(db), "--name", "nw", "--manifest-out", str(out), "-m", str(tmp_path / "meta.yml")]
-    args += ["--title", "From the option", "--source_url", "https://example.org", "--install", "datasette-x==1"]
+    args += [
+        "--title",
+        "From the option",
+        "--source_url",
+        "https://example.org",
+        "--install",
+        "datasette-x==1",
+    ]
     args += ["--prefix", "/data", "--no-cdn", "--cors", "--endpoint", "http-api", "--region", "eu-central-1"]
     args += ["--datasette", "1.0a", "--setting", "allow_signed_tokens", "off", "--project", "proj"]
     result = CliRunner().invoke(publish_group, args)
