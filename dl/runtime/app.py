@@ -11,6 +11,7 @@ kind of link Datasette builds without the prefix.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from . import units
@@ -78,13 +79,34 @@ def configuration(metadata: dict, settings: dict) -> dict:
     """The constructor arguments carrying metadata and settings, where this Datasette expects them.
 
     0.65: ``metadata=`` (plugin configuration and permissions included) and ``settings=``. 1.0: settings, plugin
-    configuration, permissions and table options in ``config=`` (its ``datasette.yaml``), descriptive metadata
-    in ``metadata=``, split by Datasette's own ``move_plugins_and_allow`` and ``move_table_config``.
+    configuration, permissions (``allow``, ``allow_sql``), canned ``queries``, ``extra_css_urls``/``extra_js_urls``
+    and table options in ``config=`` (its ``datasette.yaml``); descriptive metadata in ``metadata=``. Datasette's
+    own ``move_plugins_and_allow`` and ``move_table_config`` move what they know; the rest is moved here first.
     """
     if not DATASETTE_1:
         return {"metadata": metadata or None, "settings": settings}
     from datasette.utils import move_plugins_and_allow, move_table_config
 
-    metadata, config = move_plugins_and_allow(metadata or {}, {})
+    metadata, config = _move_config_keys(metadata or {})
+    metadata, config = move_plugins_and_allow(metadata, config)
     metadata, config = move_table_config(metadata, config)
     return {"metadata": metadata or None, "config": {**config, "settings": settings}}
+
+
+CONFIG_KEYS = ("allow_sql", "extra_css_urls", "extra_js_urls")  # top level of 1.0's configuration
+DATABASE_CONFIG_KEYS = ("allow_sql", "queries")  # per database
+
+
+def _move_config_keys(metadata: dict) -> tuple[dict, dict]:
+    """(metadata, config) with the 0.65 metadata keys that 1.0 reads only from its configuration moved there."""
+    metadata = json.loads(json.dumps(metadata))  # a deep copy of plain JSON
+    config: dict = {key: metadata.pop(key) for key in CONFIG_KEYS if key in metadata}
+    for name, database in list((metadata.get("databases") or {}).items()):
+        moved = {key: database.pop(key) for key in DATABASE_CONFIG_KEYS if key in database}
+        if moved:
+            config.setdefault("databases", {})[name] = moved
+        if not database:
+            del metadata["databases"][name]
+    if metadata.get("databases") == {}:
+        del metadata["databases"]
+    return metadata, config

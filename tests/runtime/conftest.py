@@ -37,6 +37,13 @@ instances:
         data:
           tables:
             items: {description: Things for sale}
+            owners: {sort_desc: name}
+          queries:
+            cheap: {sql: "select name, value from items where value < 5 order by id", title: Cheap things}
+        other:
+          allow_sql: {id: root}
+      plugins:
+        datasette-block-robots: {disallow: [/data/other]}
     config:
       default_page_size: 5
     plugins: [PLUGIN]

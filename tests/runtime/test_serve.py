@@ -278,11 +278,37 @@ def test_cors_headers_only_where_enabled(site, plain):
     assert "access-control-allow-origin" not in fetch(plain + "data/items.json").headers
 
 
-def test_plugin_is_installed_and_active(site):
+def test_plugin_is_installed_active_and_configured(site, plain):
     plugins = fetch(site + "-/plugins.json").json()
     assert "datasette-block-robots" in [p["name"] for p in plugins]
-    robots = fetch(site + "robots.txt")
-    assert (robots.status, robots.text.split()) == (200, ["User-agent:", "*", "Disallow:", "/"])
+    robots = fetch(site + "robots.txt")  # the plugin's configuration from metadata (1.0: its configuration)
+    assert (robots.status, robots.text.split()) == (200, ["User-agent:", "*", "Disallow:", "/data/other"])
+    unconfigured = fetch(plain + "robots.txt")
+    assert unconfigured.text.split() == ["User-agent:", "*", "Disallow:", "/"]
+
+
+def test_permissions_from_metadata_are_enforced(site, api):
+    """allow_sql on a database (1.0 reads it from its configuration only): SQL refused there, not elsewhere."""
+    assert fetch(site + api.sql("other", "select+1")).status == 403
+    assert fetch(site + "other/items.json").status == 200  # viewing is still allowed
+    assert fetch(site + api.sql("data", "select+1")).status == 200
+
+
+def test_canned_queries_and_table_options_from_metadata(site, api):
+    rows = fetch(site + "data/cheap.json?_shape=array").json()
+    assert rows == [
+        {"name": "item 0", "value": 0.0},
+        {"name": "item 1", "value": 1.5},
+        {"name": "item 2", "value": 3.0},
+        {"name": "item 3", "value": 4.5},
+    ]
+    assert "Cheap things" in fetch(site + "data/cheap").text
+    owners = fetch(site + "data/owners.json").json()  # sort_desc: name
+    assert [row["name"] if isinstance(row, dict) else row[1] for row in owners["rows"]] == [
+        "cy",
+        "bob",
+        "ada",
+    ]
 
 
 def test_database_download_is_served_locally(site, shop_files):
