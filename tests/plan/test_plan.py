@@ -217,3 +217,17 @@ def test_a_custom_domain_that_moves_or_goes_is_a_replace():
         assert plan.instances[0].action is Action.REPLACE
     plan = make_plan("p", "eu-west-1", {"a": changed(domain="a.example.com")}, observed(a=SPEC))
     assert plan.instances[0].action is Action.UPDATE  # adding a domain keeps the old URL working
+
+
+def test_a_change_of_datasette_line_is_shown_and_specs_without_a_line_mean_065():
+    to_10 = changed(datasette="1.0a", versions={**SPEC["versions"], "datasette": "1.0a41"})
+    (item,) = make_plan("p", "eu-west-1", {"a": to_10}, observed(a=SPEC)).instances
+    assert item.action is Action.UPDATE
+    assert ("datasette", "0.65", "1.0a") in [(c.path, c.before, c.after) for c in item.changes]
+    assert "versions.datasette" in [c.path for c in item.changes]
+    (back,) = make_plan("p", "eu-west-1", {"a": SPEC}, observed(a=to_10)).instances
+    assert ("datasette", "1.0a", "0.65") in [(c.path, c.before, c.after) for c in back.changes]
+    # a spec deployed before lines existed (no "datasette" key) is the 0.65 line: no change
+    assert make_plan("p", "eu-west-1", {"a": SPEC}, observed(a=SPEC)).is_empty()
+    (created,) = make_plan("p", "eu-west-1", {"a": to_10}, observed()).instances
+    assert ("datasette", None, "1.0a") in [(c.path, c.before, c.after) for c in created.changes]
