@@ -51,7 +51,7 @@ def datasette(*args: str) -> subprocess.CompletedProcess:
     """The installed `datasette` command, in a separate process, with this test's environment."""
     assert DATASETTE.exists(), f"no {DATASETTE}: install the package (pip install -e .) in this environment"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
+    done = subprocess.run(
         [str(DATASETTE), *args],
         capture_output=True,
         text=True,
@@ -59,6 +59,11 @@ def datasette(*args: str) -> subprocess.CompletedProcess:
         timeout=900,
         stdin=subprocess.DEVNULL,
     )
+    assert "No such command 'lambda'" not in done.stderr, (
+        "the package's `datasette` entry point is not installed in this environment: run `pip install -e .` "
+        "(entry points are recorded at install time)"
+    )
+    return done
 
 
 def stack(name: str) -> dict:
