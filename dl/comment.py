@@ -293,6 +293,19 @@ def compose_apply_summary(report: ApplyReport, *, limit: int = STEP_SUMMARY_LIMI
     return cut_markdown(text, limit - 200, utf8_length) + "\n\n" + _note("Details were cut at 1 MiB.")
 
 
+def fit_step_summary(markdown: str, room: int) -> str:
+    """``markdown`` cut (whole lines, code fences closed) to the ``room`` bytes a step's job summary has left
+    after earlier writes: GitHub counts every write of a step together and drops the step's whole summary
+    over 1 MiB. Nothing when too little room is left to say anything."""
+    if utf8_length(markdown) <= room:
+        return markdown
+    note = "\n\n" + _note_text("Cut to fit GitHub's 1 MiB limit for a step's job summary.") + "\n"
+    budget = room - utf8_length(note) - 16
+    if budget < _MIN_DETAIL:
+        return ""
+    return cut_markdown(markdown, budget, utf8_length) + note
+
+
 # --- building blocks ----------------------------------------------------------------------------------
 
 
@@ -332,9 +345,12 @@ def _details(title: str, body: str) -> str:
 
 def _note(full_plan_hint: str) -> str:
     """The callout saying the comment was shortened and where the full plan is."""
-    return "\n".join(
-        ["> [!NOTE]", "> This comment was shortened to fit GitHub's size limit. " + full_plan_hint]
-    )
+    return _note_text("This comment was shortened to fit GitHub's size limit. " + full_plan_hint)
+
+
+def _note_text(text: str) -> str:
+    """A GitHub note callout (``text`` is Markdown)."""
+    return "\n".join(["> [!NOTE]", "> " + text])
 
 
 def _footer(commit: str | None, timestamp: str) -> str:

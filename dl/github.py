@@ -42,11 +42,13 @@ from dl.comment import (
     DEFAULT_FULL_PLAN_HINT,
     PLAN,
     REVIEW,
+    STEP_SUMMARY_LIMIT,
     ApplyReport,
     CommentParts,
     compose_apply_summary,
     compose_comment,
     compose_job_summary,
+    fit_step_summary,
     footer_timestamp,
     parse_marker,
 )
@@ -595,13 +597,19 @@ def _result(action: str, comment: Any) -> CommentResult:
 
 
 def write_step_summary(markdown: str, env: Mapping[str, str] = os.environ) -> bool:
-    """Append Markdown to this step's job summary (``GITHUB_STEP_SUMMARY``); False when not in Actions."""
+    """Append Markdown to this step's job summary (``GITHUB_STEP_SUMMARY``); False when not in Actions.
+
+    GitHub drops a step's whole summary when all its writes together exceed 1 MiB (the Action plans and
+    applies in one step), so what is appended is cut to the room earlier writes left."""
     path = env.get("GITHUB_STEP_SUMMARY")
     if not path:
         return False
+    text = markdown if markdown.endswith("\n") else markdown + "\n"
     try:
+        used = os.path.getsize(path) if os.path.exists(path) else 0
+        text = fit_step_summary(text, STEP_SUMMARY_LIMIT - used)
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
+            handle.write(text)
     except OSError as exc:
         raise DlError(f"cannot write the job summary {path}: {exc}") from exc
     return True
