@@ -179,6 +179,18 @@ def run_url(env: Mapping[str, str] = os.environ) -> str | None:
     return f"{server}/{repo}/actions/runs/{run_id}" + (f"/attempts/{attempt}" if attempt else "")
 
 
+def runs_prefix(env: Mapping[str, str] = os.environ) -> str | None:
+    """The start of every workflow run's web address in this repository, None without GITHUB_REPOSITORY."""
+    server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    repo = env.get("GITHUB_REPOSITORY")
+    return f"{server}/{repo}/actions/runs/" if repo else None
+
+
+def full_plan_hint(url: str) -> str:
+    """What a shortened comment says about where the full plan is: the job summary of the run at ``url``."""
+    return f"The full plan is in the {safe_link('job summary of this run', url)}."
+
+
 # --- the checkout: what was planned -----------------------------------------------------------------------
 
 
@@ -476,11 +488,7 @@ def post_parts(
     """Compose ``parts`` as the comment body and publish it; a body that differs only in the footer's time
     from the one there is left alone."""
     url = run_url(env)
-    hint = (
-        f"The full plan is in the {safe_link('job summary of this run', url)}."
-        if url
-        else DEFAULT_FULL_PLAN_HINT
-    )
+    hint = full_plan_hint(url) if url else DEFAULT_FULL_PLAN_HINT
     body = compose_comment(parts, full_plan_hint=hint)
 
     def same(old: str) -> bool:
