@@ -376,3 +376,6 @@ def test_the_apply_roles_trust_policy_names_the_apply_jobs_environment():
     [statement] = trust["Statement"]
     sub = statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
     assert sub == f"repo:OWNER/REPO:environment:{environment}"
+    # that sub holds for any branch's job in the environment: the file users copy says to limit it to main
+    header = " ".join(line.lstrip("# ") for line in EXAMPLE.read_text(encoding="utf-8").splitlines()[:12])
+    assert "limit its deployment branches to main" in header
