@@ -224,8 +224,9 @@ def shows_plan(body: str, plan: Plan, runs: str | None = None) -> bool:
     to the full plan, which must be a run of this repository (``runs``: ``dl.github.runs_prefix``). Pure."""
     from dl.render import comment_parts
 
+    body = _normal(body)  # the API returns a body as it was sent; line endings and a final newline aside
     found = parse_marker(body)
-    blocks = (body or "").split("\n\n")
+    blocks = body.split("\n\n")
     if found is None or len(blocks) < 3:
         return False
     timestamp = footer_timestamp(body) or ""
@@ -237,9 +238,14 @@ def shows_plan(body: str, plan: Plan, runs: str | None = None) -> bool:
             plan, manifest=found.manifest, commit=footer_commit(body), allow_destroy=allow_destroy
         )
         parts = replace(parts, planned=blocks[1], state=REVIEW, timestamp=timestamp)
-        if compose_comment(parts, full_plan_hint=hint) == body:
+        if _normal(compose_comment(parts, full_plan_hint=hint)) == body:
             return True
     return False
+
+
+def _normal(text: str | None) -> str:
+    """``text`` with LF line endings and no trailing white space: the same Markdown as rendered."""
+    return (text or "").replace("\r\n", "\n").rstrip()
 
 
 class ApplyReview:

@@ -314,6 +314,7 @@ def test_a_reviewed_comment_counts_only_when_its_body_shows_the_plan():
     for allow_destroy in (False, True):
         assert shows_plan(posted(plan, allow_destroy=allow_destroy), plan)
     body = posted(plan)
+    assert shows_plan(body.replace("\n", "\r\n").rstrip(), plan)  # CRLF or no final newline: same Markdown
     assert not shows_plan(body.replace("1 to update", "0 to update"), plan)
     summary = comment_parts(plan).summary
     assert not shows_plan(body.replace(summary, f"<!--\n{summary}\n-->\n\nAll fine."), plan)  # hidden
