@@ -223,3 +223,32 @@ def test_the_actions_saved_plan_applies_when_the_reviewed_comment_shows_it(merge
     result = dl("apply", str(saved), "--yes", "--no-verify", "--require-reviewed-plan")
     assert result.exit_code == 0, result.output
     assert "review-test-alpha" in stacks()
+
+
+SECRET_MANIFEST = MANIFEST + "    secrets: {API_TOKEN: CITIES_API_TOKEN}\n"
+
+
+@pytest.mark.parametrize("plan_sees_the_secret", [False, True])
+def test_a_rotated_secret_applies_only_when_the_reviewed_plan_saw_it(
+    merged, github_env, monkeypatch, plan_sees_the_secret
+):
+    # A secret's value enters the plan only as a keyed fingerprint; a plan job without the secret assumes it
+    # unchanged. So a rotation is reviewed only when the plan job gets the secret too (README says so).
+    (merged.path / "datasette-lambda.yml").write_text(SECRET_MANIFEST, encoding="utf-8")
+    monkeypatch.setenv("CITIES_API_TOKEN", "v1")
+    assert dl("apply", "--yes", "--no-verify").exit_code == 0  # deployed before, with the old value
+    if plan_sees_the_secret:
+        monkeypatch.setenv("CITIES_API_TOKEN", "v2")
+    else:
+        monkeypatch.delenv("CITIES_API_TOKEN")
+    assert dl("plan", "--comment").exit_code == 0
+    github_env.fake.add_pull(PR_NUMBER, head=merged.head, merge_commit=merged.merge)
+    on_push(github_env, monkeypatch, merged.merge)
+    monkeypatch.setenv("CITIES_API_TOKEN", "v2")  # the apply job has the new value
+    result = dl("apply", "--yes", "--no-verify", "--require-reviewed-plan")
+    if plan_sees_the_secret:
+        assert result.exit_code == 0, result.output
+        assert parse_marker(our_body(github_env)).state == "applied"
+    else:
+        assert result.exit_code == 1
+        assert "differs from the one reviewed" in result.output
