@@ -9,7 +9,13 @@ Order of work (like Chalice's executor, one small function per step):
 3. per instance, in parallel (bounded): artifacts uploaded under content-addressed keys (skipped when present),
    the stack brought to its template through a change set (created, described, executed, events streamed),
    CloudFront invalidated when content changed; destroys delete the stack and its unshared artifacts;
-4. a summary of what succeeded and what failed (with the failing resource's reason). CloudFormation rolls a
+   a domain's certificate stack (us-east-1, one per domain) is brought up before the instance stack that uses it;
+4. the orphaned certificate stacks of the plan, once every instance has moved off them: ACM refuses to delete
+   a certificate a distribution uses (``ResourceInUseException``, a marker that lags for minutes after the
+   distribution let go), so a refused deletion is retried with backoff for a bounded time
+   (``DL_CERTIFICATE_RELEASE_SECONDS``, default 20 minutes), then left for the next apply, which is reported,
+   not failed;
+5. a summary of what succeeded and what failed (with the failing resource's reason). CloudFormation rolls a
    failed update back, so the previous deployment keeps serving.
 
 Faults and interruptions (tests/reliability): reads and idempotent writes rely on botocore's retries; the two
@@ -42,6 +48,7 @@ from dl import secrets as dl_secrets
 from dl.aws import (
     TAG_COMMIT,
     TAG_DEPLOYED_AT,
+    TAG_DOMAIN,
     TAG_INSTANCE,
     TAG_PROJECT,
     TAG_ROLE,
@@ -57,7 +64,7 @@ from dl.desired import DesiredInstance, spec_digest
 from dl.errors import DlError
 from dl.manifest import Manifest
 from dl.observed import ObservedState, observe
-from dl.plan import Action, InstancePlan, Plan
+from dl.plan import Action, CertificateRemoval, InstancePlan, Plan
 
 TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates go through S3 (TemplateURL)
 STACK_WAIT_SECONDS = 60 * 60  # CloudFront can take a while; a stack is never waited on longer than this
@@ -118,6 +125,7 @@ class Outcome:
 @dataclass
 class ApplyResult:
     outcomes: list[Outcome] = field(default_factory=list)
+    certificates: list[str] = field(default_factory=list)  # what became of each orphaned certificate stack
 
     @property
     def ok(self) -> bool:
@@ -260,6 +268,7 @@ class StackDeployer:
 
     def delete(self, stack_id: str, name: str) -> None:
         self.step("stack deletion started (CloudFormation finishes it)")
+        since = time.time()
         self.cfn.delete_stack(StackName=stack_id)
         deadline = time.monotonic() + STACK_WAIT_SECONDS
         while True:
@@ -268,7 +277,7 @@ class StackDeployer:
             if status == "DELETE_COMPLETE":
                 return
             if status == "DELETE_FAILED":
-                raise DeployError(f"{name}: delete failed: {self.failure_reasons(stack_id, 0.0)}")
+                raise DeployError(f"{name}: delete failed: {self.failure_reasons(stack_id, since)}")
             if time.monotonic() > deadline:
                 raise DlError(f"{name}: delete still running after {STACK_WAIT_SECONDS // 60} minutes")
             self.pause(poll_interval())
@@ -608,9 +617,10 @@ class Executor:
                 f"{instance.name}: no Route 53 hosted zone holds {instance.domain}; add one, or set "
                 "certificate_arn to an ACM certificate (us-east-1) for the domain"
             )
-        name = templates.certificate_stack_name(self.manifest.project, instance.name)
+        # one stack per domain, whichever instance has it: a domain that moves keeps its certificate
+        name = templates.certificate_stack_name(self.manifest.project, instance.domain)
         deployer = self.deployer(instance.name, cfn_region=templates.CERTIFICATE_REGION)
-        tags = {**self.base_tags("certificate"), TAG_INSTANCE: instance.name}
+        tags = {**self.base_tags("certificate"), TAG_DOMAIN: instance.domain}
         _, stack = deployer.deploy(
             name, templates.certificate_template(self.manifest.project, instance, zone), tags=tags
         )
@@ -751,12 +761,7 @@ class Executor:
         name = templates.instance_stack_name(self.manifest.project, plan.name)
         deployer = self.deployer(plan.name)
         self.log(f"{plan.name}: deleting stack {name}")
-        deployer.delete(plan.stack_id, name)
-        cert = self.deployer(plan.name, cfn_region=templates.CERTIFICATE_REGION)
-        cert_name = templates.certificate_stack_name(self.manifest.project, plan.name)
-        existing = cert.describe(cert_name)
-        if existing is not None:
-            cert.delete(existing["StackId"], cert_name)
+        deployer.delete(plan.stack_id, name)  # its certificate stack is the plan's to remove (orphans)
         self.delete_unshared_artifacts(plan.name, observed)
         return Outcome(plan.name, Action.DESTROY, True, "destroyed", changed=True)
 
@@ -803,7 +808,7 @@ class Executor:
     ) -> ApplyResult:
         work = [i for i in plan.instances if i.action is not Action.NOOP]
         result = ApplyResult()
-        if not work:
+        if not work and not plan.certificates:
             return result
         for item in work:
             self.progress[item.name] = "not started"
@@ -830,6 +835,7 @@ class Executor:
                 self.key = dl_secrets.ensure_key(self.aws, bucket)
             futures = self.submit_in_order(pool, work, desired, bucket, secrets, observed)
             result.outcomes = [f.result() for f in futures]
+            result.certificates = self.remove_certificates(plan.certificates, result.outcomes, observed)
             if bucket and result.ok and self.lock is not None and self.lock.held:
                 self.collect_garbage(bucket)  # only under the lock: a concurrent apply may reuse artifacts
         except (KeyboardInterrupt, Interrupted):
@@ -857,6 +863,37 @@ class Executor:
             before = [(futures[r], r, d) for d, r in waits.get(item.name, {}).items()]
             futures[item.name] = pool.submit(self.run_after, before, item, desired, bucket, secrets, observed)
         return [futures[i.name] for i in work]
+
+    def remove_certificates(
+        self, removals: tuple[CertificateRemoval, ...], outcomes: list[Outcome], observed: ObservedState
+    ) -> list[str]:
+        """Delete the orphaned certificate stacks, after the instances moved off them. A stack whose user failed
+        to move (its instance stack kept the certificate) is kept for the next apply."""
+        failed = {o.name for o in outcomes if not o.ok}
+        reports = []
+        for removal in removals:
+            users = sorted(
+                name
+                for name in failed
+                if name in observed.instances
+                and (
+                    (removal.domain and (observed.instances[name].spec or {}).get("domain") == removal.domain)
+                    or name == removal.instance
+                )
+            )
+            if users:
+                line = f"{removal.stack_name}: kept: {', '.join(users)} did not move off it (next apply)"
+            else:
+                self.checkpoint_certificates()
+                deployer = self.deployer(removal.stack_name, cfn_region=templates.CERTIFICATE_REGION)
+                line = release_certificate_stack(deployer, removal, self.log)
+            self.log(line)
+            reports.append(line)
+        return reports
+
+    def checkpoint_certificates(self) -> None:
+        if self.cancel.is_set():
+            raise Interrupted("interrupted before removing orphaned certificate stacks")
 
     def run_after(self, before, plan: InstancePlan, desired, bucket, secrets, observed) -> Outcome:
         for future, releaser, domain in before:
@@ -921,6 +958,39 @@ class Executor:
         if stale:
             self.aws.delete_objects(bucket, stale)
             self.log(f"artifacts: deleted {len(stale)} no stack references any more (kept as old versions)")
+
+
+def certificate_release_seconds() -> float:
+    return float(os.environ.get("DL_CERTIFICATE_RELEASE_SECONDS", str(20 * 60)))
+
+
+def release_certificate_stack(deployer: StackDeployer, removal: CertificateRemoval, log: Log) -> str:
+    """Delete a certificate stack no distribution should use any more. ACM refuses while its in-use marker
+    lags (the stack goes to DELETE_FAILED, the certificate's event says ``ResourceInUseException``): retried
+    with exponential backoff until ``DL_CERTIFICATE_RELEASE_SECONDS``, then left (and said so) for the next
+    apply, which finds it orphaned again. Any other failure is reported the same way: never an apply failure,
+    since every instance is already serving."""
+    budget = certificate_release_seconds()
+    deadline = time.monotonic() + budget
+    delay = max(min(10.0, budget / 20), 0.01)
+    name = removal.stack_name
+    while True:
+        try:
+            deployer.delete(removal.stack_id, name)
+            return f"{name}: removed the orphaned certificate stack ({removal.domain or 'no domain tag'})"
+        except DeployError as exc:
+            if "ResourceInUseException" not in str(exc):
+                return f"{name}: left for the next apply: {exc}"
+            if time.monotonic() + delay > deadline:
+                return (
+                    f"{name}: left for the next apply: ACM still reports the certificate in use after "
+                    f"{budget:.0f} s (its in-use marker lags after a distribution lets go)"
+                )
+            log(f"{name}: the certificate is still in use (ACM's marker lags); retrying in {delay:.0f} s")
+            deployer.pause(delay)
+            delay = min(delay * 2, 120.0)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            return f"{name}: left for the next apply: {explain_client_error(exc)}"
 
 
 def handover_waits(work, desired, observed) -> dict[str, dict[str, str]]:

@@ -43,6 +43,7 @@ def client_config(*, retries: bool = True) -> Config:
 
 TAG_PROJECT = "dl:project"
 TAG_INSTANCE = "dl:instance"
+TAG_DOMAIN = "dl:domain"  # on a certificate stack: the domain its certificate is for
 TAG_ROLE = "dl:role"  # "bootstrap" | "instance" | "certificate"
 TAG_SPEC = "dl:spec-sha256"
 TAG_COMMIT = "dl:commit"
@@ -175,10 +176,12 @@ class Aws:
 
     # --- reads ---------------------------------------------------------------------------------------
 
-    def stacks(self) -> Iterator[Stack]:
-        """Every live stack of the account and region (deleted ones excluded)."""
+    def stacks(self, region: str | None = None) -> Iterator[Stack]:
+        """Every live stack of the account and region (deleted ones excluded); ``region``: another one (the
+        certificate stacks live in us-east-1)."""
         try:
-            for page in self.cfn.get_paginator("describe_stacks").paginate():
+            cfn = self.client("cloudformation", region)
+            for page in cfn.get_paginator("describe_stacks").paginate():
                 for raw in page["Stacks"]:
                     if raw["StackStatus"] != "DELETE_COMPLETE":
                         yield _stack(raw)

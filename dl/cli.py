@@ -559,6 +559,8 @@ def _report(result, command: str = "Apply") -> None:
         click.echo(f"{o.name}: {done}" + (f" -> {o.url}" if o.url else ""))
     for o in failed:
         click.echo(f"{o.name}: FAILED ({o.action.value}): {o.message}", err=True)
+    for line in result.certificates:  # orphaned certificate stacks: removed, or left for the next apply
+        click.echo(line)
     verb = f"{command} complete" if not failed else f"{command} failed"
     click.echo(f"{verb}: {len(ok)} succeeded, {len(failed)} failed.")
 
@@ -587,7 +589,7 @@ def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int,
     from dl.apply import Executor
     from dl.aws import Aws, require_credentials
     from dl.observed import observe
-    from dl.plan import Action, InstancePlan, Plan
+    from dl.plan import Action, InstancePlan, Plan, certificate_removals
     from dl.render import render_text
 
     aws = Aws(manifest.region)
@@ -619,7 +621,8 @@ def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int,
             f"Nothing to destroy: project {manifest.project} has no deployed instances in {aws.region}."
         )
         return
-    chosen = Plan(project=manifest.project, region=aws.region, instances=tuple(items))
+    removals = certificate_removals(manifest.project, {n: None for n in names}, observed, names)
+    chosen = Plan(project=manifest.project, region=aws.region, instances=tuple(items), certificates=removals)
     click.echo(render_text(chosen, colour=_colour()), nl=False)
     refused = [i.name for i in items if i.protected]
     if refused:

@@ -5,7 +5,9 @@ Pipeline position: manifest -> desired state -> **observed state** -> plan -> ap
 Stacks are found by their tags (``dl:project``, ``dl:instance``, ``dl:role``). Each instance stack's template
 carries, in its Metadata, the spec it was deployed from, so the stack and its spec change (and roll back)
 together. Cost: one paginated ``DescribeStacks`` for the whole project, then one ``GetTemplate`` per
-deployed instance, plus one ``DescribeStackResource`` for the bootstrap bucket.
+deployed instance, plus one ``DescribeStackResource`` for the bootstrap bucket; and one paginated
+``DescribeStacks`` in us-east-1 for the project's certificate stacks (``dl:role=certificate``), unless the
+project's region is us-east-1 already.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from dl.aws import TAG_INSTANCE, TAG_PROJECT, TAG_ROLE, Aws, Stack
+from dl.aws import TAG_DOMAIN, TAG_INSTANCE, TAG_PROJECT, TAG_ROLE, Aws, Stack
 
 METADATA_KEY = "DatasetteLambda"
 BUCKET_LOGICAL_ID = "ArtifactBucket"
@@ -39,12 +41,30 @@ class ObservedInstance:
 
 
 @dataclass(frozen=True)
+class ObservedCertificate:
+    """A certificate stack of the project (us-east-1). ``domain``: from its ``dl:domain`` tag; ``legacy``: the
+    instance of a per-instance stack of earlier versions (``<project>-<instance>--certificate``), which no
+    instance reuses: it is removed once its instance's distribution moved to the domain's own stack."""
+
+    stack: Stack
+    domain: str | None
+    legacy: str | None = None
+
+
+@dataclass(frozen=True)
 class ObservedState:
     project: str
     region: str
     bootstrap: Stack | None
     bucket: str | None
     instances: dict[str, ObservedInstance] = field(default_factory=dict)  # by instance name
+    certificates: tuple[ObservedCertificate, ...] = ()  # the project's certificate stacks, by stack name
+
+
+def certificate_of(stack: Stack) -> ObservedCertificate:
+    domain = stack.tags.get(TAG_DOMAIN)
+    legacy = stack.tags.get(TAG_INSTANCE) if domain is None else None
+    return ObservedCertificate(stack, domain, legacy)
 
 
 def spec_of(metadata: dict) -> dict | None:
@@ -54,8 +74,11 @@ def spec_of(metadata: dict) -> dict | None:
 
 def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
     """Read the project's stacks and the spec each instance was deployed from."""
+    from dl.templates import CERTIFICATE_REGION
+
     bootstrap = None
     stacks: dict[str, Stack] = {}
+    certificates: list[ObservedCertificate] = []
     for stack in aws.stacks():
         if stack.tags.get(TAG_PROJECT) != project:
             continue
@@ -64,6 +87,14 @@ def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
             bootstrap = stack
         elif role == "instance" and stack.tags.get(TAG_INSTANCE):
             stacks[stack.tags[TAG_INSTANCE]] = stack
+        elif role == "certificate" and aws.region == CERTIFICATE_REGION:
+            certificates.append(certificate_of(stack))
+    if aws.region != CERTIFICATE_REGION:
+        certificates = [
+            certificate_of(s)
+            for s in aws.stacks(CERTIFICATE_REGION)
+            if s.tags.get(TAG_PROJECT) == project and s.tags.get(TAG_ROLE) == "certificate"
+        ]
 
     def read(name: str) -> ObservedInstance:
         stack = stacks[name]
@@ -79,7 +110,12 @@ def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
             bootstrap.stack_id, BUCKET_LOGICAL_ID
         )
     return ObservedState(
-        project=project, region=aws.region, bootstrap=bootstrap, bucket=bucket, instances=instances
+        project=project,
+        region=aws.region,
+        bootstrap=bootstrap,
+        bucket=bucket,
+        instances=instances,
+        certificates=tuple(sorted(certificates, key=lambda c: c.stack.name)),
     )
 
 

@@ -85,11 +85,24 @@ class InstancePlan:
 
 
 @dataclass(frozen=True)
+class CertificateRemoval:
+    """A certificate stack (us-east-1) no instance's domain uses any more: the apply deletes it after every
+    instance stack has moved off it (ACM refuses to delete a certificate a distribution uses)."""
+
+    stack_name: str
+    stack_id: str
+    domain: str | None
+    reason: str
+    instance: str | None = None  # a per-instance stack of earlier versions: the instance whose it was
+
+
+@dataclass(frozen=True)
 class Plan:
     project: str
     region: str
     instances: tuple[InstancePlan, ...]
     bootstrap: Action = Action.NOOP
+    certificates: tuple[CertificateRemoval, ...] = ()  # orphaned certificate stacks the apply removes
     format_version: int = FORMAT_VERSION
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -103,7 +116,7 @@ class Plan:
 
     def is_empty(self) -> bool:
         """True when applying would change nothing."""
-        return all(i.action is Action.NOOP for i in self.instances)
+        return all(i.action is Action.NOOP for i in self.instances) and not self.certificates
 
     def summary(self) -> str:
         c = self.counts()
@@ -113,6 +126,9 @@ class Plan:
         if c["replace"]:
             parts.append(f"{c['replace']} to replace")
         parts.append(f"{c['destroy']} to destroy")
+        if self.certificates:
+            n = len(self.certificates)
+            parts.append(f"{n} orphaned certificate stack{'s' if n != 1 else ''} to remove")
         return "Plan: " + ", ".join(parts) + "."
 
     def destructive(self) -> list[InstancePlan]:
@@ -160,6 +176,7 @@ class Plan:
                 region=data["region"],
                 instances=instances,
                 bootstrap=Action(data["bootstrap"]),
+                certificates=tuple(CertificateRemoval(**c) for c in data.get("certificates") or ()),
                 format_version=data["format_version"],
                 tool_version=data["tool_version"],
                 created_at=data["created_at"],
@@ -186,6 +203,8 @@ def review_digest(plan: Plan) -> str:
             [i.name, i.action.value, i.stack_id, i.before_digest, i.after_digest] for i in plan.instances
         ],
     }
+    if plan.certificates:  # (absent when there are none: the digests of earlier plans stay the same)
+        payload["certificates"] = [c.stack_id for c in plan.certificates]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -514,11 +533,81 @@ def make_plan(
             replace(i, consequences=(*i.consequences, *extra[i.name])) if i.name in extra else i
             for i in instances
         )
+    instances = tuple(switch_legacy_certificate(i, observed) for i in instances)
     needs_bootstrap = observed.bucket is None and any(i.action is not Action.DESTROY for i in instances)
     return Plan(
         project=project,
         region=region,
         instances=instances,
         bootstrap=Action.CREATE if needs_bootstrap else Action.NOOP,
+        certificates=certificate_removals(project, desired, observed, names),
         manifest=manifest,
+    )
+
+
+# --- certificate stacks (one per domain, in us-east-1) ------------------------------------------------------
+
+
+def issued_domain(spec: dict | None) -> str | None:
+    """The domain whose certificate dl issues for an instance (none when the manifest gives certificate_arn)."""
+    if not spec or not spec.get("domain") or spec.get("certificate_arn"):
+        return None
+    return spec["domain"]
+
+
+def domains_in_use(desired: dict[str, dict | None], observed, names: list[str]) -> set[str]:
+    """Domains with a dl-issued certificate once the plan is applied: the planned instances' desired ones and
+    the deployed ones of instances the plan leaves alone (``--target``)."""
+    used = set()
+    for name in set(desired) | set(observed.instances):
+        if name in names:
+            spec = desired.get(name)
+        else:
+            o = observed.instances.get(name)
+            spec = o.spec if o is not None else None
+        if issued_domain(spec):
+            used.add(issued_domain(spec))
+    return used
+
+
+def certificate_removals(
+    project: str, desired: dict[str, dict | None], observed, names: list[str]
+) -> tuple[CertificateRemoval, ...]:
+    """The project's certificate stacks that no instance uses after this plan: per-domain stacks of a domain
+    no instance has, and per-instance stacks of earlier versions once their instance is part of the plan
+    (which moves its distribution to the domain's stack, or destroys it). Pure."""
+    used = domains_in_use(desired, observed, names)
+    out = []
+    for cert in getattr(observed, "certificates", ()):
+        if cert.legacy is not None:
+            if cert.legacy in observed.instances and cert.legacy not in names:
+                continue  # its instance is left alone (--target): its distribution still uses it
+            reason = f"the per-instance certificate stack of {cert.legacy} (earlier versions): no longer used"
+        elif cert.domain in used:
+            continue
+        else:
+            reason = f"no instance of project {project} has the domain {cert.domain} any more"
+        out.append(CertificateRemoval(cert.stack.name, cert.stack.stack_id, cert.domain, reason, cert.legacy))
+    return tuple(out)
+
+
+def switch_legacy_certificate(item: InstancePlan, observed) -> InstancePlan:
+    """An unchanged instance whose distribution still uses its per-instance certificate stack of earlier
+    versions is updated onto the domain's own certificate stack (so the old stack can be removed)."""
+    from dataclasses import replace
+
+    from dl.templates import certificate_stack_name
+
+    domain = issued_domain(item.desired)
+    legacy = [c for c in getattr(observed, "certificates", ()) if c.legacy == item.name]
+    if item.action is not Action.NOOP or not domain or not legacy:
+        return item
+    new = certificate_stack_name(observed.project, domain)
+    return replace(
+        item,
+        action=Action.UPDATE,
+        changes=(Change("certificate", legacy[0].stack.name, new, "one certificate stack per domain"),),
+        consequences=(
+            f"the distribution moves to the certificate of stack {new}; then {legacy[0].stack.name} is removed",
+        ),
     )

@@ -145,6 +145,9 @@ def render_text(plan: Plan, *, colour: bool = False, show_unchanged: bool = Fals
         out.append("")
         out.append(paint(heading(i), i.action))
         out += [f"    {line}" for line in instance_lines(i)]
+    for line in certificate_lines(plan):
+        out.append("")
+        out.append(paint(line, Action.DESTROY))
     unchanged = [i.name for i in plan.instances if i.action is Action.NOOP]
     if unchanged and not show_unchanged:
         out.append("")
@@ -159,6 +162,15 @@ def render_text(plan: Plan, *, colour: bool = False, show_unchanged: bool = Fals
         )
     out.append(plan.summary())
     return "\n".join(out) + "\n"
+
+
+def certificate_lines(plan: Plan) -> list[str]:
+    """One line per orphaned certificate stack the apply removes (after the instances moved off it)."""
+    return [
+        f"- certificate stack {clean(c.stack_name)} ({clean(c.domain or 'no domain tag')}, us-east-1): "
+        f"orphaned, removed after the instances: {clean(c.reason)}"
+        for c in plan.certificates
+    ]
 
 
 def apply_refusals(plan: Plan, *, allow_destroy: bool = False) -> list[str]:
@@ -204,6 +216,8 @@ def comment_parts(
     summary = f"**{escape_markdown(plan.summary())}**"
     if plan.bootstrap is Action.CREATE:
         summary += "\n\nThe project's artifact bucket (bootstrap stack) is created first."
+    if plan.certificates:
+        summary += "\n\n" + code_block("\n".join(certificate_lines(plan)), "diff")
     unchanged = [i.name for i in plan.instances if i.action is Action.NOOP]
     if unchanged:
         summary += "\n\nUnchanged: " + ", ".join(escape_markdown(n) for n in unchanged)

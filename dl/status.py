@@ -162,3 +162,16 @@ def status_command(instances, as_json, parallelism, manifest_path, allow_outside
     )
     rows = instance_statuses(prepared)
     click.echo(status_json(rows) if as_json else render_status(rows), nl=False)
+    if not as_json:
+        click.echo(render_certificate_orphans(prepared.plan), nl=False)
+
+
+def render_certificate_orphans(plan) -> str:
+    """Certificate stacks (us-east-1) no instance's domain uses: the next `dl apply` removes them."""
+    from dl.render import clean
+
+    return "".join(
+        f"certificate stack {clean(c.stack_name)} ({clean(c.domain or 'no domain tag')}): orphan, "
+        f"{clean(c.reason)} (the next `dl apply` removes it)\n"
+        for c in plan.certificates
+    )

@@ -8,7 +8,11 @@ Interface
 ``bootstrap_stack_name(project)``                 ``"<project>--bootstrap"`` (per project and region)
 ``instance_stack_name(project, instance)``        ``"<project>-<instance>"``: the stack, the Lambda function and
                                                   the log group ``/aws/lambda/<project>-<instance>``
-``certificate_stack_name(project, instance)``     ``"<project>-<instance>--certificate"`` (always us-east-1)
+``certificate_stack_name(project, domain)``       ``"<project>--cert-<first 16 hex of sha256(domain)>"``: one per
+                                                  domain, shared by whichever instance of the project has it
+                                                  (always us-east-1; domains run to 253 characters)
+``legacy_certificate_stack_name(project, instance)``  ``"<project>-<instance>--certificate"``: the per-instance
+                                                  name of dl before 0.x; such stacks are only ever removed
 ``bootstrap_template(project)``                   the artifact bucket; Output ``BucketName``
 ``instance_template(project, instance, artifacts, *, spec, secrets=())``
 ``certificate_template(project, instance, hosted_zone_id)``   Output ``CertificateArn``
@@ -129,8 +133,16 @@ def instance_stack_name(project: str, instance: str) -> str:
     return _checked_stack_name(f"{project}-{instance}")
 
 
-def certificate_stack_name(project: str, instance: str) -> str:
-    """The stack holding the instance's ACM certificate in us-east-1."""
+def certificate_stack_name(project: str, domain: str) -> str:
+    """The stack holding the ACM certificate of ``domain`` in us-east-1: one per domain and project, so the
+    certificate stays when the domain moves between instances. Named from a hash: a domain runs to 253
+    characters, a stack name to 128."""
+    digest = hashlib.sha256(domain.encode()).hexdigest()[:16]
+    return _checked_stack_name(f"{project}--cert-{digest}", limit=128)
+
+
+def legacy_certificate_stack_name(project: str, instance: str) -> str:
+    """The per-instance certificate stack of earlier versions: dl only removes these now."""
     return _checked_stack_name(f"{project}-{instance}--certificate", limit=128)
 
 
@@ -272,7 +284,7 @@ def certificate_template(project: str, instance: Instance, hosted_zone_id: str |
         validation["HostedZoneId"] = hosted_zone_id
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"datasette-lambda certificate for {instance.domain} ({project}/{instance.name})",
+        "Description": f"datasette-lambda certificate for {instance.domain} (project {project})",
         "Metadata": {METADATA_KEY: {"format": FORMAT, "kind": "certificate", "domain": instance.domain}},
         "Resources": {
             "Certificate": {
@@ -813,7 +825,9 @@ def _instance_template_for(manifest, instance, lookup, bucket, certificate_arn, 
     if instance.domain:
         zone = hosted_zone_id or lookup.hosted_zone(instance.domain)
         cert = (
-            certificate_arn or instance.certificate_arn or lookup.certificate(manifest.project, instance.name)
+            certificate_arn
+            or instance.certificate_arn
+            or lookup.certificate(manifest.project, instance.domain)
         )
     spec = build_instance(manifest.project, instance, log=log, tags=dict(manifest.tags)).spec
     artifacts = InstanceArtifacts.from_spec(spec, bucket, certificate_arn=cert, hosted_zone_id=zone)
@@ -862,8 +876,8 @@ class _Lookup:
     def hosted_zone(self, domain: str) -> str | None:
         return self.aws().hosted_zone_for(domain)
 
-    def certificate(self, project: str, instance: str) -> str:
-        name = certificate_stack_name(project, instance)
+    def certificate(self, project: str, domain: str) -> str:
+        name = certificate_stack_name(project, domain)
         stack = self.aws(CERTIFICATE_REGION).stack(name)
         arn = stack.outputs.get("CertificateArn") if stack else None
         if not arn:
