@@ -964,6 +964,13 @@ def certificate_release_seconds() -> float:
     return float(os.environ.get("DL_CERTIFICATE_RELEASE_SECONDS", str(20 * 60)))
 
 
+def certificate_in_use(reason: str) -> bool:
+    """ACM's refusal as CloudFormation reports it in the certificate's DELETE_FAILED event: the error code
+    (``ResourceInUseException``) or, in the older resource handlers' wording, only its message ("Certificate
+    arn:... in account ... is in use.")."""
+    return "ResourceInUseException" in reason or "is in use" in reason
+
+
 def release_certificate_stack(deployer: StackDeployer, removal: CertificateRemoval, log: Log) -> str:
     """Delete a certificate stack no distribution should use any more. ACM refuses while its in-use marker
     lags (the stack goes to DELETE_FAILED, the certificate's event says ``ResourceInUseException``): retried
@@ -979,7 +986,7 @@ def release_certificate_stack(deployer: StackDeployer, removal: CertificateRemov
             deployer.delete(removal.stack_id, name)
             return f"{name}: removed the orphaned certificate stack ({removal.domain or 'no domain tag'})"
         except DeployError as exc:
-            if "ResourceInUseException" not in str(exc):
+            if not certificate_in_use(str(exc)):
                 return f"{name}: left for the next apply: {exc}"
             if time.monotonic() + delay > deadline:
                 return (

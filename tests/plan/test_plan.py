@@ -6,12 +6,14 @@ Observed state here is an in-memory value (the planner only reads it), as in Cha
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 from dl.aws import Stack
-from dl.observed import ObservedInstance, ObservedState
+from dl.observed import ObservedCertificate, ObservedInstance, ObservedState
 from dl.plan import Action, Plan, make_plan
 from dl.render import clean, comment_parts, render_json, render_text
+from dl.templates import certificate_stack_name
 
 SPEC = {
     "format": 1,
@@ -347,3 +349,83 @@ def test_a_reviewed_comment_counts_only_when_its_body_shows_the_plan():
     # the hint must point to a run of this repository, never to a page showing another plan
     assert not shows_plan(long_body, long_plan, "https://github.com/o/other/actions/runs/")
     assert not shows_plan(long_body.replace(runs + "1", "https://evil.example/plan"), long_plan, runs)
+
+
+# --- certificate stacks: one per domain (us-east-1), orphans removed by the apply ------------------------------
+
+
+def cert_stack(domain: str | None = None, legacy: str | None = None) -> ObservedCertificate:
+    from dl.templates import certificate_stack_name, legacy_certificate_stack_name
+
+    name = legacy_certificate_stack_name("p", legacy) if legacy else certificate_stack_name("p", domain)
+    tags = {"dl:project": "p", "dl:role": "certificate"}
+    tags.update({"dl:instance": legacy} if legacy else {"dl:domain": domain})
+    s = Stack(
+        name,
+        f"arn:aws:cloudformation:us-east-1:1:stack/{name}/1",
+        "CREATE_COMPLETE",
+        None,
+        tags,
+        {},
+        None,
+        None,
+    )
+    return ObservedCertificate(s, None if legacy else domain, legacy)
+
+
+def with_certificates(state: ObservedState, *certs: ObservedCertificate) -> ObservedState:
+    return dataclasses.replace(state, certificates=certs)
+
+
+def test_a_domain_moving_between_instances_keeps_its_certificate_stack():
+    d = "data.example.org"
+    state = with_certificates(observed(a=changed(domain=d), b=SPEC), cert_stack(d))
+    plan = make_plan("p", "eu-west-1", {"a": SPEC, "b": changed(domain=d)}, state)
+    assert plan.certificates == ()  # reused by b, not removed and issued again
+    assert "orphaned certificate" not in plan.summary()
+
+
+def test_a_dropped_domain_leaves_an_orphaned_certificate_stack_the_plan_removes():
+    d = "old.example.org"
+    state = with_certificates(observed(a=changed(domain=d)), cert_stack(d), cert_stack("kept.example.org"))
+    plan = make_plan("p", "eu-west-1", {"a": changed(domain="kept.example.org")}, state)
+    assert [c.domain for c in plan.certificates] == [d]
+    assert (
+        plan.summary()
+        == "Plan: 0 to create, 0 to update, 1 to replace, 0 to destroy, 1 orphaned certificate stack to remove."
+    )
+    text = render_text(plan)
+    assert f"certificate stack {plan.certificates[0].stack_name} ({d}, us-east-1): orphaned" in text
+    assert plan.certificates[0].stack_name in comment_parts(plan).summary
+    again = Plan.from_json(json.loads(render_json(plan)))
+    assert again.certificates == plan.certificates
+
+
+def test_only_orphaned_certificate_stacks_make_a_plan_that_is_not_empty():
+    state = with_certificates(observed(a=SPEC), cert_stack("gone.example.org"))
+    plan = make_plan("p", "eu-west-1", {"a": SPEC}, state)
+    assert [i.action for i in plan.instances] == [Action.NOOP]
+    assert not plan.is_empty() and len(plan.certificates) == 1
+
+
+def test_an_instance_with_certificate_arn_does_not_use_a_dl_issued_certificate():
+    d = "data.example.org"
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+    state = with_certificates(observed(a=changed(domain=d)), cert_stack(d))
+    plan = make_plan("p", "eu-west-1", {"a": changed(domain=d, certificate_arn=arn)}, state)
+    assert [c.domain for c in plan.certificates] == [d]
+
+
+def test_a_per_instance_certificate_stack_of_earlier_versions_moves_the_instance_then_goes():
+    d = "data.example.org"
+    state = with_certificates(observed(a=changed(domain=d), b=SPEC), cert_stack(legacy="a"))
+    plan = make_plan("p", "eu-west-1", {"a": changed(domain=d), "b": SPEC}, state)
+    a = plan.instances[0]
+    assert a.action is Action.UPDATE  # unchanged spec, but its distribution moves to the domain's stack
+    assert [(c.path, c.before, c.after) for c in a.changes] == [
+        ("certificate", "p-a--certificate", certificate_stack_name("p", d))
+    ]
+    assert [c.stack_name for c in plan.certificates] == ["p-a--certificate"]
+    assert plan.certificates[0].instance == "a"
+    # an apply that leaves `a` alone (--target b) leaves its certificate alone too: its distribution uses it
+    assert make_plan("p", "eu-west-1", {"b": SPEC}, state, targets=["b"]).certificates == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -14,6 +15,7 @@ from dl.templates import (
     bootstrap_stack_name,
     certificate_stack_name,
     instance_stack_name,
+    legacy_certificate_stack_name,
     instance_template,
     log_group_name,
 )
@@ -32,14 +34,37 @@ def test_every_valid_manifest_name_gives_valid_stack_and_function_names(project,
     assert LAMBDA_NAME.fullmatch(stack)  # the function is named like its stack
     assert log_group_name(project, instance) == f"/aws/lambda/{stack}"
     assert CFN_STACK_NAME.fullmatch(bootstrap_stack_name(project))
-    assert CFN_STACK_NAME.fullmatch(certificate_stack_name(project, instance))
+    assert CFN_STACK_NAME.fullmatch(certificate_stack_name(project, f"{instance}.example.org"))
+    assert CFN_STACK_NAME.fullmatch(legacy_certificate_stack_name(project, instance))
 
 
-@given(PROJECTS, INSTANCES, PROJECTS, INSTANCES)
-def test_bootstrap_and_certificate_stacks_never_take_an_instance_stack_name(p1, i1, p2, i2):
+DOMAINS = st.from_regex(r"[a-z0-9]{1,63}(\.[a-z0-9]{1,63}){1,3}", fullmatch=True)
+
+
+@given(PROJECTS, INSTANCES, PROJECTS, DOMAINS)
+def test_bootstrap_and_certificate_stacks_never_take_an_instance_stack_name(p1, i1, p2, domain):
     instance_stack = instance_stack_name(p1, i1)
     assert instance_stack != bootstrap_stack_name(p2)
-    assert instance_stack != certificate_stack_name(p2, i2)
+    assert instance_stack != certificate_stack_name(p2, domain)
+    assert instance_stack != legacy_certificate_stack_name(p2, i1)
+
+
+def test_one_certificate_stack_per_domain_named_from_its_hash_whatever_its_length():
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters, DNS's limit
+    assert len(longest) == 253
+    name = certificate_stack_name("p" * 24, longest)
+    assert name == "p" * 24 + "--cert-" + hashlib.sha256(longest.encode()).hexdigest()[:16]
+    assert CFN_STACK_NAME.fullmatch(name) and len(name) <= 128
+    # per domain, not per instance: the same for whichever instance has it, distinct for another domain
+    assert certificate_stack_name("data", "data.example.org") == certificate_stack_name(
+        "data", "data.example.org"
+    )
+    assert certificate_stack_name("data", "data.example.org") != certificate_stack_name(
+        "data", "x.example.org"
+    )
+    assert certificate_stack_name("data", "data.example.org") != certificate_stack_name(
+        "atad", "data.example.org"
+    )
 
 
 def test_longest_names():
