@@ -993,7 +993,7 @@ def release_certificate_stack(deployer: StackDeployer, removal: CertificateRemov
                     f"{name}: left for the next apply: ACM still reports the certificate in use after "
                     f"{budget:.0f} s (its in-use marker lags after a distribution lets go)"
                 )
-            log(f"{name}: the certificate is still in use (ACM's marker lags); retrying in {delay:.0f} s")
+            log(f"{name}: the certificate is still in use (ACM's marker lags); retrying in {delay:.3g} s")
             deployer.pause(delay)
             delay = min(delay * 2, 120.0)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:

@@ -20,6 +20,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from dl import aws as dl_aws
 from dl.apply import Executor, StackDeployer, release_certificate_stack
 from dl.aws import Aws
 from dl.desired import DesiredInstance
@@ -229,3 +230,52 @@ def test_a_certificate_in_use_past_the_bound_is_left_for_the_next_apply_not_fail
     assert "left for the next apply: ACM still reports the certificate in use" in line
     retries = len([x for x in logged if "still in use" in x])
     assert 1 <= retries < 19  # retried with backoff, then stopped at the bound (not at the refusals' end)
+
+
+def test_destroying_an_instance_with_a_domain_leaves_no_certificate_stack_after_acm_lets_go(
+    project, monkeypatch
+):
+    """`dl destroy` end to end: the instance stack on moto's server; the us-east-1 certificate stack of its domain
+    answered by a Stubber, whose deletion ACM refuses twice (DELETE_FAILED, ResourceInUseException) before it
+    goes. The instance uses `certificate_arn` (moto cannot give an issued certificate's ARN), so this stack is
+    the one an earlier apply issued for the domain."""
+    monkeypatch.setenv("DL_CERTIFICATE_RELEASE_SECONDS", "3")
+    write_manifest(
+        project,
+        "project: cs\ninstances:\n  a:\n    databases: [alpha.db]\n"
+        f"    domain: data.example.org\n    certificate_arn: {CERT_ARN}\n",
+    )
+    applied = dl("apply", "--yes", "--no-verify")
+    assert applied.exit_code == 0, applied.output
+
+    stubs: list[Stubber] = []
+    original = dl_aws.Aws.client
+
+    def client(self, service, region=None, *, retries=True):
+        made = original(self, service, region, retries=retries)
+        if service == "cloudformation" and region == CERTIFICATE_REGION and retries and not stubs:
+            stub = Stubber(made)
+            listed = stack_description(STACK_ID, "CREATE_COMPLETE")
+            listed["Stacks"][0]["Tags"].append({"Key": "dl:domain", "Value": "data.example.org"})
+            stub.add_response("describe_stacks", listed, {})  # observe: the project's certificate stacks
+            refused_deletion(stub, STACK_ID, 1)
+            refused_deletion(stub, STACK_ID, 2)
+            stub.add_response("delete_stack", {}, {"StackName": STACK_ID})
+            gone = stack_description(STACK_ID, "DELETE_COMPLETE")
+            stub.add_response("describe_stacks", gone, {"StackName": STACK_ID})
+            stub.add_response(
+                "describe_stacks", {"Stacks": []}, {}
+            )  # observed again (artifact GC): none left
+            stub.activate()
+            stubs.append(stub)
+        return made
+
+    monkeypatch.setattr(dl_aws.Aws, "client", client)
+    destroyed = dl("destroy", "a", "--yes")
+    assert destroyed.exit_code == 0, destroyed.output
+    name = certificate_stack_name("cs", "data.example.org")
+    assert f"certificate stack {name} (data.example.org, us-east-1): orphaned" in destroyed.output
+    assert destroyed.output.count(f"{name}: the certificate is still in use") == 2
+    assert f"{name}: removed the orphaned certificate stack (data.example.org)" in destroyed.output
+    stubs[0].assert_no_pending_responses()  # deleted: nothing was left to ask
+    assert boto3.client("cloudformation").describe_stacks()["Stacks"][0]["StackName"] == "cs--bootstrap"

@@ -15,8 +15,8 @@ from dl.templates import (
     bootstrap_stack_name,
     certificate_stack_name,
     instance_stack_name,
-    legacy_certificate_stack_name,
     instance_template,
+    legacy_certificate_stack_name,
     log_group_name,
 )
 
