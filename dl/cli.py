@@ -155,6 +155,7 @@ def plan(
     manifest_path, allow_outside_paths, targets, parallelism, sandbox, out, fmt, detailed_exitcode, comment
 ):
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
+    from dl.plan import Action
     from dl.render import render_json, render_markdown, render_text
 
     manifest = load(manifest_path, allow_outside_paths)
@@ -170,6 +171,13 @@ def plan(
         manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
     ) as prepared:
         result = prepared.plan
+    if (
+        result.bootstrap is Action.UPDATE
+    ):  # apply may upgrade it; a plan to apply later must not count on that
+        from dl.bootstrap import outdated_message
+
+        observed = prepared.observed
+        raise DlError(outdated_message(manifest.project, observed.region, observed.bootstrap_version or 1))
     if out:
         Path(out).write_text(result.dumps(), encoding="utf-8")
         _stderr(f"Saved the plan to {out}: apply exactly it with `dl apply {out}`.")
@@ -413,6 +421,7 @@ def destroy(instances, manifest_path, everything, yes, parallelism):
 
 
 # --- command registration: one line per command module -------------------------------------------
+from dl.bootstrap import bootstrap_command; main.add_command(bootstrap_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip

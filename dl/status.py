@@ -1,8 +1,9 @@
 """`dl status`: what is live, from the manifest and AWS together; and the public URL of a deployed instance.
 
 Drift is the plan's verdict (an instance whose plan is not a no-op has drifted), so status and plan can never
-disagree. Public URLs: the custom domain when there is one, else CloudFront's host, else the front door's
-(HTTP API or Function URL), read with one call as dl/templates.py describes.
+disagree. Public URLs: the custom domain when there is one, else CloudFront's host as apply recorded it
+(dl/hosts.py: never cloudfront:GetDistribution, which returns the origin secret), else the front door's (HTTP
+API or Function URL).
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ def _output(stack: Stack, key: str) -> str | None:
     return value if value not in (None, "", "None") else None
 
 
-def public_url(aws: Aws, stack: Stack, spec: dict) -> str | None:
-    """https://host/prefix/ of a deployed instance, or None when AWS (or the emulator) cannot tell."""
+def public_url(aws: Aws, stack: Stack, spec: dict, bucket: str | None = None) -> str | None:
+    """https://host/prefix/ of a deployed instance, or None when AWS (or the emulator) cannot tell.
+    ``bucket``: the artifact bucket, where apply records distributions' hosts."""
+    from dl import hosts
+
     prefix = spec.get("prefix", "/")
     if _output(stack, "Url"):
         return _output(stack, "Url")
     try:
         if spec.get("cdn") and _output(stack, "DistributionId"):
-            dist = aws.client("cloudfront", "us-east-1").get_distribution(Id=_output(stack, "DistributionId"))
-            return f"https://{dist['Distribution']['DomainName']}{prefix}"
+            host = hosts.recorded(aws, bucket, spec.get("instance", ""), _output(stack, "DistributionId"))
+            return f"https://{host}{prefix}" if host else None
         if spec.get("endpoint") == "http-api" and _output(stack, "HttpApiId"):
             return f"https://{_output(stack, 'HttpApiId')}.execute-api.{aws.region}.amazonaws.com{prefix}"
         if spec.get("endpoint", "function-url") == "function-url":
@@ -76,7 +80,9 @@ def instance_statuses(prepared) -> list[InstanceStatus]:
                 name=item.name,
                 state=state,
                 drift=None if spec is None else item.action is not Action.NOOP,
-                url=public_url(prepared.aws, stack, spec) if stack is not None and spec else None,
+                url=public_url(prepared.aws, stack, spec, prepared.observed.bucket)
+                if stack is not None and spec
+                else None,
                 stack_status=stack.status if stack else None,
                 deployed_at=stack.tags.get(TAG_DEPLOYED_AT) if stack else None,
                 commit=stack.tags.get(TAG_COMMIT) if stack else None,

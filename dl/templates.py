@@ -9,7 +9,7 @@ Interface
 ``instance_stack_name(project, instance)``        ``"<project>-<instance>"``: the stack, the Lambda function and
                                                   the log group ``/aws/lambda/<project>-<instance>``
 ``certificate_stack_name(project, instance)``     ``"<project>-<instance>--certificate"`` (always us-east-1)
-``bootstrap_template(project)``                   the artifact bucket; Output ``BucketName``
+``bootstrap_template(project)``                   see dl/bootstrap.py (bucket, execution role, boundary, ...)
 ``instance_template(project, instance, artifacts, *, spec, secrets=())``
 ``certificate_template(project, instance, hosted_zone_id)``   Output ``CertificateArn``
 ``template_json(template)``                       canonical JSON (sorted keys, compact)
@@ -50,6 +50,7 @@ from typing import Any
 
 import click
 
+from dl import bootstrap
 from dl.cloudfront import RUNTIME as CLOUDFRONT_RUNTIME
 from dl.cloudfront import viewer_request_code
 from dl.errors import DlError
@@ -186,73 +187,8 @@ def public_url(instance: Instance, host: str) -> str:
 
 
 def bootstrap_template(project: str) -> Template:
-    """The artifact bucket: private, encrypted, TLS only, versioned; unreferenced artifacts expire.
-
-    Artifacts are content-addressed and never overwritten. "Unreferenced" is decided by the AWS code, which
-    knows every deployed template's keys (:func:`template_artifact_keys`): after a successful apply it deletes
-    the objects no stack of the project references. Versioning turns that delete into a delete marker, so
-    the bytes stay recoverable; the lifecycle rule removes them ``ARTIFACT_RETENTION_DAYS`` after they became
-    noncurrent (counted from the delete, not from the upload, which an expiry by tag could not do), cleans up
-    the left-over delete markers, and aborts multipart uploads abandoned for a day.
-    """
-    bucket = {
-        "Type": "AWS::S3::Bucket",
-        "DeletionPolicy": "Retain",
-        "UpdateReplacePolicy": "Retain",
-        "Properties": {
-            "BucketEncryption": {
-                "ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}
-                ]
-            },
-            "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True,
-                "BlockPublicPolicy": True,
-                "IgnorePublicAcls": True,
-                "RestrictPublicBuckets": True,
-            },
-            "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-            "VersioningConfiguration": {"Status": "Enabled"},
-            "LifecycleConfiguration": {
-                "Rules": [
-                    {
-                        "Id": "expire-unreferenced-artifacts",
-                        "Status": "Enabled",
-                        "NoncurrentVersionExpiration": {"NoncurrentDays": ARTIFACT_RETENTION_DAYS},
-                        "ExpiredObjectDeleteMarker": True,
-                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                    }
-                ]
-            },
-        },
-    }
-    bucket_arn = {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}
-    policy = {
-        "Type": "AWS::S3::BucketPolicy",
-        "Properties": {
-            "Bucket": {"Ref": "ArtifactBucket"},
-            "PolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "DenyInsecureTransport",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [bucket_arn, {"Fn::Join": ["", [bucket_arn, "/*"]]}],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }
-                ],
-            },
-        },
-    }
-    return {
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"datasette-lambda artifacts of project {project}",
-        "Metadata": {METADATA_KEY: {"format": FORMAT, "kind": "bootstrap", "project": project}},
-        "Resources": {"ArtifactBucket": bucket, "ArtifactBucketPolicy": policy},
-        "Outputs": {"BucketName": {"Description": "artifact bucket", "Value": {"Ref": "ArtifactBucket"}}},
-    }
+    """The bootstrap stack's template: bucket, execution role, boundary, shared CloudFront (dl/bootstrap.py)."""
+    return bootstrap.bootstrap_template(project)
 
 
 # --- certificate stack ----------------------------------------------------------------------------
@@ -310,13 +246,13 @@ def instance_template(
     env_secrets = tuple(sorted(instance.secrets if secrets is None else secrets))
     spec = json.loads(json.dumps(spec, sort_keys=True))  # a plain, JSON-able copy (fails early otherwise)
     resources: dict[str, Any] = {}
-    resources.update(_function_resources(name, instance, artifacts, env_secrets, spec_digest(spec)))
+    resources.update(_function_resources(project, name, instance, artifacts, env_secrets, spec_digest(spec)))
     if instance.endpoint == "http-api":
         resources.update(_http_api_resources(name, instance))
     else:
         resources.update(_function_url_resources(instance))
     if instance.cdn:
-        resources.update(_cdn_resources(name, instance, artifacts))
+        resources.update(_cdn_resources(project, name, instance, artifacts))
         if instance.domain and artifacts.hosted_zone_id:
             resources.update(_dns_resources(instance, artifacts.hosted_zone_id))
     template: Template = {
@@ -422,7 +358,12 @@ def spec_digest(spec: dict) -> str:
 
 
 def _function_resources(
-    name: str, instance: Instance, artifacts: InstanceArtifacts, env_secrets: tuple[str, ...], digest: str
+    project: str,
+    name: str,
+    instance: Instance,
+    artifacts: InstanceArtifacts,
+    env_secrets: tuple[str, ...],
+    digest: str,
 ) -> dict:
     log_group = f"/aws/lambda/{name}"
     statements: list[dict] = [
@@ -481,6 +422,9 @@ def _function_resources(
             "Type": "AWS::IAM::Role",
             "Properties": {
                 "Description": f"Lambda role of {name}: its own logs and databases only",
+                # the execution role may create roles only under the project's path, with its boundary
+                "Path": bootstrap.function_role_path(project),
+                "PermissionsBoundary": bootstrap.boundary_arn_sub(project),
                 "AssumeRolePolicyDocument": {
                     "Version": "2012-10-17",
                     "Statement": [
@@ -594,13 +538,10 @@ def _http_api_resources(name: str, instance: Instance) -> dict:
     }
 
 
-def _cdn_resources(name: str, instance: Instance, artifacts: InstanceArtifacts) -> dict:
-    """CloudFront: cache policy, viewer-request function, (OAC) and the distribution."""
-    resources: dict[str, Any] = {
-        "CachePolicy": {
-            "Type": "AWS::CloudFront::CachePolicy",
-            "Properties": {"CachePolicyConfig": _cache_policy_config(name)},
-        },
+def _cdn_resources(project: str, name: str, instance: Instance, artifacts: InstanceArtifacts) -> dict:
+    """CloudFront: viewer-request function and the distribution. The cache policy and (for function URLs)
+    the origin access control are the project's, shared, from its bootstrap stack (dl/bootstrap.py)."""
+    return {
         "EdgeFunction": {
             "Type": "AWS::CloudFront::Function",
             "Properties": {
@@ -615,49 +556,12 @@ def _cdn_resources(name: str, instance: Instance, artifacts: InstanceArtifacts) 
         },
         "Distribution": {
             "Type": "AWS::CloudFront::Distribution",
-            "Properties": {"DistributionConfig": _distribution_config(name, instance, artifacts)},
-        },
-    }
-    if instance.endpoint != "http-api":
-        resources["OriginAccessControl"] = {
-            "Type": "AWS::CloudFront::OriginAccessControl",
-            "Properties": {
-                "OriginAccessControlConfig": {
-                    "Name": _unique_name(name),
-                    "Description": f"CloudFront signs its requests to the function URL of {name}",
-                    "OriginAccessControlOriginType": "lambda",
-                    "SigningBehavior": "always",
-                    "SigningProtocol": "sigv4",
-                }
-            },
-        }
-    return resources
-
-
-def _cache_policy_config(name: str) -> dict:
-    """Cache what Datasette's Cache-Control allows, keyed by query string, cookies and public host.
-
-    MinTTL/DefaultTTL 0: nothing is cached unless the origin says so (Datasette sends ``max-age`` on public
-    pages and ``private, no-store`` on any response to a request with cookies or that sets one). Cookies are in
-    the key as well, so even a mis-marked personalised response is only served to the same cookies.
-    """
-    return {
-        "Name": _unique_name(name),
-        "Comment": f"{name}: follow the origin's Cache-Control"[:128],
-        "MinTTL": 0,
-        "DefaultTTL": 0,
-        "MaxTTL": CACHE_MAX_TTL,
-        "ParametersInCacheKeyAndForwardedToOrigin": {
-            "EnableAcceptEncodingGzip": True,
-            "EnableAcceptEncodingBrotli": True,
-            "QueryStringsConfig": {"QueryStringBehavior": "all"},
-            "CookiesConfig": {"CookieBehavior": "all"},
-            "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["x-forwarded-host"]},
+            "Properties": {"DistributionConfig": _distribution_config(project, name, instance, artifacts)},
         },
     }
 
 
-def _distribution_config(name: str, instance: Instance, artifacts: InstanceArtifacts) -> dict:
+def _distribution_config(project: str, name: str, instance: Instance, artifacts: InstanceArtifacts) -> dict:
     origin: dict[str, Any] = {
         "Id": ORIGIN_ID,
         "CustomOriginConfig": {
@@ -674,7 +578,7 @@ def _distribution_config(name: str, instance: Instance, artifacts: InstanceArtif
         methods = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
     else:
         origin["DomainName"] = _host_of({"Fn::GetAtt": ["FunctionUrl", "FunctionUrl"]})
-        origin["OriginAccessControlId"] = {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
+        origin["OriginAccessControlId"] = bootstrap.import_value(project, "origin-access-control-id")
         # OAC signs requests for Lambda, which refuses unsigned bodies: browsers' POSTs cannot pass.
         methods = ["GET", "HEAD", "OPTIONS"]
     behaviour = {
@@ -683,7 +587,7 @@ def _distribution_config(name: str, instance: Instance, artifacts: InstanceArtif
         "AllowedMethods": methods,
         "CachedMethods": ["GET", "HEAD"],
         "Compress": True,
-        "CachePolicyId": {"Ref": "CachePolicy"},
+        "CachePolicyId": bootstrap.import_value(project, "cache-policy-id"),
         "FunctionAssociations": [
             {"EventType": "viewer-request", "FunctionARN": {"Fn::GetAtt": ["EdgeFunction", "FunctionARN"]}}
         ],
