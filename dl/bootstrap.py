@@ -273,6 +273,23 @@ def execution_policy(project: str) -> dict:
             ],
         },
         {
+            # Releases before the shared ones made a cache policy and an origin access control per instance;
+            # CloudFormation deletes them once the distribution uses the project's (neither is taggable, and
+            # CloudFront refuses to delete one still in use).
+            "Sid": "RemovePerInstanceCachePoliciesAndOriginAccessControls",
+            "Effect": "Allow",
+            "Action": [
+                "cloudfront:GetCachePolicy",
+                "cloudfront:DeleteCachePolicy",
+                "cloudfront:GetOriginAccessControl",
+                "cloudfront:DeleteOriginAccessControl",
+            ],
+            "Resource": [
+                _sub(f"arn:{partition}:cloudfront::{account}:cache-policy/*"),
+                _sub(f"arn:{partition}:cloudfront::{account}:origin-access-control/*"),
+            ],
+        },
+        {
             "Sid": "Certificates",
             "Effect": "Allow",
             "Action": [

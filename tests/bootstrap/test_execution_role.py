@@ -280,3 +280,22 @@ def test_the_evaluator_can_refuse():
     assert not allowed(
         [policy], "s3:GetObject", f"{names(PROJECT)['ArtifactBucket.Arn']}/keys/secrets-hmac.key"
     )
+
+
+def test_an_upgrade_can_remove_what_older_releases_made_per_instance():
+    """Before version 2: function roles at the path / and a cache policy and OAC per instance. CloudFormation,
+    as the execution role, deletes them when the instance moves to the boundary and the shared resources."""
+    policy = execution_policy()
+    legacy_role = f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-x-FunctionRole-1A2B3C"
+    mine = {"aws:ResourceTag/dl:project": PROJECT}
+    for action in ("iam:GetRole", "iam:ListRolePolicies", "iam:DeleteRolePolicy", "iam:DeleteRole"):
+        assert allowed([policy], action, legacy_role, mine), action
+    for action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:PassRole"):  # never a new unbounded role
+        assert not allowed([policy], action, legacy_role, {"iam:PassedToService": "lambda.amazonaws.com"})
+    theirs = f"arn:aws:iam::{ACCOUNT}:role/{OTHER}-x-FunctionRole-1A2B3C"
+    assert not allowed([policy], "iam:DeleteRole", theirs, {"aws:ResourceTag/dl:project": OTHER})
+    for resource in ("cache-policy/658327ea-f89d-4fab-a63d-7e88639e58f6", "origin-access-control/E1A2B3C4"):
+        arn = f"arn:aws:cloudfront::{ACCOUNT}:{resource}"
+        kind = "CachePolicy" if "cache" in resource else "OriginAccessControl"
+        assert allowed([policy], f"cloudfront:Delete{kind}", arn)
+        assert not allowed([policy], f"cloudfront:Create{kind}", "*")  # the shared ones are the bootstrap's
