@@ -562,18 +562,16 @@ def bootstrap_command(manifest_path):
     Run it once per project and region with administrator credentials (the CI roles cannot change it);
     again after upgrading dl when `dl plan` asks for it.
     """
+    from dl import secrets
     from dl.apply import Executor
     from dl.aws import Aws
     from dl.observed import observe
 
     manifest = load(manifest_path, check_files=False)
     aws = Aws(manifest.region)
-    observed = observe(aws, manifest.project)
     executor = Executor(aws, manifest, log=lambda line: click.echo(line, err=True))
-    deployed = executor.ensure_bootstrap(observed, force=True)
-    from dl import secrets
-
-    secrets.ensure_keys(aws, deployed.bucket)
+    deployed = executor.ensure_bootstrap(observe(aws, manifest.project), force=True)
+    secrets.ensure_keys(aws, deployed.bucket)  # both secrets keys, so the first plan can fingerprint
     click.echo(
         f"Bootstrap {manifest.project}--bootstrap in {aws.region}: version {VERSION}, bucket {deployed.bucket}, "
         f"execution role {deployed.execution_role_arn}"
