@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import botocore.exceptions
 import click
 
-from dl.options import load, manifest_option
+from dl.options import aws_context, load, manifest_option, sandbox_option
 
 VERSION = 2
 LEGACY_VERSION = 1  # the bucket-only bootstrap: its template records no version
@@ -556,7 +556,8 @@ def bootstrap_template(project: str) -> dict:
 
 @click.command("bootstrap")
 @manifest_option
-def bootstrap_command(manifest_path):
+@sandbox_option
+def bootstrap_command(manifest_path, sandbox):
     """Create or upgrade the project's bootstrap stack (bucket, execution role, boundary, CloudFront).
 
     Run it once per project and region with administrator credentials (the CI roles cannot change it);
@@ -568,6 +569,7 @@ def bootstrap_command(manifest_path):
     from dl.observed import observe
 
     manifest = load(manifest_path, check_files=False)
+    click.get_current_context().with_resource(aws_context(sandbox, manifest.region))
     aws = Aws(manifest.region)
     executor = Executor(aws, manifest, log=lambda line: click.echo(line, err=True))
     deployed = executor.ensure_bootstrap(observe(aws, manifest.project), force=True)
