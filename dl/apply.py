@@ -217,9 +217,8 @@ class StackDeployer:
         role_arn: str | None = None,
     ):
         self.aws = aws
-        self.role_arn = (
-            role_arn  # the bootstrap's execution role: CloudFormation acts as it, not as the caller
-        )
+        # the bootstrap's execution role: CloudFormation acts as it, not as the caller
+        self.role_arn = role_arn
         self.log = log
         self.cfn = aws.client("cloudformation", cfn_region)
         self.cfn_once = aws.client("cloudformation", cfn_region, retries=False)  # see once()

@@ -760,7 +760,7 @@ class _Lookup:
         if not name:
             raise DlError(
                 f"the artifact bucket is not known: stack {bootstrap_stack_name(project)} is not deployed "
-                "(run `dl apply` once) or pass --bucket"
+                "(run `dl bootstrap` or `dl apply` once) or pass --bucket"
             )
         return name
 
