@@ -173,8 +173,13 @@ def in_use_events(stack_id: str, attempt: int) -> dict:
     }
 
 
-def refused_deletion(stub: Stubber, stack_id: str, attempt: int) -> None:
-    stub.add_response("delete_stack", {}, {"StackName": stack_id})
+def deletion(stack_id: str, role: str | None) -> dict:
+    """DeleteStack's parameters: run as the bootstrap's execution role when there is one."""
+    return {"StackName": stack_id, **({"RoleARN": role} if role else {})}
+
+
+def refused_deletion(stub: Stubber, stack_id: str, attempt: int, role: str | None = None) -> None:
+    stub.add_response("delete_stack", {}, deletion(stack_id, role))
     stub.add_response(
         "describe_stacks", stack_description(stack_id, "DELETE_IN_PROGRESS"), {"StackName": stack_id}
     )
@@ -232,6 +237,9 @@ def test_a_certificate_in_use_past_the_bound_is_left_for_the_next_apply_not_fail
     assert 1 <= retries < 19  # retried with backoff, then stopped at the bound (not at the refusals' end)
 
 
+EXECUTION_ROLE = "arn:aws:iam::123456789012:role/cs--cfn-exec-eu-west-1"  # the bootstrap's (moto's account)
+
+
 def test_destroying_an_instance_with_a_domain_leaves_no_certificate_stack_after_acm_lets_go(
     project, monkeypatch
 ):
@@ -258,9 +266,9 @@ def test_destroying_an_instance_with_a_domain_leaves_no_certificate_stack_after_
             listed = stack_description(STACK_ID, "CREATE_COMPLETE")
             listed["Stacks"][0]["Tags"].append({"Key": "dl:domain", "Value": "data.example.org"})
             stub.add_response("describe_stacks", listed, {})  # observe: the project's certificate stacks
-            refused_deletion(stub, STACK_ID, 1)
-            refused_deletion(stub, STACK_ID, 2)
-            stub.add_response("delete_stack", {}, {"StackName": STACK_ID})
+            refused_deletion(stub, STACK_ID, 1, EXECUTION_ROLE)
+            refused_deletion(stub, STACK_ID, 2, EXECUTION_ROLE)
+            stub.add_response("delete_stack", {}, deletion(STACK_ID, EXECUTION_ROLE))
             gone = stack_description(STACK_ID, "DELETE_COMPLETE")
             stub.add_response("describe_stacks", gone, {"StackName": STACK_ID})
             stub.add_response(
