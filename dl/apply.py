@@ -921,33 +921,36 @@ class Executor:
     def remove_certificates(
         self, removals: tuple[CertificateRemoval, ...], outcomes: list[Outcome], observed: ObservedState
     ) -> list[str]:
-        """Delete the orphaned certificate stacks, after the instances moved off them. A stack whose user failed
-        to move (its instance stack kept the certificate) is kept for the next apply."""
+        """Delete the orphaned certificate stacks (in parallel: each may wait out ACM's lagging in-use marker),
+        after the instances moved off them. A stack whose user failed to move (its instance stack kept the
+        certificate) is kept for the next apply."""
+        if not removals:
+            return []
         failed = {o.name for o in outcomes if not o.ok}
-        reports = []
-        for removal in removals:
-            users = sorted(
-                name
-                for name in failed
-                if name in observed.instances
-                and (
-                    (removal.domain and (observed.instances[name].spec or {}).get("domain") == removal.domain)
-                    or name == removal.instance
-                )
-            )
-            if users:
-                line = f"{removal.stack_name}: kept: {', '.join(users)} did not move off it (next apply)"
-            else:
-                self.checkpoint_certificates()
-                deployer = self.deployer(removal.stack_name, cfn_region=templates.CERTIFICATE_REGION)
-                line = release_certificate_stack(deployer, removal, self.log)
-            self.log(line)
-            reports.append(line)
-        return reports
+        with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
+            return list(pool.map(lambda r: self.remove_certificate(r, failed, observed), removals))
 
-    def checkpoint_certificates(self) -> None:
-        if self.cancel.is_set():
-            raise Interrupted("interrupted before removing orphaned certificate stacks")
+    def remove_certificate(
+        self, removal: CertificateRemoval, failed: set[str], observed: ObservedState
+    ) -> str:
+        users = sorted(
+            name
+            for name in failed
+            if name in observed.instances
+            and (
+                (removal.domain and (observed.instances[name].spec or {}).get("domain") == removal.domain)
+                or name == removal.instance
+            )
+        )
+        if users:
+            line = f"{removal.stack_name}: kept: {', '.join(users)} did not move off it (next apply)"
+        else:
+            if self.cancel.is_set():
+                raise Interrupted("interrupted before removing orphaned certificate stacks")
+            deployer = self.deployer(removal.stack_name, cfn_region=templates.CERTIFICATE_REGION)
+            line = release_certificate_stack(deployer, removal, self.log)
+        self.log(line)
+        return line
 
     def run_after(self, before, plan: InstancePlan, desired, bucket, secrets, observed) -> Outcome:
         for future, releaser, domain in before:
@@ -1039,8 +1042,10 @@ def release_certificate_stack(deployer: StackDeployer, removal: CertificateRemov
         try:
             deployer.delete(removal.stack_id, name)
             return f"{name}: removed the orphaned certificate stack ({removal.domain or 'no domain tag'})"
-        except DeployError as exc:
-            if not certificate_in_use(str(exc)):
+        except Interrupted:
+            raise
+        except DlError as exc:
+            if not isinstance(exc, DeployError) or not certificate_in_use(str(exc)):
                 return f"{name}: left for the next apply: {exc}"
             if time.monotonic() + delay > deadline:
                 return (

@@ -287,3 +287,34 @@ def test_destroying_an_instance_with_a_domain_leaves_no_certificate_stack_after_
     assert f"{name}: removed the orphaned certificate stack (data.example.org)" in destroyed.output
     stubs[0].assert_no_pending_responses()  # deleted: nothing was left to ask
     assert boto3.client("cloudformation").describe_stacks()["Stacks"][0]["StackName"] == "cs--bootstrap"
+
+
+def test_a_certificate_stack_whose_instance_failed_to_move_off_it_is_kept_for_the_next_apply(project):
+    """The instance stack's update failed (CloudFormation rolled it back onto the old certificate): deleting the
+    old certificate stack could only fail, so it is kept and said so (moto's server holds the stack)."""
+    from dl.apply import Outcome
+    from dl.aws import Stack
+    from dl.observed import ObservedInstance, ObservedState
+    from dl.plan import Action
+
+    manifest = load(
+        str(write_manifest(project, "project: ck\ninstances:\n  a:\n    databases: [alpha.db]\n"))
+    )
+    name = leave_certificate_stack(manifest, "old.example.org")
+    stack_id = us_east_1().describe_stacks(StackName=name)["Stacks"][0]["StackId"]
+    deployed = Stack("ck-a", "arn:stack/ck-a/1", "UPDATE_ROLLBACK_COMPLETE", None, {}, {}, None, None)
+    observed = ObservedState(
+        "ck", "eu-west-1", None, None, {"a": ObservedInstance("a", deployed, {"domain": "old.example.org"})}
+    )
+    executor = Executor(Aws(manifest.region), manifest, log=lambda _: None)
+    failed = [Outcome("a", Action.UPDATE, False, "UPDATE_ROLLBACK_COMPLETE")]
+    orphan = CertificateRemoval(name, stack_id, "old.example.org", "no instance has it")
+    assert executor.remove_certificates((orphan,), failed, observed) == [
+        f"{name}: kept: a did not move off it (next apply)"
+    ]
+    assert cert_stacks() == [name]
+    done = [Outcome("a", Action.UPDATE, True, "applied")]
+    assert executor.remove_certificates((orphan,), done, observed) == [
+        f"{name}: removed the orphaned certificate stack (old.example.org)"
+    ]
+    assert cert_stacks() == []
