@@ -109,12 +109,19 @@ def test_the_apply_role_is_cloudformation_the_bucket_and_reads():
     """No resource service is written directly: CloudFormation does that, as the execution role."""
     granted = {a for s in filter(allows, statements("apply-role-policy.json")) for a in actions(s)}
     services = {a.split(":")[0] for a in granted}
-    assert services == {"cloudformation", "s3", "iam", "cloudfront", "lambda", "route53"}
+    # logs: only DescribeLogGroups, route53: only reads (the plan-time conflict checks)
+    assert services == {"cloudformation", "s3", "iam", "cloudfront", "lambda", "route53", "logs"}
+    assert {a for a in granted if a.startswith("logs:")} == {"logs:DescribeLogGroups"}
+    assert {a for a in granted if a.startswith("route53:")} == {
+        "route53:ListHostedZones",
+        "route53:ListResourceRecordSets",
+    }
     assert {a for a in granted if a.startswith("iam:")} == {"iam:PassRole"}
     assert {a for a in granted if a.startswith("lambda:")} == {"lambda:GetFunctionUrlConfig"}
     assert {a for a in granted if a.startswith("cloudfront:")} == {
         "cloudfront:CreateInvalidation",
         "cloudfront:GetDistribution",
+        "cloudfront:ListConflictingAliases",
     }
 
 
