@@ -178,16 +178,28 @@ def deletion(stack_id: str, role: str | None) -> dict:
     return {"StackName": stack_id, **({"RoleARN": role} if role else {})}
 
 
-def refused_deletion(stub: Stubber, stack_id: str, attempt: int, role: str | None = None) -> None:
-    stub.add_response("delete_stack", {}, deletion(stack_id, role))
-    stub.add_response(
-        "describe_stacks", stack_description(stack_id, "DELETE_IN_PROGRESS"), {"StackName": stack_id}
-    )
-    failed = stack_description(
-        stack_id, "DELETE_FAILED", "The following resource(s) failed to delete: [Certificate]. "
-    )
-    stub.add_response("describe_stacks", failed, {"StackName": stack_id})
-    stub.add_response("describe_stack_events", in_use_events(stack_id, attempt), {"StackName": stack_id})
+def answer_deletions(stub: Stubber, stack_id: str, *, refusals: int, role: str | None = None) -> None:
+    """Each DeleteStack of the stack is answered when it is made (so its events are newer than the call, as on
+    AWS): the first ``refusals`` end in DELETE_FAILED with ACM's in-use reason, the next one deletes it."""
+    attempts = [0]
+
+    def queue(params, **_):
+        attempts[0] += 1
+        stub.add_response("delete_stack", {}, deletion(stack_id, role))
+        progress = stack_description(stack_id, "DELETE_IN_PROGRESS")
+        stub.add_response("describe_stacks", progress, {"StackName": stack_id})
+        if attempts[0] > refusals:
+            gone = stack_description(stack_id, "DELETE_COMPLETE")
+            stub.add_response("describe_stacks", gone, {"StackName": stack_id})
+            return
+        failed = stack_description(
+            stack_id, "DELETE_FAILED", "The following resource(s) failed to delete: [Certificate]. "
+        )
+        stub.add_response("describe_stacks", failed, {"StackName": stack_id})
+        events = in_use_events(stack_id, attempts[0])
+        stub.add_response("describe_stack_events", events, {"StackName": stack_id})
+
+    stub.client.meta.events.register("provide-client-params.cloudformation.DeleteStack", queue)
 
 
 def removal(stack_id: str) -> CertificateRemoval:
@@ -210,12 +222,7 @@ def stubbed(aws, monkeypatch):
 def test_a_certificate_still_in_use_is_deleted_once_acm_lets_go(stubbed, monkeypatch):
     deployer, stub = stubbed
     monkeypatch.setenv("DL_CERTIFICATE_RELEASE_SECONDS", "3")  # backoff 0.15 s, then 0.3 s: well within it
-    refused_deletion(stub, STACK_ID, 1)
-    refused_deletion(stub, STACK_ID, 2)
-    stub.add_response("delete_stack", {}, {"StackName": STACK_ID})
-    stub.add_response(
-        "describe_stacks", stack_description(STACK_ID, "DELETE_COMPLETE"), {"StackName": STACK_ID}
-    )
+    answer_deletions(stub, STACK_ID, refusals=2)
     logged: list[str] = []
     line = release_certificate_stack(deployer, removal(STACK_ID), logged.append)
     assert (
@@ -228,13 +235,13 @@ def test_a_certificate_still_in_use_is_deleted_once_acm_lets_go(stubbed, monkeyp
 def test_a_certificate_in_use_past_the_bound_is_left_for_the_next_apply_not_failed(stubbed, monkeypatch):
     deployer, stub = stubbed
     monkeypatch.setenv("DL_CERTIFICATE_RELEASE_SECONDS", "0.5")  # backoff 0.025 s, doubling: ~4 attempts fit
-    for attempt in range(1, 21):  # more refusals than the bound leaves time for
-        refused_deletion(stub, STACK_ID, attempt)
+    answer_deletions(stub, STACK_ID, refusals=1000)  # more refusals than the bound leaves time for
     logged: list[str] = []
     line = release_certificate_stack(deployer, removal(STACK_ID), logged.append)
     assert "left for the next apply: ACM still reports the certificate in use" in line
     retries = len([x for x in logged if "still in use" in x])
-    assert 1 <= retries < 19  # retried with backoff, then stopped at the bound (not at the refusals' end)
+    assert 1 <= retries < 20  # retried with backoff, then stopped at the bound (not at the refusals' end)
+    stub.assert_no_pending_responses()
 
 
 EXECUTION_ROLE = "arn:aws:iam::123456789012:role/cs--cfn-exec-eu-west-1"  # the bootstrap's (moto's account)
@@ -263,17 +270,18 @@ def test_destroying_an_instance_with_a_domain_leaves_no_certificate_stack_after_
         made = original(self, service, region, retries=retries)
         if service == "cloudformation" and region == CERTIFICATE_REGION and retries and not stubs:
             stub = Stubber(made)
-            listed = stack_description(STACK_ID, "CREATE_COMPLETE")
-            listed["Stacks"][0]["Tags"].append({"Key": "dl:domain", "Value": "data.example.org"})
-            stub.add_response("describe_stacks", listed, {})  # observe: the project's certificate stacks
-            refused_deletion(stub, STACK_ID, 1, EXECUTION_ROLE)
-            refused_deletion(stub, STACK_ID, 2, EXECUTION_ROLE)
-            stub.add_response("delete_stack", {}, deletion(STACK_ID, EXECUTION_ROLE))
-            gone = stack_description(STACK_ID, "DELETE_COMPLETE")
-            stub.add_response("describe_stacks", gone, {"StackName": STACK_ID})
-            stub.add_response(
-                "describe_stacks", {"Stacks": []}, {}
-            )  # observed again (artifact GC): none left
+            listings = []
+
+            def listing(params, **_):  # observe lists the project's certificate stacks (us-east-1)
+                if "StackName" in params:
+                    return
+                listed = stack_description(STACK_ID, "CREATE_COMPLETE")
+                listed["Stacks"][0]["Tags"].append({"Key": "dl:domain", "Value": "data.example.org"})
+                stub.add_response("describe_stacks", {"Stacks": []} if listings else listed, {})
+                listings.append(params)  # the second (artifact GC after the destroy) finds none left
+
+            made.meta.events.register("provide-client-params.cloudformation.DescribeStacks", listing)
+            answer_deletions(stub, STACK_ID, refusals=2, role=EXECUTION_ROLE)
             stub.activate()
             stubs.append(stub)
         return made
@@ -285,7 +293,7 @@ def test_destroying_an_instance_with_a_domain_leaves_no_certificate_stack_after_
     assert f"certificate stack {name} (data.example.org, us-east-1): orphaned" in destroyed.output
     assert destroyed.output.count(f"{name}: the certificate is still in use") == 2
     assert f"{name}: removed the orphaned certificate stack (data.example.org)" in destroyed.output
-    stubs[0].assert_no_pending_responses()  # deleted: nothing was left to ask
+    stubs[0].assert_no_pending_responses()  # deleted on the third attempt: nothing was left to ask
     assert boto3.client("cloudformation").describe_stacks()["Stacks"][0]["StackName"] == "cs--bootstrap"
 
 
