@@ -6,8 +6,10 @@ For every request, in order:
 2. Raw path: Mangum sets ``scope["raw_path"] = None``, which turns Datasette's 404s and trailing-slash
    redirects into 500s; the raw (still percent-encoded) path is taken from the Lambda event instead.
 3. Prefix: a request outside the instance's prefix is a 404 (Datasette's ``base_url`` alone would also answer
-   unprefixed paths), the bare prefix without its slash redirects to it, and the prefix is stripped before
-   Datasette routes (see ``app``); redirects Datasette sends to unprefixed paths get the prefix back.
+   unprefixed paths) and the bare prefix without its slash redirects to it. Datasette sees the request as
+   behind a proxy that does not strip the prefix: ``path``, ``raw_path`` (so ``request.path``,
+   ``request.url``) keep it, and ``scope["dl.prefix"]`` says so (see ``links``). The few redirects Datasette
+   sends to a fixed unprefixed path (``/-/config.json``) get the prefix, in ``Location`` and ``Link``.
 4. Public host: ``X-Forwarded-Host`` (set by our CloudFront Function, or by ``dl serve``) replaces ``Host``, so
    absolute URLs (``next_url``, ``Link`` headers, facet toggles) name the public host, not the function's.
 5. Databases: the Datasette app is obtained from ``app_loader``; if a database cannot be fetched from S3 the
@@ -30,6 +32,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote, unquote
 
+from . import links
 from .fetch import FetchError
 from .instance import InstanceSpec
 from .settings import ORIGIN_SECRET_HEADER
@@ -46,7 +49,8 @@ TEXT_MIME_TYPES = [  # responses Mangum returns as text; everything else is base
     "application/vnd.oai.openapi",
 ]
 SAFE_PATH_CHARS = "/%:@!$&'()*+,;=~-._"
-DOWNLOAD_ROUTE = re.compile(r"^/(?P<database>[^/.]+)\.db$")
+DOWNLOAD_ROUTE = re.compile(r"^/(?P<database>[^/.]+)\.db$")  # matched against the path inside the prefix
+LINK_TARGET = re.compile(r"<([^>]*)>")
 
 TOO_LARGE_MESSAGE = """\
 413 Response too large
@@ -114,19 +118,20 @@ class Gateway:
         if not raw_path.startswith(prefix):
             message = f"404 Not Found: this site serves everything under {self.spec.prefix}\n"
             return await self._text(send, 404, message)
-        inner = "/" + raw_path[len(prefix) :]
-        scope = dict(scope, path=unquote(inner), raw_path=inner.encode("ascii"), root_path="")
+        scope = dict(scope, path=unquote(raw_path), raw_path=raw_path.encode("ascii"), root_path="")
+        if prefix != "/":
+            scope[links.SCOPE_KEY] = prefix
         scope = with_public_host(scope, headers)
         try:
             app = self.app_loader()
         except FetchError as e:
             message = f"503 Service Unavailable: {e}\nThe next request will try again.\n"
             return await self._text(send, 503, message, extra=[(b"retry-after", b"5")])
-        await self._respond(app, scope, receive, send)
+        await self._respond(app, scope, receive, send, inner_path=unquote("/" + raw_path[len(prefix) :]))
 
-    async def _respond(self, app, scope, receive, send):
+    async def _respond(self, app, scope, receive, send, inner_path: str):
         """Run Datasette, buffering its response to apply the prefix, the size limit and download redirects."""
-        download = self._download_for(scope["path"])
+        download = self._download_for(inner_path)
         capture = _Capture(download_route=download is not None)
         with contextlib.suppress(_Abort):
             await app(scope, receive, capture.send)
@@ -143,7 +148,7 @@ class Gateway:
             return await self._text(send, 413, message)
         for message in capture.messages:
             if message["type"] == "http.response.start":
-                headers = self._prefixed_location(message.get("headers", []), scope["path"])
+                headers = headers_under_prefix(message.get("headers", []), self.spec.prefix)
                 message = dict(message, headers=headers)
             await send(message)
 
@@ -155,20 +160,6 @@ class Gateway:
         from datasette.utils import tilde_decode
 
         return self.spec.database(tilde_decode(match.group("database")))
-
-    def _prefixed_location(self, headers, inner_path: str):
-        """A few Datasette redirects use the (unprefixed) request path, e.g. ``.jsono``: put the prefix back."""
-        return [
-            (
-                key,
-                location_under_prefix(value.decode("latin-1"), self.spec.prefix, inner_path).encode(
-                    "latin-1"
-                ),
-            )
-            if key.lower() == b"location"
-            else (key, value)
-            for key, value in headers
-        ]
 
     def _cors(self):
         return [(b"access-control-allow-origin", b"*")] if self.spec.cors else []
@@ -250,27 +241,34 @@ def _encoded_body_size(body: bytes, content_type: str) -> int:
     return 4 * ((len(body) + 2) // 3)
 
 
-def location_under_prefix(location: str, prefix: str, inner_path: str) -> str:
-    """A redirect target from Datasette, under the prefix.
+def headers_under_prefix(headers, prefix: str):
+    """``Location`` and ``Link`` headers with every local URL outside the prefix put under it."""
+    if prefix == "/":
+        return headers
+    fixed = []
+    for key, value in headers:
+        if key.lower() == b"location":
+            value = url_under_prefix(value.decode("latin-1"), prefix).encode("latin-1")
+        elif key.lower() == b"link":
+            text = value.decode("latin-1")
+            text = LINK_TARGET.sub(lambda m: "<" + url_under_prefix(m.group(1), prefix) + ">", text)
+            value = text.encode("latin-1")
+        fixed.append((key, value))
+    return fixed
 
-    Datasette builds most redirects with its URL builder (prefixed) and a few from the request path, which the
-    gateway stripped (unprefixed). A local target outside the prefix gets it. A target inside it is ambiguous
-    only when the request path itself begins like the prefix (a database named like it: prefix /data/,
-    request /data/items.jsono); then it was built from the request path unless it is the prefix itself or
-    continues with the request's own first segment (/data/data/items.json).
+
+def url_under_prefix(url: str, prefix: str) -> str:
+    """A local URL (``/...``, not ``//host``) outside the prefix, under it; any other URL as it is.
+
+    Datasette sees prefixed request paths, so a local URL outside the prefix can only come from a fixed path
+    (``permanent_redirect("/-/settings.json")``): nothing outside the prefix is served, so it gets the prefix.
     """
-    if prefix == "/" or not location.startswith("/") or location.startswith("//"):
-        return location
     base = prefix.rstrip("/")
-    if not location.startswith(prefix) and location.partition("?")[0] != base:
-        return base + location
-    if not inner_path.startswith(prefix) or location.partition("?")[0] in (prefix, base):
-        return location
-    first_segment = inner_path.split("/")[1]
-    rest = location[len(base) :]
-    if rest.split("/")[1].partition("?")[0] == first_segment:
-        return location
-    return base + location
+    if not url.startswith("/") or url.startswith("//") or url.startswith(prefix):
+        return url
+    if url.partition("?")[0] == base:
+        return url
+    return base + url
 
 
 def raw_request_path(scope) -> str:

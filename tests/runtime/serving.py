@@ -41,6 +41,23 @@ def make_shop_db(path: Path, items: int = 23) -> Path:
     return path
 
 
+def make_tagged_db(path: Path) -> Path:
+    """A database whose facets Datasette links from the request path: a JSON array column and dates."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("create table posts (id integer primary key, title text, tags text, created text)")
+        conn.executemany(
+            "insert into posts (title, tags, created) values (?, ?, ?)",
+            [
+                (f"post {i}", json.dumps(["tag" + str(i % 3), "all"]), f"2024-0{1 + i % 3}-1{i % 9} 10:00:00")
+                for i in range(12)
+            ],
+        )
+    conn.close()
+    return path
+
+
 @dataclass
 class ServeProcess:
     """A running `dl serve` and everything it printed."""

@@ -25,7 +25,7 @@ from dl.inspection import inspect_database
 from dl.manifest import load_manifest
 from dl.package import decide_locations, instance_document
 from dl.runtime.fetch import FetchError, fetch_database
-from dl.runtime.gateway import location_under_prefix
+from dl.runtime.gateway import url_under_prefix
 from dl.runtime.handler import Runtime
 from dl.runtime.instance import load_instance
 from dl.runtime.settings import RuntimeSettings
@@ -165,6 +165,47 @@ def test_rest_api_events(site, tmp_path):
     redirect = runtime(rest_event("/data/data/items/"), None)
     assert (redirect["statusCode"], redirect["headers"]["location"]) == (302, "/data/data/items")
     assert runtime(rest_event("/elsewhere"), None)["statusCode"] == 404
+
+
+def test_plugins_see_the_request_with_its_prefix_and_build_links_under_it_once(site, tmp_path):
+    """As behind a proxy that keeps the prefix: request.path/url/scope carry it; links built from it are
+    neither outside the prefix nor doubled, whether or not the plugin passes them through urls.path()."""
+    from datasette import hookimpl
+    from datasette.plugins import pm
+    from datasette.utils import path_with_added_args, path_with_format
+
+    seen = {}
+
+    class Probe:
+        __name__ = "probe"
+
+        @hookimpl
+        def extra_template_vars(self, request, datasette):
+            seen.update(
+                path=request.path,
+                url=request.url,
+                scope_path=request.scope["path"],
+                added=path_with_added_args(request, {"_x": 1}),
+                via_urls=datasette.urls.path(path_with_format(request=request, format="json")),
+                named=datasette.urls.path("-/metadata"),
+            )
+            return {}
+
+    pm.register(Probe(), name="probe")
+    try:
+        runtime, _ = runtime_for(site, tmp_path)
+        response = runtime(url_event("/data/other/items", "_size=1"), None)
+    finally:
+        pm.unregister(name="probe")
+    assert response["statusCode"] == 200
+    assert seen == {
+        "path": "/data/other/items",
+        "url": f"https://{FUNCTION_HOST}/data/other/items?_size=1",
+        "scope_path": "/data/other/items",
+        "added": "/data/other/items?_size=1&_x=1",
+        "via_urls": "/data/other/items.json?_size=1",
+        "named": "/data/-/metadata",
+    }
 
 
 def test_request_log_line_per_request(site, tmp_path):
@@ -339,21 +380,17 @@ def test_without_bucket_datasette_serves_small_downloads(site, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("location", "inner_path", "expected"),
+    ("url", "expected"),
     [
-        ("/data/items.json?_shape=objects", "/data/items.jsono", "/data/data/items.json?_shape=objects"),
-        ("/data/data/items.json", "/data/items", "/data/data/items.json"),  # built by Datasette's URL builder
-        ("/data/", "/data/x", "/data/"),
-        ("/other/items.json", "/other/items.jsono", "/data/other/items.json"),
-        ("/data/other", "/-/login", "/data/other"),  # already prefixed, request elsewhere
-        ("/-/settings.json", "/-/config.json", "/data/-/settings.json"),
-        ("https://example.org/x", "/data/x", "https://example.org/x"),
-        ("//cdn.example.org/x", "/data/x", "//cdn.example.org/x"),
+        ("/-/settings.json", "/data/-/settings.json"),  # Datasette's fixed redirect for /-/config.json
+        ("/data/data/items.json", "/data/data/items.json"),
+        ("/data/", "/data/"),
+        ("/data", "/data"),
+        ("/data?x=1", "/data?x=1"),
+        ("/datax/y", "/data/datax/y"),
+        ("https://example.org/x", "https://example.org/x"),
+        ("//cdn.example.org/x", "//cdn.example.org/x"),
     ],
 )
-def test_location_under_prefix(location, inner_path, expected):
-    assert location_under_prefix(location, "/data/", inner_path) == expected
-
-
-def test_location_untouched_without_prefix():
-    assert location_under_prefix("/items.json", "/", "/items.jsono") == "/items.json"
+def test_url_under_prefix(url, expected):
+    assert url_under_prefix(url, "/data/") == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 from html.parser import HTMLParser
@@ -10,7 +11,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from datasette.app import Datasette
-from serving import fetch, make_shop_db, start_serve, stop_serve
+from serving import Reply, fetch, make_shop_db, start_serve, stop_serve
 
 
 @pytest.fixture(scope="session")
@@ -204,6 +205,56 @@ def test_every_link_in_every_kind_of_page_stays_under_the_prefix(site):
     assert len(internal) > 40
     broken = {url: fetch(url).status for url in sorted(internal)}
     assert {url: status for url, status in broken.items() if status >= 400} == {}
+
+
+# Pages whose links Datasette builds from the request path (facet toggles, "...", _where removal, .jsono),
+# on a database not named like the prefix, where a link that loses the prefix cannot pass by luck.
+REQUEST_PATH_LINKS = [
+    "tagged/posts?_facet_array=tags",
+    "tagged/posts.json?_facet_array=tags",
+    "tagged/posts?_facet_date=created",
+    "tagged/posts.json?_facet_date=created",
+    "tagged/posts?_facet=title&_facet_size=3",
+    "tagged/posts.json?_facet=title&_facet_size=3",
+    "tagged/posts?_where=id%3E3&_facet=created",
+    "tagged/posts.json?_where=id%3E3&_facet_array=tags&tags__arraycontains=tag1&_size=2",
+    "tagged/posts.jsono?_size=1",
+    "tagged/posts.json?_size=2",
+    "tagged?sql=select+*+from+posts+limit+3",
+    "-/config.json",
+]
+
+
+def local_urls(reply: Reply, site: str) -> list[str]:
+    """Every URL of this site in a reply: HTML links, JSON strings, Location and Link headers."""
+    found = [reply.headers.get("location", "")]
+    found += re.findall(r"<([^>]*)>", reply.headers.get("link", ""))
+    if reply.headers.get("content-type", "").startswith("text/html"):
+        found += links_of(reply.text)
+    elif reply.headers.get("content-type", "").startswith("application/json"):
+        found += re.findall(r'"((?:/|http://)[^"\\]*)"', reply.text)
+    host = urlsplit(site).netloc
+    return [
+        u for u in found if u and (u.startswith("/") and not u.startswith("//") or urlsplit(u).netloc == host)
+    ]
+
+
+def test_links_built_from_the_request_path_keep_the_prefix_once(site):
+    """Facet toggles, "..." and _where links, Link headers: under /data/ once, never doubled, all answering."""
+    seen = set()
+    for page in REQUEST_PATH_LINKS:
+        reply = fetch(site + page)
+        assert reply.status in (200, 301, 302), page
+        for url in local_urls(reply, site):
+            absolute = urljoin(site + page, html.unescape(url))
+            assert absolute.startswith(site), f"{page!r} links outside the prefix: {url!r}"
+            assert not absolute.startswith(site + "data/tagged"), f"{page!r} doubles the prefix: {url!r}"
+            seen.add(absolute.split("#")[0])
+    toggles = [url for url in seen if "tags__arraycontains=" in url or "created__date=" in url]
+    assert len(toggles) >= 4  # the array and date facet links are among them
+    assert any("_facet_size=max" in url for url in seen)
+    statuses = {url: fetch(url).status for url in sorted(seen)}
+    assert {url: status for url, status in statuses.items() if status >= 400} == {}
 
 
 def test_json_alternates_stay_under_the_prefix(site):
