@@ -15,8 +15,9 @@ For every request, in order:
 5. Databases: the Datasette app is obtained from ``app_loader``; if a database cannot be fetched from S3 the
    answer is 503 with the reason, and the next request tries again.
 6. Response size: Lambda refuses synchronous responses over 6 MB with an opaque error. Responses are buffered
-   (Mangum buffers anyway) and one that would not fit, once encoded as Lambda will encode it, is replaced by a
-   413 explaining what to do instead. A database download (``/<db>.db``) that Datasette allows is answered with
+   (Mangum buffers anyway); one whose body alone cannot fit, once encoded as the runtime will encode it (see
+   ``marshalling``), is stopped and replaced by a 413 explaining what to do instead (the handler checks the
+   exact size of the rest). A database download (``/<db>.db``) that Datasette allows is answered with
    a 302 to a short-lived presigned URL of the database in the artifact bucket instead, whatever its size.
 7. Log: one line per request on stdout (CloudWatch): method, path, status, milliseconds.
 """
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import re
 import sys
 import time
@@ -35,11 +35,9 @@ from urllib.parse import quote, unquote
 from . import links
 from .fetch import FetchError
 from .instance import InstanceSpec
+from .marshalling import LAMBDA_RESPONSE_LIMIT, BodySize
 from .settings import ORIGIN_SECRET_HEADER
 
-LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024  # bytes of the serialised response: Lambda's synchronous limit
-ENVELOPE_ALLOWANCE = 4 * 1024  # JSON envelope around body and headers
-WORST_ENCODING_GROWTH = 6  # JSON-escaped text: one byte can become 6 ("\u0001"); base64: 4/3
 TEXT_MIME_TYPES = [  # responses Mangum returns as text; everything else is base64-encoded
     "text/",
     "application/json",
@@ -79,12 +77,14 @@ class Gateway:
         origin_secret: str | None = None,
         presign: Callable[[str, str], str] | None = None,
         log: Callable[[str], None] | None = None,
+        ensure_ascii: bool = True,
     ):
         self.spec = spec
         self.app_loader = app_loader
         self.origin_secret = origin_secret
         self.presign = presign  # (artifact key, file name) -> URL; None: no artifact bucket
         self.log = log or _print_line
+        self.ensure_ascii = ensure_ascii  # how the runtime client escapes text (see marshalling)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -132,25 +132,26 @@ class Gateway:
     async def _respond(self, app, scope, receive, send, inner_path: str):
         """Run Datasette, buffering its response to apply the prefix, the size limit and download redirects."""
         download = self._download_for(inner_path)
-        capture = _Capture(download_route=download is not None)
+        capture = _Capture(download_route=download is not None, ensure_ascii=self.ensure_ascii)
         with contextlib.suppress(_Abort):
             await app(scope, receive, capture.send)
         if capture.redirect_download:
             url = self.presign(download.key, download.file)
             return await self._redirect(send, url, extra=[(b"cache-control", b"no-store")])
-        if capture.too_large or capture.may_not_fit(LAMBDA_RESPONSE_LIMIT - ENVELOPE_ALLOWANCE):
-            from datasette.utils import tilde_encode
-
-            downloads = " ".join(
-                self.spec.prefix + tilde_encode(db.name) + ".db" for db in self.spec.databases
-            )
-            message = TOO_LARGE_MESSAGE.format(limit=LAMBDA_RESPONSE_LIMIT // 2**20, downloads=downloads)
-            return await self._text(send, 413, message)
+        if capture.too_large:
+            return await self._text(send, 413, self.too_large_text())
         for message in capture.messages:
             if message["type"] == "http.response.start":
                 headers = headers_under_prefix(message.get("headers", []), self.spec.prefix)
                 message = dict(message, headers=headers)
             await send(message)
+
+    def too_large_text(self) -> str:
+        """The 413's explanation: what to ask for instead."""
+        from datasette.utils import tilde_encode
+
+        downloads = " ".join(self.spec.prefix + tilde_encode(db.name) + ".db" for db in self.spec.databases)
+        return TOO_LARGE_MESSAGE.format(limit=LAMBDA_RESPONSE_LIMIT // 2**20, downloads=downloads)
 
     def _download_for(self, path: str):
         """The database a download path names, when downloads go to S3; else None."""
@@ -183,10 +184,11 @@ class Gateway:
 class _Capture:
     """An ASGI ``send`` that buffers the response and aborts the app once the response cannot be sent."""
 
-    def __init__(self, download_route: bool):
+    def __init__(self, download_route: bool, ensure_ascii: bool):
         self.download_route = download_route
+        self.ensure_ascii = ensure_ascii
         self.messages: list[dict] = []
-        self.body_bytes = 0
+        self.size: BodySize | None = None
         self.too_large = False
         self.redirect_download = False
 
@@ -201,44 +203,20 @@ class _Capture:
             if self.download_route and message["status"] == 200:
                 self.redirect_download = True
                 raise _Abort
+            self.size = BodySize(is_text(message.get("headers", [])), self.ensure_ascii)
         elif message["type"] == "http.response.body":
-            self.body_bytes += len(message.get("body", b""))
-            if self.body_bytes > LAMBDA_RESPONSE_LIMIT:
+            self.size.add(message.get("body", b""))
+            if self.size.encoded > LAMBDA_RESPONSE_LIMIT:  # the body alone: it cannot fit, stop now
                 self.too_large = True
                 self.messages.clear()
                 raise _Abort
         self.messages.append(message)
 
-    def may_not_fit(self, limit: int) -> bool:
-        """Whether the encoded response exceeds ``limit`` bytes. Encoding costs as much as Mangum's own, so it
-        is measured only when the body is within reach: JSON escaping makes text at most 6x longer (every
-        byte as ``\\u00XX``) plus quotes, base64 4/3."""
-        if WORST_ENCODING_GROWTH * self.body_bytes + 2 + self._header_size() <= limit:
-            return False
-        return self.encoded_size() > limit
 
-    def _headers(self) -> list:
-        start = next((m for m in self.messages if m["type"] == "http.response.start"), None)
-        return start.get("headers", []) if start else []
-
-    def _header_size(self) -> int:
-        return sum(len(k) + len(v) + 8 for k, v in self._headers())
-
-    def encoded_size(self) -> int:
-        """Size of the response once Mangum and Lambda have encoded it (body as JSON text or base64)."""
-        headers = self._headers()
-        content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
-        body = b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
-        return self._header_size() + _encoded_body_size(body, content_type)
-
-
-def _encoded_body_size(body: bytes, content_type: str) -> int:
-    if any(text_type in content_type for text_type in TEXT_MIME_TYPES):
-        try:
-            return len(json.dumps(body.decode("utf-8")))
-        except UnicodeDecodeError:
-            pass
-    return 4 * ((len(body) + 2) // 3)
+def is_text(headers) -> bool:
+    """Whether Mangum returns a body with these headers as text (else base64)."""
+    content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
+    return any(text_type in content_type for text_type in TEXT_MIME_TYPES)
 
 
 def headers_under_prefix(headers, prefix: str):

@@ -10,6 +10,8 @@
 ``DL_ORIGIN_SECRET``   when set, requests must carry the header ``x-dl-origin-secret`` with this value (CloudFront
                        adds it as an origin custom header), others get 403: the function URL cannot be used
                        around CloudFront
+``AWS_EXECUTION_ENV``  set by Lambda (``AWS_Lambda_python3.13``): how the runtime client escapes text in the
+                       response payload, and so how large a response is (see ``marshalling``)
 =====================  ==========================================================================================
 """
 
@@ -30,6 +32,7 @@ class RuntimeSettings:
     fetch_dir: Path
     secret: str | None
     origin_secret: str | None
+    execution_env: str | None
 
     @classmethod
     def from_environ(cls, environ: dict | None = None) -> RuntimeSettings:
@@ -41,4 +44,5 @@ class RuntimeSettings:
             fetch_dir=Path(env.get("DL_FETCH_DIR") or "/tmp/dl-databases"),
             secret=env.get("DATASETTE_SECRET") or None,
             origin_secret=env.get("DL_ORIGIN_SECRET") or None,
+            execution_env=env.get("AWS_EXECUTION_ENV") or None,
         )

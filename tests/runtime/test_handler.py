@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import shutil
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -235,6 +236,47 @@ def test_response_just_under_the_limit_is_sent(site, tmp_path):
     response = runtime(url_event("/data/data.json", query), None)
     assert response["statusCode"] == 200
     assert len(json.loads(response["body"])) == 23 * 23
+
+
+def non_ascii_csv_query(chars: int, padding: int = 0) -> str:
+    """SQL for a one-cell CSV of ``chars`` times "é" (2 bytes each in UTF-8) and ``padding`` ASCII zeros."""
+    sql = f"select replace(hex(zeroblob({chars})), '00', 'é') || substr(hex(zeroblob({padding})), 1, {padding}) as t"
+    return "sql=" + urllib.parse.quote_plus(sql)
+
+
+def awslambdaric_posted_size(response: dict, execution_env: str) -> int:
+    """What awslambdaric 4.2.2 posts: simplejson, ensure_ascii=False on python3.12+ (its Encoder)."""
+    unescaped = execution_env in {"AWS_Lambda_python3.12", "AWS_Lambda_python3.13"}
+    return len(json.dumps(response, ensure_ascii=not unescaped).encode("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("execution_env", "status"), [("AWS_Lambda_python3.13", 200), ("AWS_Lambda_python3.11", 413)]
+)
+def test_a_4_mb_non_ascii_csv_is_sized_as_the_runtime_marshals_it(site, tmp_path, execution_env, status):
+    """4.0 MB of "é": 4.0 MB posted by python3.12+ (UTF-8), 12 MB by python3.11 (each escaped to 6 bytes)."""
+    runtime, _ = runtime_for(site, tmp_path, AWS_EXECUTION_ENV=execution_env)
+    response = runtime(url_event("/data/data.csv", non_ascii_csv_query(2_000_000)), None)
+    assert response["statusCode"] == status
+    if status == 200:
+        assert response["body"].count("é") == 2_000_000
+        assert awslambdaric_posted_size(response, execution_env) < 4_100_000
+    else:
+        assert "larger than 6 MB" in response["body"]
+
+
+def test_refused_exactly_when_the_posted_size_exceeds_the_limit(site, tmp_path):
+    env = "AWS_Lambda_python3.13"
+    runtime, _ = runtime_for(site, tmp_path, AWS_EXECUTION_ENV=env)
+    chars = 3_000_000
+    probe = runtime(url_event("/data/data.csv", non_ascii_csv_query(chars)), None)
+    room = 6_291_556 - awslambdaric_posted_size(probe, env)  # Lambda's limit, in bytes
+    assert 0 < room < 300_000
+    at_limit = runtime(url_event("/data/data.csv", non_ascii_csv_query(chars, room)), None)
+    assert at_limit["statusCode"] == 200
+    assert awslambdaric_posted_size(at_limit, env) == 6_291_556
+    over = runtime(url_event("/data/data.csv", non_ascii_csv_query(chars, room + 1)), None)
+    assert over["statusCode"] == 413
 
 
 def test_origin_secret_required_when_configured(site, tmp_path):
