@@ -72,6 +72,9 @@ EPHEMERAL_MAX_MB = 10240
 EPHEMERAL_HEADROOM_MB = 64  # kept free in /tmp beyond the databases (runtime scratch files)
 ORIGIN_READ_TIMEOUT_MAX = 60  # CloudFront's limit without a quota increase
 HTTP_API_TIMEOUT_MAX = 30  # an HTTP API integration times out after at most 30 s
+RESPONSES_PREFIX = (
+    "responses/"  # responses too large for Lambda (dl/runtime/large_responses.py); expire in a day
+)
 CACHE_MAX_TTL = 31_536_000  # one year: Datasette's static assets say "max-age=..., immutable"
 ARTIFACT_RETENTION_DAYS = 30  # unreferenced artifacts are kept this long (rollbacks), then expire
 # The values CloudWatch Logs accepts for RetentionInDays.
@@ -193,7 +196,9 @@ def bootstrap_template(project: str) -> Template:
     the objects no stack of the project references. Versioning turns that delete into a delete marker, so
     the bytes stay recoverable; the lifecycle rule removes them ``ARTIFACT_RETENTION_DAYS`` after they became
     noncurrent (counted from the delete, not from the upload, which an expiry by tag could not do), cleans up
-    the left-over delete markers, and aborts multipart uploads abandoned for a day.
+    the left-over delete markers, and aborts multipart uploads abandoned for a day. Responses too large for
+    Lambda, written under ``responses/`` by the functions, expire a day after upload, and their noncurrent
+    versions a day after that.
     """
     bucket = {
         "Type": "AWS::S3::Bucket",
@@ -221,7 +226,14 @@ def bootstrap_template(project: str) -> Template:
                         "NoncurrentVersionExpiration": {"NoncurrentDays": ARTIFACT_RETENTION_DAYS},
                         "ExpiredObjectDeleteMarker": True,
                         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                    }
+                    },
+                    {
+                        "Id": "expire-large-responses",
+                        "Status": "Enabled",
+                        "Prefix": RESPONSES_PREFIX,
+                        "ExpirationInDays": 1,
+                        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                    },
                 ]
             },
         },
@@ -421,6 +433,16 @@ def spec_digest(spec: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def answer_seconds(instance: Instance) -> str:
+    """How long a request may take before the front door or the function gives up (seconds, as text)."""
+    limits = [instance.timeout]
+    if instance.endpoint == "http-api":
+        limits.append(HTTP_API_TIMEOUT_MAX)
+    if instance.cdn:
+        limits.append(ORIGIN_READ_TIMEOUT_MAX)
+    return str(min(limits))
+
+
 def _function_resources(
     name: str, instance: Instance, artifacts: InstanceArtifacts, env_secrets: tuple[str, ...], digest: str
 ) -> dict:
@@ -445,9 +467,20 @@ def _function_resources(
                 "Resource": [_sub(f"arn:${{AWS::Partition}}:s3:::{artifacts.bucket}/{key}") for key in keys],
             }
         )
-    env: dict[str, Any] = {}
-    if keys:
-        env["DL_ARTIFACT_BUCKET"] = artifacts.bucket
+    statements.append(
+        {
+            # responses too large for Lambda are streamed (multipart: PutObject covers create, parts and
+            # complete; AbortMultipartUpload to give up) to responses/ and read back through presigned URLs
+            "Sid": "WriteAndReadLargeResponses",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"],
+            "Resource": _sub(f"arn:${{AWS::Partition}}:s3:::{artifacts.bucket}/{RESPONSES_PREFIX}*"),
+        }
+    )
+    env: dict[str, Any] = {
+        "DL_ARTIFACT_BUCKET": artifacts.bucket,
+        "DL_ANSWER_SECONDS": answer_seconds(instance),
+    }
     if instance.cdn and instance.endpoint == "http-api":
         env["DL_ORIGIN_SECRET"] = {"Ref": ORIGIN_SECRET_PARAMETER}
     # Datasette's signing secret: a NoEcho parameter apply derives per instance (dl/secrets.py); empty (the

@@ -15,15 +15,20 @@ For every request, in order:
 5. Databases: the Datasette app is obtained from ``app_loader``; if a database cannot be fetched from S3 the
    answer is 503 with the reason, and the next request tries again.
 6. Response size: Lambda refuses synchronous responses over 6 MB with an opaque error. Responses are buffered
-   (Mangum buffers anyway); one whose body alone cannot fit, once encoded as the runtime will encode it (see
-   ``marshalling``), is stopped and replaced by a 413 explaining what to do instead (the handler checks the
-   exact size of the rest). A database download (``/<db>.db``) that Datasette allows is answered with
-   a 302 to a short-lived presigned URL of the database in the artifact bucket instead, whatever its size.
-7. Log: one line per request on stdout (CloudWatch): method, path, status, milliseconds.
+   (Mangum buffers anyway) while they may fit once encoded as the runtime will encode them (see
+   ``marshalling``); one that may not is streamed into the artifact bucket and answered with a redirect to it
+   (see ``large_responses``); without a bucket it is served as it is in ``dl serve`` (which says so), and is
+   otherwise stopped and replaced by a 413 explaining what to ask for instead (the handler checks the exact
+   size of the rest). A database download (``/<db>.db``) that Datasette allows is answered with a 302 to a
+   short-lived presigned URL of the database in the artifact bucket instead, whatever its size.
+7. Clock: the front door (an HTTP API, a CloudFront origin) gives up after ``DL_ANSWER_SECONDS`` with a 504; a
+   response Datasette cannot finish two seconds before that is abandoned for a 413 saying what to ask for.
+8. Log: one line per request on stdout (CloudWatch): method, path, status, milliseconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import re
@@ -35,6 +40,7 @@ from urllib.parse import quote, unquote
 from . import links
 from .fetch import FetchError
 from .instance import InstanceSpec
+from .large_responses import LargeResponses, Upload
 from .marshalling import LAMBDA_RESPONSE_LIMIT, BodySize
 from .settings import ORIGIN_SECRET_HEADER
 
@@ -49,6 +55,9 @@ TEXT_MIME_TYPES = [  # responses Mangum returns as text; everything else is base
 SAFE_PATH_CHARS = "/%:@!$&'()*+,;=~-._"
 DOWNLOAD_ROUTE = re.compile(r"^/(?P<database>[^/.]+)\.db$")  # matched against the path inside the prefix
 LINK_TARGET = re.compile(r"<([^>]*)>")
+NO_STORE = (b"cache-control", b"no-store")
+ENVELOPE_BYTES = 512  # the payload's keys and punctuation around body and headers (statusCode, ...)
+ANSWER_MARGIN_SECONDS = 2.0  # kept back from the deadline to complete an upload and answer
 
 TOO_LARGE_MESSAGE = """\
 413 Response too large
@@ -57,6 +66,18 @@ This response would be larger than {limit} MB, the most AWS Lambda can return, s
 
 - Ask for fewer rows: add _size=100 (or any size up to the instance's max_returned_rows), and follow the
   "next" links (next_url in JSON, the Link header) to page through the rest.
+- Ask for fewer columns with _col= / _nocol=, or a narrower SQL query.
+- To get everything, download the whole database file: {downloads}
+"""
+
+
+TOO_SLOW_MESSAGE = """\
+413 Response too large to produce in time
+
+This response could not be produced within {seconds} seconds, the time this site waits for an answer{produced}.
+
+- Ask for fewer rows: filter (?column=value, _where=), or add _size= and follow the "next" links (next_url in
+  JSON, the Link header) to export in pages.
 - Ask for fewer columns with _col= / _nocol=, or a narrower SQL query.
 - To get everything, download the whole database file: {downloads}
 """
@@ -78,6 +99,10 @@ class Gateway:
         presign: Callable[[str, str], str] | None = None,
         log: Callable[[str], None] | None = None,
         ensure_ascii: bool = True,
+        large_responses: LargeResponses | None = None,
+        response_limit: int = LAMBDA_RESPONSE_LIMIT,
+        answer_seconds: float | None = None,
+        direct: bool = False,
     ):
         self.spec = spec
         self.app_loader = app_loader
@@ -85,6 +110,10 @@ class Gateway:
         self.presign = presign  # (artifact key, file name) -> URL; None: no artifact bucket
         self.log = log or _print_line
         self.ensure_ascii = ensure_ascii  # how the runtime client escapes text (see marshalling)
+        self.large_responses = large_responses  # where responses over the limit go; None: nowhere
+        self.response_limit = response_limit  # payload bytes above which a response goes to S3
+        self.answer_seconds = answer_seconds  # the front door's clock (HTTP API, CloudFront); None: none
+        self.direct = direct  # dl serve: a response over the limit is served as it is, and logged
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -98,7 +127,7 @@ class Gateway:
             await send(message)
 
         try:
-            await self._serve(scope, receive, recording_send)
+            await self._serve(dict(scope, **{"dl.started": started}), receive, recording_send)
         finally:
             elapsed = (time.monotonic() - started) * 1000
             line = f"{scope['method']} {_display_path(scope)} {status[0] if status else '-'} {elapsed:.0f}ms"
@@ -130,28 +159,53 @@ class Gateway:
         await self._respond(app, scope, receive, send, inner_path=unquote("/" + raw_path[len(prefix) :]))
 
     async def _respond(self, app, scope, receive, send, inner_path: str):
-        """Run Datasette, buffering its response to apply the prefix, the size limit and download redirects."""
+        """Run Datasette through a ``_Responder`` (prefix, size limit, S3, downloads) within the deadline."""
         download = self._download_for(inner_path)
-        capture = _Capture(download_route=download is not None, ensure_ascii=self.ensure_ascii)
-        with contextlib.suppress(_Abort):
-            await app(scope, receive, capture.send)
-        if capture.redirect_download:
+        responder = _Responder(self, send, download_route=download is not None, name=_file_name(inner_path))
+        timeout = self._seconds_left(scope)
+        try:
+            with contextlib.suppress(_Abort):
+                await asyncio.wait_for(app(scope, receive, responder.send), timeout)
+        except TimeoutError:
+            await responder.discard()
+            return await self._text(send, 413, self.too_slow_text(responder))
+        except BaseException:
+            await responder.discard()
+            raise
+        if responder.redirect_download:
             url = self.presign(download.key, download.file)
-            return await self._redirect(send, url, extra=[(b"cache-control", b"no-store")])
-        if capture.too_large:
+            return await self._redirect(send, url, extra=[NO_STORE])
+        if responder.too_large:
             return await self._text(send, 413, self.too_large_text())
-        for message in capture.messages:
-            if message["type"] == "http.response.start":
-                headers = headers_under_prefix(message.get("headers", []), self.spec.prefix)
-                message = dict(message, headers=headers)
-            await send(message)
+        await responder.finish()
+
+    def _seconds_left(self, scope) -> float | None:
+        """Time Datasette may take: the front door's clock, less a margin to complete an upload and answer."""
+        if self.answer_seconds is None:
+            return None
+        elapsed = time.monotonic() - scope["dl.started"]
+        return max(0.1, self.answer_seconds - elapsed - self._margin())
+
+    def _margin(self) -> float:
+        return min(ANSWER_MARGIN_SECONDS, self.answer_seconds / 5)
+
+    def too_slow_text(self, responder: _Responder) -> str:
+        """The answer to an export that cannot finish in time: what was too big, how to ask for less."""
+        produced = f"{responder.body_bytes / 2**20:.1f} MB had been produced" if responder.body_bytes else ""
+        return TOO_SLOW_MESSAGE.format(
+            seconds=f"{self.answer_seconds:g}",
+            produced=f" ({produced})" if produced else "",
+            downloads=self._downloads(),
+        )
 
     def too_large_text(self) -> str:
         """The 413's explanation: what to ask for instead."""
+        return TOO_LARGE_MESSAGE.format(limit=LAMBDA_RESPONSE_LIMIT // 2**20, downloads=self._downloads())
+
+    def _downloads(self) -> str:
         from datasette.utils import tilde_encode
 
-        downloads = " ".join(self.spec.prefix + tilde_encode(db.name) + ".db" for db in self.spec.databases)
-        return TOO_LARGE_MESSAGE.format(limit=LAMBDA_RESPONSE_LIMIT // 2**20, downloads=downloads)
+        return " ".join(self.spec.prefix + tilde_encode(db.name) + ".db" for db in self.spec.databases)
 
     def _download_for(self, path: str):
         """The database a download path names, when downloads go to S3; else None."""
@@ -170,47 +224,116 @@ class Gateway:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": text.encode("utf-8")})
 
-    async def _redirect(self, send, location: str, extra=()):
+    async def _redirect(self, send, location: str, status: int = 302, extra=()):
         headers = [
             (b"location", location.encode("latin-1")),
             (b"content-type", b"text/plain"),
             *self._cors(),
             *extra,
         ]
-        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
 
-class _Capture:
-    """An ASGI ``send`` that buffers the response and aborts the app once the response cannot be sent."""
+class _Responder:
+    """The ``send`` Datasette writes to: buffers the response while it may fit in Lambda's payload, then
+    streams the rest to S3 (``large_responses``), or to the client (``direct``, in ``dl serve``), or stops
+    it (413). Download routes that Datasette allows are stopped at once for a presigned redirect."""
 
-    def __init__(self, download_route: bool, ensure_ascii: bool):
+    def __init__(self, gateway: Gateway, send, *, download_route: bool, name: str):
+        self.gateway = gateway
+        self.client_send = send
         self.download_route = download_route
-        self.ensure_ascii = ensure_ascii
-        self.messages: list[dict] = []
+        self.name = name
+        self.start: dict | None = None
+        self.messages: list[dict] = []  # buffered body messages
         self.size: BodySize | None = None
+        self.body_bytes = 0
+        self.header_bytes = 0
+        self.upload: Upload | None = None
+        self.streaming_directly = False
         self.too_large = False
         self.redirect_download = False
 
-    @property
-    def aborted(self) -> bool:
-        return self.too_large or self.redirect_download
-
     async def send(self, message):
-        if self.aborted:
+        if self.too_large or self.redirect_download:
             return
         if message["type"] == "http.response.start":
             if self.download_route and message["status"] == 200:
                 self.redirect_download = True
                 raise _Abort
-            self.size = BodySize(is_text(message.get("headers", [])), self.ensure_ascii)
-        elif message["type"] == "http.response.body":
-            self.size.add(message.get("body", b""))
-            if self.size.encoded > LAMBDA_RESPONSE_LIMIT:  # the body alone: it cannot fit, stop now
-                self.too_large = True
-                self.messages.clear()
-                raise _Abort
+            headers = headers_under_prefix(message.get("headers", []), self.gateway.spec.prefix)
+            self.start = dict(message, headers=headers)
+            self.size = BodySize(is_text(headers), self.gateway.ensure_ascii)
+            # an upper bound of the payload around the body: every header byte escaped, plus the envelope
+            self.header_bytes = 6 * sum(len(k) + len(v) + 8 for k, v in headers) + ENVELOPE_BYTES
+            return
+        if message["type"] != "http.response.body":
+            return
+        chunk = message.get("body", b"")
+        self.body_bytes += len(chunk)
+        if self.upload is not None:
+            return await self.upload.write(chunk)
+        if self.streaming_directly:
+            return await self.client_send(message)
+        self.size.add(chunk)
         self.messages.append(message)
+        if self.size.encoded + self.header_bytes > self.gateway.response_limit:
+            await self._over_the_limit()
+
+    async def _over_the_limit(self):
+        """The response may not fit: S3, directly (dl serve) or, once it certainly cannot fit, a 413."""
+        gateway = self.gateway
+        if gateway.large_responses is not None and self.start["status"] == 200:
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.start["headers"]}
+            self.upload = await gateway.large_responses.open(
+                self.name, headers.get("content-type", ""), headers.get("content-disposition")
+            )
+            buffered, self.messages = self.messages, []
+            for message in buffered:
+                await self.upload.write(message.get("body", b""))
+        elif gateway.direct:
+            gateway.log(
+                f"response over {gateway.response_limit / 2**20:.1f} MB served directly by dl serve; "
+                "on Lambda it is written to the artifact bucket and answered with a redirect to it"
+            )
+            self.streaming_directly = True
+            await self.client_send(self.start)
+            buffered, self.messages = self.messages, []
+            for message in buffered:
+                await self.client_send(message)
+        elif self.size.encoded > LAMBDA_RESPONSE_LIMIT:  # the body alone cannot fit: stop now
+            self.too_large = True
+            self.messages.clear()
+            raise _Abort
+
+    async def finish(self):
+        """Datasette is done: send the buffered response, or complete the upload and redirect to it."""
+        if self.streaming_directly:
+            return
+        if self.upload is not None:
+            url = await self.upload.finish()
+            self.gateway.log(
+                f"response of {self.upload.size / 2**20:.1f} MB sent through s3 ({self.upload.key})"
+            )
+            return await self.gateway._redirect(self.client_send, url, status=303, extra=[NO_STORE])
+        if self.start is None:
+            return
+        await self.client_send(self.start)
+        for message in self.messages:
+            await self.client_send(message)
+
+    async def discard(self):
+        """Datasette failed or ran out of time: drop what was produced."""
+        self.messages.clear()
+        if self.upload is not None:
+            upload, self.upload = self.upload, None
+            await upload.abort()
+
+
+def _file_name(inner_path: str) -> str:
+    """The name a response is stored under in S3: the last segment of its path (``items.csv``)."""
+    return inner_path.rstrip("/").rsplit("/", 1)[-1] or "index"
 
 
 def is_text(headers) -> bool:

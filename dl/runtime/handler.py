@@ -22,6 +22,7 @@ from .app import build_datasette
 from .fetch import fetch_databases, presigned_download_url, s3_client
 from .gateway import TEXT_MIME_TYPES, Gateway
 from .instance import load_instance
+from .large_responses import LargeResponses
 from .marshalling import LAMBDA_RESPONSE_LIMIT, escapes_non_ascii, posted_size
 from .settings import RuntimeSettings
 
@@ -45,6 +46,12 @@ class Runtime:
             presign=presign,
             log=log,
             ensure_ascii=self.ensure_ascii,
+            large_responses=LargeResponses(settings.artifact_bucket, self._client)
+            if settings.artifact_bucket
+            else None,
+            response_limit=settings.response_limit or LAMBDA_RESPONSE_LIMIT,
+            answer_seconds=settings.answer_seconds,
+            direct=settings.direct_responses,
         )
         self.mangum = Mangum(self.gateway, lifespan="off", text_mime_types=list(TEXT_MIME_TYPES))
         if all(db.inline for db in self.spec.databases):
@@ -53,6 +60,8 @@ class Runtime:
 
     def __call__(self, event, context):
         response = self.mangum(event, context)
+        if self.settings.direct_responses:
+            return response  # dl serve: served whatever the size (the gateway logged it)
         if _may_exceed(response) and posted_size(response, self.ensure_ascii) > LAMBDA_RESPONSE_LIMIT:
             return {
                 "statusCode": 413,

@@ -42,7 +42,8 @@ def make_shop_db(path: Path, items: int = 23) -> Path:
 
 
 def make_tagged_db(path: Path) -> Path:
-    """A database whose facets Datasette links from the request path: a JSON array column and dates."""
+    """A database whose facets Datasette links from the request path (a JSON array column, dates), and a
+    table whose CSV export is larger than Lambda's response limit."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path)
     with conn:
@@ -53,6 +54,11 @@ def make_tagged_db(path: Path) -> Path:
                 (f"post {i}", json.dumps(["tag" + str(i % 3), "all"]), f"2024-0{1 + i % 3}-1{i % 9} 10:00:00")
                 for i in range(12)
             ],
+        )
+        conn.execute("create table readings (id integer primary key, station text, note text)")
+        conn.executemany(  # 90,000 rows of about 100 bytes: a 9 MB CSV export
+            "insert into readings (station, note) values (?, ?)",
+            [(f"station-{i % 40}", f"reading {i} " + "~" * 64 + " ünïcode") for i in range(90_000)],
         )
     conn.close()
     return path

@@ -436,3 +436,101 @@ def test_without_bucket_datasette_serves_small_downloads(site, tmp_path):
 )
 def test_url_under_prefix(url, expected):
     assert url_under_prefix(url, "/data/") == expected
+
+
+# --- responses over Lambda's limit, through the artifact bucket ---------------------------------------------
+
+
+def make_export_db(path: Path, rows: int) -> Path:
+    """A table of ``rows`` rows of about 100 bytes of CSV each, and a view of every pair of them."""
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("create table events (id integer primary key, kind text, note text)")
+        conn.executemany(
+            "insert into events (kind, note) values (?, ?)",
+            [(f"kind-{i % 7}", f"note {i} " + "x" * 70 + " é") for i in range(rows)],
+        )
+        conn.execute("create view pairs as select a.id, b.id as other, a.note from events a, events b")
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def export_site(tmp_path, aws):
+    """An instance with a 10 MB table whose artifact bucket is moto's; returns (instance dir, s3, db path)."""
+    make_export_db(tmp_path / "src" / "events.db", rows=100_000)
+    folder = write_instance(tmp_path, "    databases: [data.db, events.db]\n    prefix: /data\n")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    return folder, s3, tmp_path / "src" / "events.db"
+
+
+def plain_datasette(db: Path, path: str):
+    """The same request answered by plain Datasette in-process (the reference for the object's bytes)."""
+    import asyncio
+
+    from datasette.app import Datasette
+
+    async def get():
+        return await Datasette(immutables=[str(db)]).client.get(path)
+
+    return asyncio.run(get())
+
+
+def followed(response: dict) -> tuple[bytes, str]:
+    """The body and content type behind a redirect to S3 (moto serves presigned URLs like S3)."""
+    with urllib.request.urlopen(response["headers"]["location"]) as download:
+        return download.read(), download.headers["content-type"]
+
+
+def test_a_csv_export_over_the_limit_streams_to_s3_and_redirects(export_site, tmp_path):
+    folder, s3, db = export_site
+    runtime, log = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET, DL_RESPONSE_LIMIT="1000000")
+    response = runtime(url_event("/data/events/events.csv", "_stream=on&_size=max"), None)
+    assert response["statusCode"] == 303
+    assert response["headers"]["cache-control"] == "no-store"
+    assert "X-Amz-Expires=300" in response["headers"]["location"]
+    body, content_type = followed(response)
+    expected = plain_datasette(db, "/events/events.csv?_stream=on&_size=max")
+    assert len(body) > 8 * 2**20  # more than one multipart part (8 MiB)
+    assert body == expected.content  # the object is complete: every row, byte for byte
+    assert content_type == expected.headers["content-type"]
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="responses/")["Contents"]]
+    assert key.endswith("/events.csv")
+    assert any("sent through s3" in line for line in log)
+
+
+def test_a_json_answer_over_the_limit_redirects_to_s3(export_site, tmp_path):
+    folder, _, db = export_site
+    runtime, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET, DL_RESPONSE_LIMIT="100000")
+    response = runtime(url_event("/data/events/events.json", "_size=1000&_shape=array"), None)
+    assert response["statusCode"] == 303
+    body, content_type = followed(response)
+    assert content_type.startswith("application/json")
+    rows = json.loads(body)
+    assert len(rows) == 1000 and rows[-1]["id"] == 1000
+    assert rows == plain_datasette(db, "/events/events.json?_size=1000&_shape=array").json()
+
+
+def test_answers_under_the_limit_are_not_sent_to_s3(export_site, tmp_path):
+    folder, s3, _ = export_site
+    runtime, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET, DL_RESPONSE_LIMIT="100000")
+    response = runtime(url_event("/data/events/events.json", "_size=10"), None)
+    assert response["statusCode"] == 200
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="responses/").get("KeyCount") == 0
+
+
+def test_an_export_that_cannot_finish_in_time_is_a_clear_answer_and_leaves_nothing(export_site, tmp_path):
+    folder, s3, _ = export_site
+    runtime, _ = runtime_for(
+        folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET, DL_RESPONSE_LIMIT="100000", DL_ANSWER_SECONDS="1"
+    )
+    response = runtime(url_event("/data/events/pairs.csv", "_stream=on&_size=max"), None)  # 10^10 rows
+    assert response["statusCode"] == 413
+    assert "could not be produced within 1 seconds" in response["body"]
+    assert "_size=" in response["body"] and "/data/events.db" in response["body"]
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="responses/").get("KeyCount") == 0
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []

@@ -283,13 +283,19 @@ def test_database_download_is_served_locally(site, shop_files):
     assert reply.body == (shop_files / "data.db").read_bytes()
 
 
-def test_oversized_response_is_a_clear_413(site):
-    sql = "select+hex(zeroblob(7000))+from+items+a,+items+b"  # 529 rows of 14 kB: 7.4 MB of JSON
-    reply = fetch(site + f"data.json?sql={sql}&_size=max")
-    assert reply.status == 413
-    assert "larger than 6 MB" in reply.text
-    assert "_size=" in reply.text
-    assert "/data/data.db" in reply.text
+def test_a_csv_export_over_lambdas_limit_is_served_directly_and_the_log_says_so(served, site):
+    """On Lambda it goes through S3 (tests/runtime/test_handler.py); dl serve has no bucket."""
+    before = len(served.lines)
+    reply = fetch(site + "tagged/readings.csv?_stream=on&_size=max")
+    assert reply.status == 200
+    assert len(reply.body) > 8_000_000
+    lines = reply.text.splitlines()
+    assert (lines[0], len(lines)) == ("id,station,note", 90_001)
+    assert lines[-1].startswith("90000,station-39,reading 89999 ") and lines[-1].endswith(" ünïcode")
+    deadline = time.monotonic() + 5
+    while not any("served directly by dl serve" in line for line in served.log_since(before)):
+        assert time.monotonic() < deadline, served.log_since(before)
+        time.sleep(0.1)
 
 
 def test_head_and_post_requests(site):

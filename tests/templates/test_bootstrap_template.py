@@ -40,7 +40,8 @@ def test_bucket_policy_denies_every_request_without_tls():
 def test_unreferenced_artifacts_expire_after_the_grace_period_and_uploads_are_not_left_behind():
     p = bucket()["Properties"]
     assert p["VersioningConfiguration"] == {"Status": "Enabled"}  # a delete keeps the bytes as noncurrent
-    (rule,) = p["LifecycleConfiguration"]["Rules"]
+    rule, _ = p["LifecycleConfiguration"]["Rules"]
+    assert "Prefix" not in rule  # the whole bucket
     assert rule["Status"] == "Enabled"
     assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": ARTIFACT_RETENTION_DAYS}
     assert rule["ExpiredObjectDeleteMarker"] is True
@@ -55,3 +56,14 @@ def test_bucket_survives_its_stack_and_is_the_output():
         "BucketName": {"Description": "artifact bucket", "Value": {"Ref": "ArtifactBucket"}}
     }
     assert "BucketName" not in bucket()["Properties"]  # generated: no global-name squatting or clashes
+
+
+def test_large_responses_expire_after_a_day_current_and_noncurrent():
+    _, rule = bucket()["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule == {
+        "Id": "expire-large-responses",
+        "Status": "Enabled",
+        "Prefix": "responses/",
+        "ExpirationInDays": 1,
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+    }
