@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mangum import Mangum
 
+from . import links
 from .app import build_datasette
 from .fetch import fetch_databases, presigned_download_url, s3_client
 from .gateway import TEXT_MIME_TYPES, Gateway
@@ -30,7 +31,10 @@ from .settings import RuntimeSettings
 class Runtime:
     """One instance served through Mangum: the handler's state, built once per sandbox."""
 
-    def __init__(self, settings: RuntimeSettings, log=None):
+    def __init__(self, settings: RuntimeSettings, log=None, datasette=None):
+        """``datasette``: serve this Datasette object instead of building one from the instance's databases
+        (Datasette's own test suite does, through ``harness/datasette_suite``); it gets the prefix as its
+        ``base_url``, as ``build_datasette`` gives it."""
         self.settings = settings
         self.spec = load_instance(settings.instance_dir)
         self.datasette = None  # the Datasette object, once built
@@ -54,7 +58,12 @@ class Runtime:
             direct=settings.direct_responses,
         )
         self.mangum = Mangum(self.gateway, lifespan="off", text_mime_types=list(TEXT_MIME_TYPES))
-        if all(db.inline for db in self.spec.databases):
+        if datasette is not None:
+            links.install()
+            if self.spec.prefix != "/":
+                datasette._settings["base_url"] = self.spec.prefix
+            self.datasette, self._asgi = datasette, datasette.app()
+        elif all(db.inline for db in self.spec.databases):
             self.datasette_app()
             self.warm_up()
 
