@@ -36,7 +36,8 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness.datasette_suite.allowlist import ALLOWED, allowed_reason
+from harness.datasette_suite.allowlist import ALLOWED, allowed_reason, audit_reason
+from harness.datasette_suite.bridge import URL_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 MODES = ("plain", "root", "control", "prefix")
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "harness-results")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, of " + ", ".join(MODES))
     parser.add_argument("--jobs", type=int, default=2, help="runs at the same time (default 2)")
+    parser.add_argument("--report-only", action="store_true", help="only render the report from --out")
     parser.add_argument(
         "pytest_args", nargs="*", help="after --: passed to pytest (e.g. -k, tests/test_x.py)"
     )
@@ -69,10 +71,12 @@ def main(argv=None) -> int:
     if unknown := set(modes) - set(MODES):
         parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
     out = args.out.resolve()
-    work = assemble(args.checkout.resolve(), args.sdist, out)
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        list(pool.map(lambda mode: run(mode, work, out, args.pytest_args), modes))
+    if not args.report_only:
+        work = assemble(args.checkout.resolve(), args.sdist, out)
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            list(pool.map(lambda mode: run(mode, work, out, args.pytest_args), modes))
+    modes = [mode for mode in modes if (out / f"{mode}.xml").exists()]
     results = {mode: read_junit(out / f"{mode}.xml") for mode in modes}
     audits = {mode: read_audit(out / f"{mode}-audit.jsonl") for mode in modes}
     report, failed = render(results, audits, time.monotonic() - started, datasette_version(), args)
@@ -200,7 +204,8 @@ def read_junit(path: Path) -> dict[str, str]:
 def read_audit(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    findings = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [f for f in findings if not f["where"].startswith("json ") or URL_KEYS.search(f["where"][5:])]
 
 
 def render(results, audits, seconds: float, version: str, args) -> tuple[str, bool]:
@@ -246,19 +251,23 @@ def render(results, audits, seconds: float, version: str, args) -> tuple[str, bo
         if mode not in audits:
             continue
         findings = audits[mode]
-        kinds = collections.Counter(f["kind"] for f in findings)
-        patterns = {(f["kind"], f["url"].split("?")[0]) for f in findings}
+        explained = [f for f in findings if audit_reason(f)]
+        unexplained = [f for f in findings if not audit_reason(f)]
+        kinds = collections.Counter(f["kind"] for f in unexplained)
+        patterns = {(f["kind"], f["url"].split("?")[0]) for f in unexplained}
         lines += [
             "",
             f"## Link audit, {mode}: {kinds['outside']} links outside the prefix, {kinds['doubled']} doubled "
             f"({len({p for k, p in patterns if k == 'outside'})} and {len({p for k, p in patterns if k == 'doubled'})} "
-            f"distinct paths), in {len({f['test'] for f in findings})} tests",
+            f"distinct paths) in {len({f['test'] for f in unexplained})} tests; {len(explained)} explained",
             "",
         ]
         for kind, path in sorted(patterns)[:60]:
-            example = next(f for f in findings if f["kind"] == kind and f["url"].split("?")[0] == path)
+            example = next(f for f in unexplained if f["kind"] == kind and f["url"].split("?")[0] == path)
             lines.append(f"- {kind} ({example['where']}): `{example['url'][:160]}` in `{example['test']}`")
-        if mode == "prefix" and findings:
+        for reason, count in collections.Counter(audit_reason(f) for f in explained).items():
+            lines.append(f"- explained ({count}): {reason}")
+        if mode == "prefix" and unexplained:
             failed = True
     lines += ["", f"Allow-list entries: {len(ALLOWED)} (harness/datasette_suite/allowlist.py)", ""]
     return "\n".join(lines), failed

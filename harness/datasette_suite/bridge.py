@@ -16,7 +16,7 @@ This plugin replaces that app, per ``DL_SUITE_MODE``:
 
 Under a prefix (``prefix`` and ``control``) the link audit reads every response before the test does:
 every local URL (``Location`` and ``Link`` headers; ``href``, ``src``, ``action`` and ``formaction`` in HTML;
-JSON strings under keys naming a URL: ``next_url``, ``toggle_url``, ``url``, ``href``, ``path``, renderers)
+JSON strings under keys naming a URL: ``next_url``, ``toggle_url``, ``url``, ``href``, renderers)
 that does not start with the prefix, or starts with it twice, is appended to the JSON-lines file
 ``DL_SUITE_AUDIT`` with the test's id. Then the prefix is taken off once (every ``PREFIX`` in the body and
 headers becomes ``/``), so the test sees what it would see at ``/``: a link with the prefix exactly once passes
@@ -41,7 +41,7 @@ PREFIX = "/dlprefix/"  # a token that appears nowhere in Datasette's fixtures, s
 MODE = os.environ.get("DL_SUITE_MODE", "plain")
 AUDIT = os.environ.get("DL_SUITE_AUDIT")
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml")
-URL_KEYS = re.compile(r"(^|_)(url|href|path)$")
+URL_KEYS = re.compile(r"(^|_)(url|href)$")  # JSON keys holding links (not "path": file paths, route paths)
 
 _current_test = "(collection)"
 _runtimes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
