@@ -2,8 +2,8 @@
 
 Stages of :func:`build_package` (each a small function below):
 
-1. **dependencies**: ``pip install --target`` of the lock closure (``dl/lock/lambda.txt``) plus the instance's
-   plugins, for the target platform and Python; leaned; bytecode precompiled for the target Python and put in
+1. **dependencies**: ``pip install --target`` of the lock closure of the instance's Datasette line
+   (``dl/lock/lambda.txt`` for 0.65, ``dl/lock/lambda-1.0a.txt`` for 1.0a: see ``dl/lines.py``) plus its plugins, for the target platform and Python; leaned; bytecode precompiled for the target Python and put in
    place of the sources (sourceless ``X.pyc`` files, see :func:`make_sourceless`). The tree
    is cached under ``dl.hashing.cache_dir()/deps/<key>`` (key: target, Python, platforms, lock, plugins,
    compiler), so a second build neither downloads nor compiles.
@@ -45,11 +45,12 @@ from dl.errors import DlError
 from dl.hashing import cache_dir as tool_cache_dir
 from dl.hashing import sha256_file
 from dl.inspection import inspect_database
+from dl.lines import DEFAULT_LINE, lock_file
 from dl.manifest import Instance
 from dl.options import load, manifest_option, outside_paths_option, select_instances
 
 HERE = Path(__file__).resolve().parent
-LOCK_FILE = HERE / "lock" / "lambda.txt"
+LOCK_FILE = lock_file(DEFAULT_LINE)  # the default line's; a build uses its Target's (Target.lock)
 RUNTIME_SOURCE = HERE / "runtime"
 INSTANCE_FORMAT = 1
 CACHE_FORMAT = 5  # bump when the install/lean/compile steps change what a cached tree contains
@@ -142,6 +143,11 @@ class Target:
     python_version: str  # "3.13"
     platforms: tuple[str, ...]  # pip --platform values; empty for host (pip uses this machine's tags)
     label: str  # for messages: "python3.13 arm64 (manylinux)" / "python3.13 on this machine"
+    line: str = DEFAULT_LINE  # the Datasette line, whose lock is installed (dl/lines.py)
+
+    @property
+    def lock(self) -> Path:
+        return lock_file(self.line)
 
 
 # --- public entry point -------------------------------------------------------------------------------------
@@ -181,6 +187,9 @@ def build_package(
     deps, cache_hit = ensure_dependencies(spec, instance.plugins, compiler, cache_dir=cache_dir, log=log)
     deps_size = tree_size(deps)
     versions = read_versions(deps)
+    for warning in unpinned_plugins(instance.plugins, versions):
+        messages.append(warning)
+        log(f"warning: {warning}")
     decisions = decide_locations(instance.databases, deps_size, inline_limit)
     inspect = {d.name: {**inspect_database(d.source), "file": d.file} for d in decisions}
     document = instance_document(instance, decisions, inspect, versions)
@@ -321,8 +330,9 @@ def result_from_record(record: dict, path: Path) -> PackageResult | None:
 def target_spec(instance: Instance, target: str) -> Target:
     """The pip platform/Python for a build target."""
     version = instance.python_version
+    line = getattr(instance, "datasette", DEFAULT_LINE)
     if target == "host":
-        return Target("host", version, (), f"python{version} on this machine")
+        return Target("host", version, (), f"python{version} on this machine", line)
     if target != "lambda":
         raise DlError(f"unknown package target {target!r} (expected 'lambda' or 'host')")
     if version not in LAMBDA_GLIBC:
@@ -332,7 +342,8 @@ def target_spec(instance: Instance, target: str) -> Target:
         raise DlError(f"architecture {instance.architecture} is not supported (arm64 or x86_64)")
     glibc = LAMBDA_GLIBC[version]
     platforms = (f"manylinux2014_{arch}", *(f"manylinux_2_{minor}_{arch}" for minor in range(glibc, 16, -1)))
-    return Target("lambda", version, platforms, f"{instance.runtime} {instance.architecture} (manylinux)")
+    label = f"{instance.runtime} {instance.architecture} (manylinux)"
+    return Target("lambda", version, platforms, label, line)
 
 
 @functools.cache
@@ -421,7 +432,7 @@ def dependency_key(spec: Target, plugins: tuple[str, ...], compiler: Path | None
         "target": spec.kind,
         "python": spec.python_version,
         "platforms": spec.platforms or [sysconfig.get_platform(), platform.machine()],
-        "lock": LOCK_FILE.read_text(),
+        "lock": spec.lock.read_text(),
         "plugins": sorted(plugins),
         "compiled": bool(compiler),
     }
@@ -443,7 +454,7 @@ def pip_command(spec: Target, plugins: tuple[str, ...], tree: Path, pins: Path) 
         # Plugins carry no hashes, and this machine's wheels may not be the manylinux ones the lock hashes:
         # the same exact versions are still enforced (as == pins), without hash checking.
         return [*cmd, "-r", str(pins), *plugins]
-    return [*cmd, "--require-hashes", "-r", str(LOCK_FILE)]
+    return [*cmd, "--require-hashes", "-r", str(spec.lock)]
 
 
 def lock_pins(lock_text: str) -> str:
@@ -460,7 +471,7 @@ def lock_pins(lock_text: str) -> str:
 def pip_install(spec: Target, plugins: tuple[str, ...], tree: Path) -> None:
     """Run pip into ``tree``; its output is shown only when it fails."""
     pins = tree.parent / "pins.txt"
-    pins.write_text(lock_pins(LOCK_FILE.read_text()))
+    pins.write_text(lock_pins(spec.lock.read_text()))
     done = subprocess.run(pip_command(spec, plugins, tree, pins), capture_output=True, text=True)
     if done.returncode:
         detail = "\n".join(
@@ -470,7 +481,7 @@ def pip_install(spec: Target, plugins: tuple[str, ...], tree: Path) -> None:
         )
         hint = (
             " (plugins must publish wheels compatible with the target; versions of Datasette's own dependencies "
-            "are pinned by dl/lock/lambda.txt)"
+            f"are pinned by dl/lock/{spec.lock.name})"
             if plugins
             else ""
         )
@@ -653,6 +664,33 @@ def read_versions(tree: Path) -> dict:
     return versions
 
 
+def unpinned_plugins(plugins: Iterable[str], versions: dict) -> list[str]:
+    """A warning for each plugin requirement without an exact ``==`` pin, naming the version resolved."""
+    resolved = {_normalise(name): (name, version) for name, version in versions.items()}
+    warnings = []
+    for requirement in plugins:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$", requirement)
+        name, specifiers = match.group(1), match.group(3)
+        if re.search(r"===?\s*[^*,\s]+\s*(,|$)", specifiers) and "*" not in specifiers:
+            continue  # pinned: exactly one version can be installed
+        found = resolved.get(_normalise(name))
+        got = (
+            f"this build installed {found[0]} {found[1]}"
+            if found
+            else "no Datasette plugin of that name was installed"
+        )
+        pin = f": pin it as {found[0]}=={found[1]}" if found else ""
+        warnings.append(
+            f"plugin {requirement!r} is not pinned, so each build may install another version; {got}{pin}"
+        )
+    return warnings
+
+
+def _normalise(name: str) -> str:
+    """A distribution name as PyPI compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _name_version(metadata: Path) -> tuple[str, str]:
     fields = {}
     for line in metadata.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -703,20 +741,27 @@ def _reason(db, size, location, used, budget, deps, inline_limit, s3_total) -> s
     head = f"{db.path.name} ({human(size)})"
     if location == "inline":
         return (
-            f"{head}: inlined; the package stays at {human(deps + used)} unzipped with all inlined databases, "
-            f"under Lambda's 250 MB limit with {human(HEADROOM)} headroom"
+            f"{head}: inlined; with all inlined databases the package is {human(deps + used)} unzipped, "
+            f"{limit_share(deps + used)}"
         )
     if inline_limit is not None and size <= budget:
         why = f"inlining it would pass the inline limit of {human(inline_limit)}"
     else:
         why = (
             f"inlining it would pass Lambda's 250 MB unzipped limit (dependencies {human(deps)}, "
-            f"inlined databases {human(used)}, headroom {human(HEADROOM)})"
+            f"inlined databases {human(used)}, {human(HEADROOM)} kept free for the handler and instance files)"
         )
     tail = "; it is fetched from S3 into /tmp on cold start"
     if s3_total > TMP_DEFAULT:
         tail += f" (S3 databases total {human(s3_total)}: more than Lambda's default 512 MB /tmp)"
     return f"{head}: left for S3; {why}{tail}"
+
+
+def limit_share(unzipped: int) -> str:
+    """'3% of Lambda's 250 MB unzipped limit': how much of it a package uses."""
+    share = unzipped / LAMBDA_UNZIPPED_LIMIT
+    shown = f"{share:.0%}" if share >= 0.01 or share == 0 else "under 1%"
+    return f"{shown} of Lambda's 250 MB unzipped limit"
 
 
 def human(size: int) -> str:
@@ -886,7 +931,7 @@ def render_result(result: PackageResult) -> str:
         f"  sha256:   {result.sha256}",
         f"  zipped:   {human(result.zipped_size)} ({result.zipped_size} bytes)",
         f"  unzipped: {human(result.unzipped_size)} (dependencies {human(result.dependencies_size)}; "
-        f"Lambda limit 250 MB)",
+        f"{limit_share(result.unzipped_size)})",
         f"  python:   {result.python_version} ({result.target}); bytecode: "
         + ("precompiled" if result.bytecode else "none (sources only)"),
         f"  versions: {versions}",

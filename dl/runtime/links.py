@@ -17,7 +17,8 @@ whose path already carries the prefix is already prefixed. ``install()`` does th
 ``Request.path`` is a ``PrefixedUrlString`` when the scope says its path carries the prefix (the gateway sets
 ``scope["dl.prefix"]``), so every path derived from it by concatenation or ``str`` methods is one too
 (``path_with_added_args``, ``path_with_removed_args``, ``path_with_replaced_args`` build with ``+``), and
-``path_with_format``, which builds with f-strings, returns one when built from such a request or path.
+``path_with_format``, which builds with f-strings, returns one when built from such a request or path (given
+both, 0.65 builds from the request and 1.0 from the path: its views pass the unprefixed ``route_path``).
 ``urls.path`` then leaves those alone, while a path a view or plugin names itself (``urls.path("-/metadata")``)
 still gets the prefix. Requests without the scope key (Datasette's own test client, plain ``datasette``) are
 untouched.
@@ -54,11 +55,13 @@ def install() -> None:
     Request.path = property(path, doc=plain_path.__doc__)
 
     original = datasette.utils.path_with_format
+    # Given both, 0.65 builds from request.path and 1.0 from path (its views pass the unprefixed route_path)
+    request_first = original(request=Request.fake("/a"), path="/b", format="json").startswith("/a")
 
     @functools.wraps(original)
     def path_with_format(*, request=None, path=None, **kwargs):
         value = original(request=request, path=path, **kwargs)
-        source = request.path if request is not None else path
+        source = request.path if request is not None and (path is None or request_first) else path
         return PrefixedUrlString(value) if isinstance(source, PrefixedUrlString) else value
 
     for module in list(sys.modules.values()):  # views, facets and plugins imported it by name

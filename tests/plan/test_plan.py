@@ -128,6 +128,8 @@ def test_golden_text_rendering_of_an_update_a_create_and_a_destroy():
         "    + runtime: python3.13\n"
         "    + architecture: arm64\n"
         "    + memory: 1024\n"
+        "    + config.default_page_size: 10\n"
+        "    + metadata.title: Northwind\n"
         "    + versions.datasette: 0.65.5\n"
         "    + database northwind\n"
         "        2 tables, 921 rows, 20.5 kB\n"
@@ -217,3 +219,131 @@ def test_a_custom_domain_that_moves_or_goes_is_a_replace():
         assert plan.instances[0].action is Action.REPLACE
     plan = make_plan("p", "eu-west-1", {"a": changed(domain="a.example.com")}, observed(a=SPEC))
     assert plan.instances[0].action is Action.UPDATE  # adding a domain keeps the old URL working
+
+
+def test_a_change_of_datasette_line_is_shown_and_specs_without_a_line_mean_065():
+    to_10 = changed(datasette="1.0a", versions={**SPEC["versions"], "datasette": "1.0a41"})
+    (item,) = make_plan("p", "eu-west-1", {"a": to_10}, observed(a=SPEC)).instances
+    assert item.action is Action.UPDATE
+    assert ("datasette", "0.65", "1.0a") in [(c.path, c.before, c.after) for c in item.changes]
+    assert "versions.datasette" in [c.path for c in item.changes]
+    (back,) = make_plan("p", "eu-west-1", {"a": SPEC}, observed(a=to_10)).instances
+    assert ("datasette", "1.0a", "0.65") in [(c.path, c.before, c.after) for c in back.changes]
+    # a spec deployed before lines existed (no "datasette" key) is the 0.65 line: no change
+    assert make_plan("p", "eu-west-1", {"a": SPEC}, observed(a=SPEC)).is_empty()
+    created = make_plan("p", "eu-west-1", {"a": to_10}, observed())
+    assert ("datasette", None, "1.0a") in [(c.path, c.before, c.after) for c in created.instances[0].changes]
+    assert "+ datasette: 1.0a" in render_text(created)
+    assert "+ datasette:" not in render_text(make_plan("p", "eu-west-1", {"a": SPEC}, observed()))
+
+
+def test_a_create_shows_every_setting_that_differs_from_the_default_in_text_and_markdown():
+    from dl.render import render_markdown
+
+    spec = changed(
+        cors=True,
+        certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/abc",
+        domain="data.example.com",
+        timeout=60,
+        protect=True,
+        log_retention_days=90,
+        config={"default_page_size": 50, "sql_time_limit_ms": 2000},
+        metadata={
+            "title": "Open data",
+            "license": "CC-BY-4.0",
+            "source": "City archive",
+            "databases": {"northwind": {"tables": {"orders": {"description": "Orders"}}}},
+        },
+        tags={"team": "data"},
+    )
+    plan = make_plan("p", "eu-west-1", {"b": spec}, observed())
+    text = render_text(plan)
+    markdown = render_markdown(plan).replace("\\", "")
+    for line in (
+        "+ cors: true",
+        "+ certificate_arn: arn:aws:acm:us-east-1:123456789012:certificate/abc",
+        "+ domain: data.example.com",
+        "+ timeout: 60",
+        "+ log_retention_days: 90",
+        "+ protect: true",
+        "+ config.default_page_size: 50",
+        "+ config.sql_time_limit_ms: 2000",
+        "+ metadata.title: Open data",
+        "+ metadata.license: CC-BY-4.0",
+        "+ metadata.source: City archive",
+        "+ tags.team: data",
+        "+ metadata: 1 more nested setting (databases, tables; see the JSON plan)",
+    ):
+        assert line in text and line in markdown, line
+    default = render_text(make_plan("p", "eu-west-1", {"b": changed()}, observed()))
+    assert "cors" not in default and "timeout" not in default and "protect" not in default
+
+
+def test_one_row_is_one_row():
+    db = copy.deepcopy(SPEC["databases"][0])
+    db["sha256"] = "c" * 64
+    db["tables"]["single"] = {"rows": 1, "columns": ["id"]}
+    plan = make_plan("p", "eu-west-1", {"a": changed(databases=[db])}, observed(a=SPEC))
+    assert "table single added (1 row)" in plan.instances[0].databases[0].details
+
+
+def test_the_plan_says_before_merge_when_the_apply_will_be_refused():
+    plan = make_plan("p", "eu-west-1", {"a": SPEC}, observed(a=SPEC, gone=SPEC, kept=changed(protect=True)))
+    summary = comment_parts(plan).summary.replace("\\", "")
+    assert (
+        "The apply will refuse this plan: it destroys or replaces `gone`, which needs `allow-destroy: true`"
+        in (summary)
+    )
+    assert "`kept` (protect: true) is never destroyed or replaced" in summary
+    allowed = comment_parts(plan, allow_destroy=True).summary
+    assert "`gone`" not in allowed and "`kept`" in allowed
+
+
+def test_the_review_digest_follows_what_the_plan_does_not_when_or_how_it_is_worded():
+    from dl.plan import review_digest
+
+    base = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC))
+    again = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC), manifest="x.yml")
+    assert review_digest(base) == review_digest(again)  # another time, another manifest label
+    assert review_digest(Plan.from_json(json.loads(base.dumps()))) == review_digest(base)  # a saved plan
+    other_desired = make_plan("p", "eu-west-1", {"a": changed(memory=4096)}, observed(a=SPEC))
+    other_observed = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=changed(memory=512)))
+    other_action = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC, gone=SPEC))
+    digests = {review_digest(p) for p in (base, other_desired, other_observed, other_action)}
+    assert len(digests) == 4
+
+
+def test_a_reviewed_comment_counts_only_when_its_body_shows_the_plan():
+    from dataclasses import replace
+
+    from dl.comment import compose_comment
+    from dl.review import shows_plan
+
+    hint = "The full plan is in the [job summary of this run](https://github.com/o/r/actions/runs/1)."
+
+    def posted(plan, *, allow_destroy=False) -> str:  # what `dl plan --comment` writes
+        parts = comment_parts(plan, manifest="m.yml", commit="c" * 40, allow_destroy=allow_destroy)
+        parts = replace(parts, planned="Planned commit " + "c" * 40 + ".", timestamp="2026-12-01 10:00 UTC")
+        return compose_comment(parts, full_plan_hint=hint)
+
+    plan = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC, gone=SPEC))
+    for allow_destroy in (False, True):
+        assert shows_plan(posted(plan, allow_destroy=allow_destroy), plan)
+    body = posted(plan)
+    assert shows_plan(body.replace("\n", "\r\n").rstrip(), plan)  # CRLF or no final newline: same Markdown
+    assert not shows_plan(body.replace("1 to update", "0 to update"), plan)
+    summary = comment_parts(plan).summary
+    assert not shows_plan(body.replace(summary, f"<!--\n{summary}\n-->\n\nAll fine."), plan)  # hidden
+    other = make_plan("p", "eu-west-1", {"a": changed(memory=4096)}, observed(a=SPEC, gone=SPEC))
+    assert not shows_plan(body, other)
+    # a plan too long for one comment is shortened, with the hint to the full plan: still recognised
+    many = {f"i{n}": changed(metadata={"title": "t" * 4000, "description": "d" * 4000}) for n in range(20)}
+    long_plan = make_plan("p", "eu-west-1", many, observed(**dict.fromkeys(many, SPEC)))
+    long_body = posted(long_plan)
+    assert "This comment was shortened" in long_body
+    runs = "https://github.com/o/r/actions/runs/"
+    assert shows_plan(long_body, long_plan, runs)
+    assert shows_plan(long_body.replace("runs/1)", "runs/2/attempts/3)"), long_plan, runs)
+    # the hint must point to a run of this repository, never to a page showing another plan
+    assert not shows_plan(long_body, long_plan, "https://github.com/o/other/actions/runs/")
+    assert not shows_plan(long_body.replace(runs + "1", "https://evil.example/plan"), long_plan, runs)
