@@ -7,6 +7,7 @@ disappears when the command ends. Needs the `sandbox` extra: ``pip install 'data
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import urllib.request
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 
 from dl.errors import DlError
 
+HOOK_ENV = "DL_EMULATOR_HOOK"  # "module:function" called with each emulator dl starts (tests watch templates)
 SANDBOX_ENV = {
     "AWS_ACCESS_KEY_ID": "sandbox",
     "AWS_SECRET_ACCESS_KEY": "sandbox",
@@ -31,6 +33,25 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def emulator_hook(server) -> None:
+    """Hand an emulator dl started to the callable ``$DL_EMULATOR_HOOK`` names (``module:function``), if any.
+
+    Nothing happens without the variable. The test suite sets it so that the emulator inside a `--sandbox`
+    run checks every template it receives, as the tests' own emulator does (tests/support/template_gate.py).
+    """
+    target = os.environ.get(HOOK_ENV)
+    if not target:
+        return
+    module_name, _, function_name = target.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name) if function_name else None
+    except (ImportError, AttributeError) as exc:
+        raise DlError(f"{HOOK_ENV}={target!r}: cannot load it ({exc})") from None
+    if not callable(function):
+        raise DlError(f"{HOOK_ENV}={target!r}: expected module:function naming a callable")
+    function(server)
+
+
 @contextlib.contextmanager
 def sandbox(region: str | None) -> Iterator[str]:
     """Start moto's server, point boto3 at it through the environment, yield its URL; restore everything after."""
@@ -43,6 +64,11 @@ def sandbox(region: str | None) -> Iterator[str]:
     quiet()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    try:
+        emulator_hook(server)
+    except BaseException:
+        server.stop()
+        raise
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
     request = urllib.request.Request(
