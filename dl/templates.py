@@ -35,8 +35,10 @@ reads the host with one call: ``cloudfront.get_distribution(Id=DistributionId)["
 ``https://<HttpApiId>.execute-api.<region>.amazonaws.com``; :func:`public_url` joins host and prefix.
 
 The deployed spec and artifact keys live in the template's top-level ``Metadata["DatasetteLambda"]``
-(``{"format": 1, "spec": ..., "artifacts": {"bucket", "package_key", "database_keys"}}``), so
-``get_template`` returns what was deployed and a rollback rolls it back with the stack.
+(``{"format": 1, "spec": ..., "spec_nulls": [...], "artifacts": {"bucket", "package_key", "database_keys"}}``),
+so ``get_template`` returns what was deployed and a rollback rolls it back with the stack. CloudFormation
+refuses nulls anywhere in a template, so the spec is stored without them and ``spec_nulls`` lists where they
+were (dl/nullfree.py); :func:`template_spec` puts them back.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from typing import Any
 
 import click
 
+from dl import nullfree
 from dl.cloudfront import RUNTIME as CLOUDFRONT_RUNTIME
 from dl.cloudfront import viewer_request_code
 from dl.errors import DlError
@@ -165,8 +168,21 @@ def template_json(template: Template) -> str:
 
 def template_spec(template: Template) -> dict | None:
     """The spec a deployed instance template was made from (None when it is not one of ours)."""
-    meta = (template.get("Metadata") or {}).get(METADATA_KEY) or {}
-    return meta.get("spec")
+    return metadata_spec(template.get("Metadata") or {})
+
+
+def metadata_spec(metadata: dict) -> dict | None:
+    """The spec stored in a template's Metadata, with the nulls :func:`stored_spec` left out put back."""
+    entry = metadata.get(METADATA_KEY)
+    if not isinstance(entry, dict) or not isinstance(entry.get("spec"), dict):
+        return None
+    return nullfree.restore(entry["spec"], entry.get("spec_nulls") or [])
+
+
+def stored_spec(spec: dict) -> dict:
+    """The Metadata entries holding `spec`: CloudFormation refuses nulls, so they are listed apart."""
+    stripped, nulls = nullfree.strip(spec)
+    return {"spec": stripped, **({"spec_nulls": nulls} if nulls else {})}
 
 
 def template_artifact_keys(template: Template) -> frozenset[str]:
@@ -325,7 +341,7 @@ def instance_template(
         "Metadata": {
             METADATA_KEY: {
                 "format": FORMAT,
-                "spec": spec,
+                **stored_spec(spec),
                 "artifacts": {
                     "bucket": artifacts.bucket,
                     "package_key": artifacts.package_key,

@@ -34,7 +34,11 @@ from pathlib import Path
 
 FINDINGS_ENV = "DL_TEMPLATE_GATE_FINDINGS"
 CACHE_ENV = "DL_TEMPLATE_GATE_CACHE"
-GATED_ACTIONS = {"create_stack": "CreateStack", "create_change_set": "CreateChangeSet", "update_stack": "UpdateStack"}
+GATED_ACTIONS = {
+    "create_stack": "CreateStack",
+    "create_change_set": "CreateChangeSet",
+    "update_stack": "UpdateStack",
+}
 MAX_SHOWN = 5  # findings quoted in one error message
 
 _lock = threading.Lock()

@@ -73,7 +73,9 @@ def test_a_template_url_is_read_from_the_emulators_s3_and_checked(aws, template_
     cfn = boto3.client("cloudformation")
     url = "https://gate-templates.s3.eu-west-1.amazonaws.com/t.json"
     message = refused(
-        lambda: cfn.create_change_set(StackName="s", ChangeSetName="c", ChangeSetType="CREATE", TemplateURL=url)
+        lambda: cfn.create_change_set(
+            StackName="s", ChangeSetName="c", ChangeSetType="CREATE", TemplateURL=url
+        )
     )
     assert "[/Metadata/DatasetteLambda/spec/domain] 'null'" in message
     assert len(template_gate.new()) == 1
