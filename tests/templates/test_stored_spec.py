@@ -13,7 +13,9 @@ from tests.support.template_gate import null_paths
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=4)
+    ),
     max_leaves=30,
 )
 
@@ -35,5 +37,7 @@ def test_places_count_list_positions_in_the_original_list():
 
 def test_a_spec_without_nulls_is_stored_as_it_is():
     assert stored_spec({"domain": "x.example", "rows": 3}) == {"spec": {"domain": "x.example", "rows": 3}}
-    assert metadata_spec({"DatasetteLambda": {"spec": {"domain": None}}}) == {"domain": None}  # older templates
+    assert metadata_spec({"DatasetteLambda": {"spec": {"domain": None}}}) == {
+        "domain": None
+    }  # older templates
     assert metadata_spec({}) is None
