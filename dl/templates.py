@@ -73,6 +73,7 @@ MIB = 1024 * 1024
 EPHEMERAL_MIN_MB = 512
 EPHEMERAL_MAX_MB = 10240
 EPHEMERAL_HEADROOM_MB = 64  # kept free in /tmp beyond the databases (runtime scratch files)
+LAMBDA_ENVIRONMENT_MAX = 4096  # bytes: "Environment variable size: 4 KB" (Lambda quotas, not adjustable)
 ORIGIN_READ_TIMEOUT_MAX = 60  # CloudFront's limit without a quota increase
 HTTP_API_TIMEOUT_MAX = 30  # an HTTP API integration times out after at most 30 s
 CACHE_MAX_TTL = 31_536_000  # one year: Datasette's static assets say "max-age=..., immutable"
@@ -461,16 +462,7 @@ def _function_resources(
                 "Resource": [_sub(f"arn:${{AWS::Partition}}:s3:::{artifacts.bucket}/{key}") for key in keys],
             }
         )
-    env: dict[str, Any] = {}
-    if keys:
-        env["DL_ARTIFACT_BUCKET"] = artifacts.bucket
-    if instance.cdn and instance.endpoint == "http-api":
-        env["DL_ORIGIN_SECRET"] = {"Ref": ORIGIN_SECRET_PARAMETER}
-    # Datasette's signing secret: a NoEcho parameter apply derives per instance (dl/secrets.py); empty (the
-    # default, e.g. a template deployed by hand) lets Datasette pick one per sandbox
-    env["DATASETTE_SECRET"] = {"Ref": DATASETTE_SECRET_PARAMETER}
-    for secret in env_secrets:
-        env[secret] = {"Ref": secret_parameter(secret)}
+    env = function_environment(instance, artifacts, env_secrets)
     function: dict[str, Any] = {
         "FunctionName": name,
         "Description": f"Datasette: instance {instance.name} (spec {digest})",
@@ -517,6 +509,33 @@ def _function_resources(
         },
         "Function": {"Type": "AWS::Lambda::Function", "Properties": function},
     }
+
+
+def function_environment(
+    instance: Instance, artifacts: InstanceArtifacts, env_secrets: tuple[str, ...]
+) -> dict[str, Any]:
+    """The function's environment variables; secrets are ``{"Ref": <NoEcho parameter>}``."""
+    env: dict[str, Any] = {}
+    if artifacts.database_keys:
+        env["DL_ARTIFACT_BUCKET"] = artifacts.bucket
+    if instance.cdn and instance.endpoint == "http-api":
+        env["DL_ORIGIN_SECRET"] = {"Ref": ORIGIN_SECRET_PARAMETER}
+    # Datasette's signing secret: a NoEcho parameter apply derives per instance (dl/secrets.py); empty (the
+    # default, e.g. a template deployed by hand) lets Datasette pick one per sandbox
+    env["DATASETTE_SECRET"] = {"Ref": DATASETTE_SECRET_PARAMETER}
+    for secret in env_secrets:
+        env[secret] = {"Ref": secret_parameter(secret)}
+    return env
+
+
+def environment_bytes(env: dict[str, Any], parameters: dict[str, str]) -> int:
+    """Size of the environment as Lambda measures it against its 4 KB limit (the compact JSON of every name
+    and value, "String measured: {...}" in its refusal), with each parameter reference resolved."""
+    resolved = {
+        name: parameters.get(value["Ref"], "") if isinstance(value, dict) else value
+        for name, value in env.items()
+    }
+    return len(json.dumps(resolved, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _function_url_resources(instance: Instance) -> dict:
