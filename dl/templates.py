@@ -38,7 +38,7 @@ The deployed spec and artifact keys live in the template's top-level ``Metadata[
 (``{"format": 1, "spec": ..., "spec_nulls": [...], "artifacts": {"bucket", "package_key", "database_keys"}}``),
 so ``get_template`` returns what was deployed and a rollback rolls it back with the stack. CloudFormation
 refuses nulls anywhere in a template, so the spec is stored without them and ``spec_nulls`` lists where they
-were (dl/nullfree.py); :func:`template_spec` puts them back.
+were, and every ``${`` is written ``${!`` (dl/metadata_json.py); :func:`template_spec` undoes both.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from typing import Any
 
 import click
 
-from dl import nullfree
+from dl import metadata_json
 from dl.cloudfront import RUNTIME as CLOUDFRONT_RUNTIME
 from dl.cloudfront import viewer_request_code
 from dl.errors import DlError
@@ -173,17 +173,19 @@ def template_spec(template: Template) -> dict | None:
 
 
 def metadata_spec(metadata: dict) -> dict | None:
-    """The spec stored in a template's Metadata, with the nulls :func:`stored_spec` left out put back."""
+    """The spec stored in a template's Metadata, exactly as :func:`stored_spec` was given it."""
     entry = metadata.get(METADATA_KEY)
     if not isinstance(entry, dict) or not isinstance(entry.get("spec"), dict):
         return None
-    return nullfree.restore(entry["spec"], entry.get("spec_nulls") or [])
+    return metadata_json.decode({"value": entry["spec"], "nulls": entry.get("spec_nulls") or []})
 
 
 def stored_spec(spec: dict) -> dict:
-    """The Metadata entries holding `spec`: CloudFormation refuses nulls, so they are listed apart."""
-    stripped, nulls = nullfree.strip(spec)
-    return {"spec": stripped, **({"spec_nulls": nulls} if nulls else {})}
+    """The Metadata entries holding `spec` (dl/metadata_json.py): without nulls, which CloudFormation refuses
+    (their places listed apart), and with ``${`` written ``${!`` (cfn-lint reads ``${Name}`` as a forgotten
+    ``Fn::Sub``)."""
+    stored = metadata_json.encode(spec)
+    return {"spec": stored["value"], **({"spec_nulls": stored["nulls"]} if "nulls" in stored else {})}
 
 
 def template_artifact_keys(template: Template) -> frozenset[str]:

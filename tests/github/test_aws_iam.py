@@ -27,6 +27,8 @@ UNSCOPABLE = {
     "route53:ChangeResourceRecordSets",
     "route53:GetChange",
     "cloudfront:GetDistribution",
+    "cloudfront:ListDistributions",  # List-level actions without a resource type (Service Authorization
+    "cloudfront:ListFunctions",  # Reference): apply counts them for the quota warning (dl/quotas.py)
     "lambda:GetFunctionUrlConfig",
     "acm:RequestCertificate",
     "acm:DescribeCertificate",

@@ -40,14 +40,14 @@ ENVIRON = {"LINT_API_KEY": "s3cr3t", "LINT_SIGNING": "signing-secret-value"}
 
 # Every variant: front door (function URL, HTTP API), CDN on and off, prefix, a domain in a Route 53 zone or with
 # a given certificate, secrets (DATASETTE_SECRET among them), a plugin, x86_64 and arm64, metadata with a null
-# (YAML `~`), tags, databases inline or in S3 (the `s3` instance is built with an inline limit of 0).
+# (YAML `~`) and a `${AWS::Region}` (cfn-lint's E1029 outside Fn::Sub), tags, databases inline or in S3 (the `s3` instance is built with an inline limit of 0).
 MANIFEST = f"""\
 project: lint-data
 region: eu-west-1
 tags: {{team: data, cost-centre: "42"}}
 instances:
   plain: {{databases: [northwind.db]}}
-  prefixed: {{databases: [northwind.db, cities.db], prefix: /data/, metadata: {{title: Northwind, license: ~}}}}
+  prefixed: {{databases: [northwind.db, cities.db], prefix: /data/, metadata: {{title: "${{AWS::Region}}", license: ~}}}}
   no-cdn: {{databases: [northwind.db], cdn: false, prefix: /v1/}}
   api: {{databases: [northwind.db], endpoint: http-api}}
   api-no-cdn: {{databases: [northwind.db], endpoint: http-api, cdn: false}}
@@ -131,6 +131,7 @@ def test_the_variants_are_what_they_say(built):
     assert built["plugins"][1]["versions"]["datasette-block-robots"] == "1.1.1"
     assert built["x86"][1]["architecture"] == "x86_64"
     assert built["plain"][1]["domain"] is None and built["prefixed"][1]["metadata"]["license"] is None
+    assert built["prefixed"][1]["metadata"]["title"] == "${AWS::Region}"
     assert built["secrets"][1]["secrets"]["API_KEY"].startswith("hmac-sha256:")
 
 
