@@ -104,7 +104,7 @@ def _refusal(findings: list[str]) -> Exception:
 
 def check(body: str, region: str) -> list[str]:
     """Every reason AWS or cfn-lint would refuse `body` in `region` (empty: none). Cached."""
-    key = f"{version('cfn-lint')}-{region}-{hashlib.sha256(body.encode()).hexdigest()}"
+    key = f"{_cfn_lint_version()}-{region}-{hashlib.sha256(body.encode()).hexdigest()}"
     if key in _memory:
         return _memory[key]
     cached = _read_cache(key)
@@ -113,6 +113,11 @@ def check(body: str, region: str) -> list[str]:
         _write_cache(key, cached)
     _memory[key] = cached
     return cached
+
+
+@functools.cache
+def _cfn_lint_version() -> str:
+    return version("cfn-lint")
 
 
 def null_findings(body: str) -> list[str]:
