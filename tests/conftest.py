@@ -50,12 +50,14 @@ def template_gate(request):
 def _template_gate(request):
     """Fail the test during which an emulator refused a template (a null or a cfn-lint finding)."""
     log = request.config._template_gate_log
+    gate.drain()
     log.new()  # whatever came before belongs to an earlier test
     yield
+    gate.drain()  # checks still running beside requests (DL_TEMPLATE_GATE_MODE=record)
     refused = log.new()
     if refused:
         lines = [f"{f['action']} {f['stack']} ({f['region']}): {'; '.join(f['findings'])}" for f in refused]
-        pytest.fail("the emulator refused templates AWS would refuse:\n" + "\n".join(lines), pytrace=False)
+        pytest.fail("the emulator found templates AWS would refuse:\n" + "\n".join(lines), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import uuid
 
 import boto3
 import botocore.exceptions
@@ -133,3 +134,21 @@ def test_the_emulator_hook_does_nothing_unless_named(monkeypatch):
 
 def remember(server) -> None:
     SEEN.append(server)  # noqa: F821 (set by the test above)
+
+
+def test_in_record_mode_a_template_is_accepted_at_once_and_the_finding_still_recorded(
+    aws, template_gate, monkeypatch
+):
+    """The fault-injection tests' client gives up after 1 s, sooner than a first lint: there the call passes
+    and the finding arrives beside it (the test would still fail)."""
+    from tests.support import template_gate as gate
+
+    monkeypatch.setenv("DL_TEMPLATE_GATE_MODE", "record")
+    body = json.dumps({**with_null(), "Description": f"record mode {uuid.uuid4()}"})  # never checked before
+    boto3.client("cloudformation").create_stack(StackName="recorded", TemplateBody=body)
+    gate.drain()
+    [finding] = template_gate.new()
+    assert finding["stack"] == "recorded" and "'null' values are not allowed" in finding["findings"][0]
+    # known now: refused at once, even in record mode
+    refused(lambda: boto3.client("cloudformation").create_stack(StackName="again", TemplateBody=body))
+    assert len(template_gate.new()) == 1
