@@ -195,9 +195,8 @@ def refuse_oversized_environment(
         values = secrets.get(name, {})
         artifacts = templates.InstanceArtifacts.from_spec(spec, bucket or "b" * BUCKET_NAME_MAX)
         env = templates.function_environment(instance, artifacts, tuple(sorted(instance.secrets)))
-        derived = dl_secrets.datasette_secret(
-            bytes(32), manifest.project, name
-        )  # same length as the real one
+        # derived values have the same length whatever the key (the real one may not exist yet)
+        derived = dl_secrets.datasette_secret(bytes(32), manifest.project, name)
         parameters = {
             templates.DATASETTE_SECRET_PARAMETER: derived,
             templates.ORIGIN_SECRET_PARAMETER: derived,
