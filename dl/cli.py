@@ -15,11 +15,25 @@ from pathlib import Path
 import click
 
 from dl import __version__
-from dl.errors import DlError, ManifestError
-from dl.options import load, manifest_option, outside_paths_option
+from dl.errors import DlError, ManifestError, UnknownInstance
+from dl.options import aws_context, load, manifest_option, outside_paths_option, sandbox_option
 
 
-class DlGroup(click.Group):
+class SummaryGroup(click.Group):
+    """`--help` lists each command with its whole first sentence, wrapped (click cuts it to fit one line)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class DlGroup(SummaryGroup):
     """Turns DlError (and anything unexpected) into a message and exit code 1 instead of a traceback."""
 
     def invoke(self, ctx: click.Context):
@@ -28,12 +42,17 @@ class DlGroup(click.Group):
         except ManifestError as exc:
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
+            if os.environ.get("GITHUB_ACTIONS") == "true":  # each problem on its line of the manifest
+                from dl.github import annotation
+
+                for problem in exc.problems:
+                    click.echo(annotation(problem))
             count = len(exc.problems)
             click.echo(f"{count} problem{'s' if count != 1 else ''} found.", err=True)
             sys.exit(1)
         except DlError as exc:
             click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
+            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -89,13 +108,20 @@ def _manifest_label(manifest) -> str:
         return manifest.path.name
 
 
+def _label_of(manifest_path: str) -> str:
+    """The label ``_manifest_label`` gives, from the path alone (for a manifest that may not load)."""
+    from dl.manifest import find_root
+
+    path = Path(manifest_path).absolute()
+    try:
+        return os.path.relpath(path, find_root(path.parent))
+    except ValueError:
+        return path.name
+
+
 def pipeline_options(f):
     """--target (repeatable), --parallelism, --sandbox: shared by plan and apply."""
-    f = click.option(
-        "--sandbox",
-        is_flag=True,
-        help="Run against a throwaway AWS emulator started in-process (moto; the `sandbox` extra).",
-    )(f)
+    f = sandbox_option(f)
     f = click.option(
         "--parallelism",
         default=4,
@@ -118,7 +144,7 @@ def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str)
     destroy them); names that are neither are refused by the pipeline once AWS has been read."""
     from dl.pipeline import prepare
 
-    with _sandbox(sandbox, manifest) if sandbox else nullcontext():
+    with aws_context(sandbox, manifest.region):
         yield prepare(
             manifest,
             targets=list(dict.fromkeys(targets)),
@@ -151,25 +177,74 @@ def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str)
 @click.option(
     "--comment", is_flag=True, help="Post the plan as the pull request's sticky comment (GitHub Actions)."
 )
+@click.option(
+    "--allow-destroy",
+    is_flag=True,
+    help="Say that the apply will run with --allow-destroy (only what the plan says about refusals changes).",
+)
 def plan(
-    manifest_path, allow_outside_paths, targets, parallelism, sandbox, out, fmt, detailed_exitcode, comment
+    manifest_path,
+    allow_outside_paths,
+    targets,
+    parallelism,
+    sandbox,
+    out,
+    fmt,
+    detailed_exitcode,
+    comment,
+    allow_destroy,
 ):
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
-    from dl.render import render_json, render_markdown, render_text
+    review = None
+    if comment and not os.environ.get("GITHUB_REPOSITORY"):
+        from dl.github import ONLY_IN_ACTIONS
 
+        raise DlError(ONLY_IN_ACTIONS)  # before anything is built
+    if comment:
+        from dl.review import PlanReview, manifest_directory
+
+        review = PlanReview(_label_of(manifest_path), manifest_directory(manifest_path))
+        review.refuse_base_checkout()  # before anything: the comment stays as it is
+    try:
+        with _sigterm_as_interrupt() if comment else nullcontext():
+            manifest, result = _make_plan(
+                manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment
+            )
+    except (SystemExit, click.exceptions.Exit):
+        raise
+    except BaseException as exc:  # noqa: B036  # the comment must not keep showing an older plan
+        if review is not None:
+            review.post_failure(exc, _stderr)
+        raise
+    label = _manifest_label(manifest)
+    _show_plan(result, label, out, fmt)
+    if review is not None:
+        outcome = review.post_plan(result, allow_destroy=allow_destroy)
+        _stderr(f"Pull request comment {outcome.action}: {outcome.url}".rstrip(": "))
+    else:
+        from dl.github import write_plan_summary
+        from dl.render import comment_parts
+
+        write_plan_summary(comment_parts(result, manifest=label, allow_destroy=allow_destroy))
+    if detailed_exitcode and not result.is_empty():
+        sys.exit(2)
+
+
+def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment):
+    """(manifest, plan): load, check credentials (for --comment), run the pipeline."""
     manifest = load(manifest_path, allow_outside_paths)
     label = _manifest_label(manifest)
     if comment and not sandbox:
-        from dl.github import explain_missing_credentials
-
-        reason = _missing_credentials(manifest)
-        if reason:
-            _comment_no_credentials(reason + " " + explain_missing_credentials(), label)
-            raise DlError(f"no plan could be made: {reason}")
+        _require_credentials(manifest)
     with _prepared(
         manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
     ) as prepared:
-        result = prepared.plan
+        return manifest, prepared.plan
+
+
+def _show_plan(result, label: str, out, fmt: str) -> None:
+    from dl.render import render_json, render_markdown, render_text
+
     if out:
         Path(out).write_text(result.dumps(), encoding="utf-8")
         _stderr(f"Saved the plan to {out}: apply exactly it with `dl apply {out}`.")
@@ -180,19 +255,44 @@ def plan(
     else:
         click.echo(render_text(result, colour=_colour()), nl=False)
     _github_outputs(result, out)
-    if comment:
-        from dl.github import comment_on_pull_request
-        from dl.render import comment_parts
 
-        outcome = comment_on_pull_request(comment_parts(result, manifest=label), manifest=label)
-        _stderr(f"Pull request comment {outcome.action}: {outcome.url}".rstrip(": "))
-    else:
-        from dl.github import write_plan_summary
-        from dl.render import comment_parts
 
-        write_plan_summary(comment_parts(result, manifest=label))
-    if detailed_exitcode and not result.is_empty():
-        sys.exit(2)
+@contextmanager
+def _sigterm_as_interrupt():
+    """GitHub cancels a job with SIGINT, then SIGTERM: both end the plan as an interrupt, so the comment
+    says the run was cancelled instead of keeping an older plan."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _require_credentials(manifest) -> None:
+    """No plan without AWS credentials (as on a pull request from a fork): one clear line for a fork, whose
+    token cannot comment anyway; otherwise an error the comment shows."""
+    from dl.github import explain_missing_credentials, write_step_summary
+    from dl.review import NoCredentials, fork_without_credentials
+
+    reason = _missing_credentials(manifest)
+    if not reason:
+        return
+    line = fork_without_credentials()
+    if line:
+        click.echo(f"::error title=datasette-lambda::{line}")
+        write_step_summary(f"**datasette-lambda:** {line}")
+        sys.exit(1)
+    raise NoCredentials(f"{reason} {explain_missing_credentials()}")
 
 
 def _missing_credentials(manifest) -> str | None:
@@ -205,13 +305,6 @@ def _missing_credentials(manifest) -> str | None:
     return None
 
 
-def _comment_no_credentials(reason: str, label: str) -> None:
-    from dl.comment import no_credentials_parts
-    from dl.github import comment_on_pull_request
-
-    comment_on_pull_request(no_credentials_parts(reason, manifest=label), manifest=label)
-
-
 def _github_outputs(result, out) -> None:
     from dl.github import write_outputs
 
@@ -221,18 +314,11 @@ def _github_outputs(result, out) -> None:
     write_outputs(outputs)
 
 
-def _sandbox(enabled: bool, manifest):
-    from dl.sandbox import sandbox
-
-    _stderr("Sandbox: a throwaway AWS emulator on 127.0.0.1; nothing reaches a real AWS account.")
-    return sandbox(manifest.region)
-
-
-def _confirm(yes: bool, question: str) -> None:
+def _confirm(yes: bool, question: str, verb: str = "apply") -> None:
     if yes or os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         return
     if not sys.stdin.isatty():
-        raise DlError("no terminal to confirm on: pass --yes to apply without confirmation")
+        raise DlError(f"no terminal to confirm on: pass --yes to {verb} without confirmation")
     if not click.confirm(question, default=False):
         raise DlError("cancelled: nothing was changed")
 
@@ -250,6 +336,16 @@ def _confirm(yes: bool, question: str) -> None:
     is_flag=True,
     help="When the HTTP check of an updated instance fails, re-deploy its previous spec.",
 )
+@click.option(
+    "--require-reviewed-plan",
+    is_flag=True,
+    help="Apply only the plan reviewed on the pull request merged as GITHUB_SHA (GitHub Actions).",
+)
+@click.option(
+    "--allow-unreviewed",
+    is_flag=True,
+    help="With --require-reviewed-plan: also apply a push that no pull request merged.",
+)
 def apply(
     plan_file,
     manifest_path,
@@ -261,11 +357,14 @@ def apply(
     allow_destroy,
     no_verify,
     rollback_on_failure,
+    require_reviewed_plan,
+    allow_unreviewed,
 ):
     """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan."""
     import json
 
     from dl.apply import ApplyInterrupted, apply_plan, refuse_unsafe
+    from dl.comment import ApplyReport
     from dl.plan import Plan
     from dl.render import render_text
 
@@ -282,6 +381,13 @@ def apply(
         targets = tuple(
             i.name for i in saved.instances if i.name in manifest.instances or i.action.value == "destroy"
         )
+    review = None
+    if require_reviewed_plan:
+        from dl.review import ApplyReview
+
+        review = ApplyReview(label)  # reads GitHub only; fails before AWS is touched
+    elif allow_unreviewed:
+        raise click.UsageError("--allow-unreviewed only means something with --require-reviewed-plan")
     with _prepared(
         manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
     ) as prepared:
@@ -290,8 +396,17 @@ def apply(
             raise DlError(f"{plan_file} is a plan for region {saved.region}, not {prepared.aws.region}")
         click.echo(render_text(chosen, colour=_colour()), nl=False)
         if chosen.is_empty():
+            if review is not None:
+                report = ApplyReport(summary="**Nothing to apply:** AWS already matches the manifest.")
+                review.post_outcome(report, ok=True, log=_stderr)
             return
-        refuse_unsafe(chosen, allow_destroy=allow_destroy)
+        if review is not None:
+            review.check(chosen, allow_unreviewed=allow_unreviewed, log=_stderr)
+        try:
+            refuse_unsafe(chosen, allow_destroy=allow_destroy)
+        except DlError as exc:
+            _refused(review, exc, label)
+            raise
         if not plan_file:
             _confirm(yes, "Apply these changes?")
         try:
@@ -309,9 +424,15 @@ def apply(
             )
         except ApplyInterrupted as exc:  # Ctrl-C while writing: say what state was left
             _stderr(str(exc))
+            _refused(review, exc, label, verb="Apply interrupted")
             sys.exit(130)
+        except DlError as exc:
+            _refused(review, exc, label, verb="Apply failed")
+            raise
         _report(result)
-        _apply_summary(result, label)
+        report = _apply_summary(result, label)
+        if review is not None:
+            review.post_outcome(report, ok=result.ok, log=_stderr)
         if sandbox and result.ok:
             from dl.pipeline import prepare
 
@@ -323,10 +444,24 @@ def apply(
         sys.exit(1)
 
 
-def _apply_summary(result, label: str) -> None:
-    """The job summary after apply (GitHub Actions only): what changed and the public URLs."""
+def _refused(review, exc: Exception, label: str, *, verb: str = "Apply refused") -> None:
+    """An apply that stopped before or while writing: the job summary and the merged pull request say why."""
     from dl.comment import ApplyReport
-    from dl.github import write_apply_summary
+    from dl.github import write_apply_summary, write_outputs
+    from dl.markdown import code_block
+
+    report = ApplyReport(summary=f"**{verb}.**\n\n" + code_block(str(exc)), manifest=label)
+    write_apply_summary(report)
+    write_outputs({"summary": f"{verb}: {str(exc).splitlines()[0]}"})
+    if review is not None:
+        review.post_outcome(report, ok=False, log=_stderr)
+
+
+def _apply_summary(result, label: str):
+    """The job summary and the `summary` output after apply (GitHub Actions only): what changed and the
+    public URLs. Returns the report (the merged pull request's comment shows it too)."""
+    from dl.comment import ApplyReport
+    from dl.github import write_apply_summary, write_outputs
 
     ok = [o for o in result.outcomes if o.ok]
     verb = "Apply complete" if result.ok else "Apply failed"
@@ -341,16 +476,20 @@ def _apply_summary(result, label: str) -> None:
         manifest=label,
     )
     write_apply_summary(report)
+    write_outputs({"summary": f"{verb}: {len(ok)} succeeded, {len(result.outcomes) - len(ok)} failed."})
+    return report
 
 
-def _report(result) -> None:
+def _report(result, command: str = "Apply") -> None:
+    """One line per instance, then `Apply complete: ...` (or `Destroy complete: ...` for `dl destroy`)."""
     ok = [o for o in result.outcomes if o.ok]
     failed = [o for o in result.outcomes if not o.ok]
     for o in ok:
-        click.echo(f"{o.name}: {o.action.value} {o.message}" + (f" -> {o.url}" if o.url else ""))
+        done = o.message if o.message == "destroyed" else f"{o.action.value} {o.message}"
+        click.echo(f"{o.name}: {done}" + (f" -> {o.url}" if o.url else ""))
     for o in failed:
         click.echo(f"{o.name}: FAILED ({o.action.value}): {o.message}", err=True)
-    verb = "Apply complete" if not failed else "Apply failed"
+    verb = f"{command} complete" if not failed else f"{command} failed"
     click.echo(f"{verb}: {len(ok)} succeeded, {len(failed)} failed.")
 
 
@@ -362,23 +501,32 @@ def _report(result) -> None:
 @click.option(
     "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances at once."
 )
-def destroy(instances, manifest_path, everything, yes, parallelism):
+@sandbox_option
+def destroy(instances, manifest_path, everything, yes, parallelism, sandbox):
     """Delete the named instances' stacks and their unshared artifacts (or --all of the project's)."""
+    if bool(instances) == everything:
+        raise click.UsageError("name the instances to destroy, or pass --all")
+    manifest = load(manifest_path, check_files=False)
+    with aws_context(sandbox, manifest.region):
+        _destroy(manifest, instances, everything, yes, parallelism)
+
+
+def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int) -> None:
     from dl.apply import Executor
-    from dl.aws import Aws
+    from dl.aws import Aws, require_credentials
     from dl.observed import observe
     from dl.plan import Action, InstancePlan, Plan
     from dl.render import render_text
 
-    if bool(instances) == everything:
-        raise click.UsageError("name the instances to destroy, or pass --all")
-    manifest = load(manifest_path, check_files=False)
     aws = Aws(manifest.region)
+    require_credentials(aws)
     observed = observe(aws, manifest.project, parallelism=parallelism)
     names = list(observed.instances) if everything else list(dict.fromkeys(instances))
     unknown = [n for n in names if n not in observed.instances]
     if unknown:
-        raise DlError(f"not deployed in project {manifest.project} ({aws.region}): {', '.join(unknown)}")
+        raise UnknownInstance(
+            f"not deployed in project {manifest.project} ({aws.region}): {', '.join(unknown)}"
+        )
     items = []
     for name in names:
         o = observed.instances[name]
@@ -404,12 +552,50 @@ def destroy(instances, manifest_path, everything, yes, parallelism):
     refused = [i.name for i in items if i.protected]
     if refused:
         raise DlError(f"refusing to destroy protected instances (protect: true): {', '.join(refused)}")
-    _confirm(yes, f"Destroy {len(items)} instance{'s' if len(items) != 1 else ''}? This cannot be undone.")
+    _confirm(
+        yes,
+        f"Destroy {len(items)} instance{'s' if len(items) != 1 else ''}? This cannot be undone.",
+        "destroy",
+    )
     executor = Executor(aws, manifest, log=_stderr, parallelism=parallelism)
     result = executor.execute(chosen, {}, observed, {})
-    _report(result)
+    _report(result, "Destroy")
     if not result.ok:
         sys.exit(1)
+
+
+# --- the sandbox: a local AWS emulator that lasts ------------------------------------------------------
+
+
+@main.group(cls=SummaryGroup)
+def sandbox() -> None:
+    """Run a local AWS emulator in the background, for --sandbox (state in memory, address in .dl/)."""
+
+
+@sandbox.command("up")
+def sandbox_up() -> None:
+    """Start the local AWS emulator in the background (or say where the running one is)."""
+    from dl.sandbox import state_dir, up
+
+    found, started = up()
+    where = os.path.relpath(state_dir())
+    if started:
+        click.echo(f"Sandbox started at {found.url} (pid {found.pid}; recorded in {where}/).")
+    else:
+        click.echo(f"Sandbox already running at {found.url} (pid {found.pid}; recorded in {where}/).")
+    click.echo("Commands with --sandbox use it; `dl sandbox down` stops it and forgets everything it holds.")
+
+
+@sandbox.command("down")
+def sandbox_down() -> None:
+    """Stop the local AWS emulator; everything deployed to it is gone."""
+    from dl.sandbox import down
+
+    stopped = down()
+    if stopped is None:
+        click.echo("No sandbox is running.")
+    else:
+        click.echo(f"Sandbox at {stopped.url} (pid {stopped.pid}) stopped.")
 
 
 # --- command registration: one line per command module -------------------------------------------

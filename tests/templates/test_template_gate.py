@@ -7,6 +7,7 @@ them from failing the test itself (tests/conftest.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -99,24 +100,30 @@ def test_null_paths_are_json_pointers():
     assert null_paths({"a": [1, "x", {"b": False}]}) == []
 
 
-def test_a_sandbox_in_a_subprocess_is_gated_too(aws, template_gate):
-    """`dl ... --sandbox` starts its own emulator in its own process: dl.sandbox calls the hook, the child
-    refuses the template, and the refusal reaches this test's log through the findings file."""
+def test_the_sandbox_process_is_gated_too(aws, template_gate, tmp_path):
+    """`--sandbox` runs its emulator in a process of its own (`python -m dl.sandbox`): dl.sandbox calls the
+    hook there, that emulator refuses the template, and the refusal reaches this test through the findings
+    file."""
     code = textwrap.dedent(
         f"""
-        import boto3, botocore.exceptions, json
-        from dl.sandbox import sandbox
-        with sandbox("eu-west-1"):
-            try:
-                boto3.client("cloudformation").create_stack(StackName="child", TemplateBody={json.dumps(json.dumps(with_null()))})
-            except botocore.exceptions.ClientError as exc:
-                print(exc.response["Error"]["Code"])
+        import boto3, botocore.exceptions
+        from dl.sandbox import down, environment
+        try:
+            with environment("eu-west-1"):
+                try:
+                    boto3.client("cloudformation").create_stack(StackName="child", TemplateBody={json.dumps(json.dumps(with_null()))})
+                except botocore.exceptions.ClientError as exc:
+                    print(exc.response["Error"]["Code"])
+        finally:
+            down()
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "DL_SANDBOX_DIR": str(tmp_path / ".dl")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.stdout.strip() == "ValidationError", out.stderr
     [finding] = template_gate.new()
     assert finding["stack"] == "child" and finding["region"] == "eu-west-1"
+    assert finding["pid"] != os.getpid()  # recorded by the sandbox's own process
 
 
 def test_the_emulator_hook_does_nothing_unless_named(monkeypatch):
