@@ -31,7 +31,12 @@ def pytest_configure(config):
     findings = Path(tempfile.mkdtemp(prefix="dl-template-gate-")) / "findings.jsonl"
     findings.touch()
     os.environ[gate.FINDINGS_ENV] = str(findings)
-    os.environ[gate.CACHE_ENV] = str(config.cache.mkdir("template-gate"))
+    cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider: then a folder of the user's own
+    os.environ[gate.CACHE_ENV] = str(
+        cache.mkdir("template-gate")
+        if cache
+        else Path(tempfile.gettempdir()) / f"dl-template-gate-{os.getuid()}"
+    )
     os.environ["DL_EMULATOR_HOOK"] = "tests.support.template_gate:install"
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(ROOT) not in paths:
