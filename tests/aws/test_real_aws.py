@@ -81,7 +81,8 @@ def deployed(tmp_path_factory):
 
 
 def urls(folder) -> dict[str, str]:
-    status = json.loads(dl(folder, "status", "--json").stdout)
+    out = dl(folder, "status", "--json").stdout
+    status = json.loads(out[out.index("[") :])  # after any progress lines
     return {entry["name"]: entry["url"] for entry in status}
 
 
