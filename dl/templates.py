@@ -14,6 +14,8 @@ Interface
 ``certificate_template(project, instance, hosted_zone_id)``   Output ``CertificateArn``
 ``template_json(template)``                       canonical JSON (sorted keys, compact)
 ``template_spec(template)`` / ``template_artifact_keys(template)``   read back what a deployed template holds
+``stored_spec(spec)`` / ``metadata_spec(metadata)``   a spec as Metadata holds it (no nulls, no ``${``), and back
+``function_environment(...)`` / ``environment_bytes(env, parameters)``   the function's variables, Lambda's size
 ``secret_parameter(env_name)``                    the NoEcho template parameter carrying a secret's value
 
 A double hyphen never occurs in ``<project>-<instance>`` (the manifest allows single hyphens only), so the
