@@ -84,6 +84,7 @@ def instance_lines(i: InstancePlan) -> list[str]:
         lines.append("# the stack, its function, front door and logs are deleted")
         if i.protected:
             lines.append("! protected (protect: true): apply refuses to destroy it")
+        lines += [f"! {clean(c)}" for c in i.consequences]  # e.g. the domain it releases, and to whom
         return lines
     if i.action is Action.CREATE:
         changes, nested = create_changes(i.changes)
@@ -118,7 +119,8 @@ def create_changes(changes: tuple[Change, ...]) -> tuple[list[Change], int]:
             keep = c.path.count(".") == 1
             nested += not keep
         else:
-            keep = c.path == "versions.datasette" or c.path.startswith(("config.", "tags."))
+            # "datasette" (the line) is a change of a create only when it is not the default line
+            keep = c.path in ("versions.datasette", "datasette") or c.path.startswith(("config.", "tags."))
         if keep:
             shown.append(c)
     return shown, nested
