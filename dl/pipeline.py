@@ -79,6 +79,6 @@ def seal_secrets(
 
     if not any(d.instance.secrets for d in desired.values()):
         return
-    key = secrets.read_key(aws, observed.bucket)
+    key = secrets.read_fingerprint_key(aws, observed.bucket)
     deployed = {name: o.spec for name, o in observed.instances.items()}
     secrets.seal({n: d.spec for n, d in desired.items()}, manifest, key, deployed, log=log)
