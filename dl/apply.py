@@ -43,6 +43,7 @@ from dl.aws import (
     TAG_COMMIT,
     TAG_DEPLOYED_AT,
     TAG_INSTANCE,
+    TAG_PREVIEW,
     TAG_PROJECT,
     TAG_ROLE,
     TAG_SPEC,
@@ -56,8 +57,10 @@ from dl.aws import (
 from dl.desired import DesiredInstance, spec_digest
 from dl.errors import DlError
 from dl.manifest import Manifest
-from dl.observed import ObservedState, observe
+from dl.observed import ObservedState, observe, observe_scopes
 from dl.plan import Action, InstancePlan, Plan
+from dl.preview import KEY_OBJECT as PREVIEW_KEY_OBJECT
+from dl.preview import artifact_prefix
 
 TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates go through S3 (TemplateURL)
 STACK_WAIT_SECONDS = 60 * 60  # CloudFront can take a while; a stack is never waited on longer than this
@@ -212,8 +215,10 @@ class StackDeployer:
         bucket: str | None = None,
         cancel: threading.Event | None = None,
         step: Callable[[str], None] | None = None,
+        key_prefix: str = "",
     ):
         self.aws = aws
+        self.key_prefix = key_prefix  # where large templates go in the bucket (a preview's: previews/)
         self.log = log
         self.cfn = aws.client("cloudformation", cfn_region)
         self.cfn_once = aws.client("cloudformation", cfn_region, retries=False)  # see once()
@@ -358,7 +363,7 @@ class StackDeployer:
             )
         import hashlib
 
-        key = f"templates/{hashlib.sha256(body.encode()).hexdigest()}.json"
+        key = f"{self.key_prefix}templates/{hashlib.sha256(body.encode()).hexdigest()}.json"
         if not self.aws.object_exists(self.bucket, key):
             self.aws.put_object(self.bucket, key, body.encode())
         region = self.aws.region
@@ -510,9 +515,14 @@ class Executor:
         parallelism: int = 4,
         verify: bool = False,
         rollback_on_failure: bool = False,
+        preview: int | None = None,
     ):
         self.aws = aws
         self.manifest = manifest
+        self.preview = (
+            preview  # the pull request whose previews this executes (dl/preview.py); None: production
+        )
+        self.foreign_keys: set[str] = set()  # artifacts the other scopes (production, other previews) use
         self.parallelism = parallelism
         self.keep_keys: set[str] = set()  # artifacts the desired state uses: never deleted by a destroy
         self.verify = verify
@@ -520,6 +530,10 @@ class Executor:
         self._print_lock = threading.Lock()
         self._log = log
         self.commit = current_commit(manifest.path.parent)
+        if preview is not None:  # the pull request's head, not the merge commit a pull_request run checks out
+            from dl.github import head_commit
+
+            self.commit = head_commit() or self.commit
         self.key: bytes | None = None  # the project's HMAC key (dl/secrets.py), read after the bootstrap
         self.cancel = threading.Event()  # set by Ctrl-C: workers stop at their next safe point
         self.progress: dict[str, str] = {}  # instance -> "not started" | what it is doing | "done" | ...
@@ -534,17 +548,29 @@ class Executor:
     def deployer(self, name: str, **kwargs) -> StackDeployer:
         """A StackDeployer that stops at Ctrl-C and records its steps under `name`."""
         return StackDeployer(
-            self.aws, self.log, cancel=self.cancel, step=lambda what: self.step(name, what), **kwargs
+            self.aws,
+            self.log,
+            cancel=self.cancel,
+            step=lambda what: self.step(name, what),
+            key_prefix=artifact_prefix(self.preview),
+            **kwargs,
         )
 
     def base_tags(self, role: str) -> dict:
         tags = dict(self.manifest.tags)
         tags.update({TAG_PROJECT: self.manifest.project, TAG_ROLE: role, TAG_TOOL: __version__})
+        if self.preview is not None:
+            tags[TAG_PREVIEW] = str(self.preview)
         return tags
 
     def ensure_bootstrap(self, observed: ObservedState) -> str:
         if observed.bucket:
             return observed.bucket
+        if self.preview is not None:
+            raise DlError(
+                f"project {self.manifest.project} has no artifact bucket in {self.aws.region}: previews use "
+                "production's; deploy production once (`dl apply`) first"
+            )
         name = templates.bootstrap_stack_name(self.manifest.project)
         self.log(f"bootstrap: creating the artifact bucket stack {name}")
         deployer = self.deployer("bootstrap")
@@ -627,7 +653,9 @@ class Executor:
         artifacts = templates.InstanceArtifacts.from_spec(
             spec, bucket, certificate_arn=certificate_arn, hosted_zone_id=zone
         )
-        template = templates.instance_template(self.manifest.project, instance, artifacts, spec=spec)
+        template = templates.instance_template(
+            self.manifest.project, instance, artifacts, spec=spec, preview=self.preview
+        )
         tags = {
             **self.base_tags("instance"),
             TAG_INSTANCE: instance.name,
@@ -636,17 +664,19 @@ class Executor:
             TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         parameters = {templates.secret_parameter(k): v for k, v in secrets.items()}
+        # a preview's derived secrets: from the previews' own key, and different for every pull request
+        derived_as = instance.name if self.preview is None else f"pr{self.preview}--{instance.name}"
         if self.key and "DATASETTE_SECRET" not in secrets:
             parameters[templates.DATASETTE_SECRET_PARAMETER] = dl_secrets.datasette_secret(
-                self.key, self.manifest.project, instance.name
+                self.key, self.manifest.project, derived_as
             )
         if instance.cdn and instance.endpoint == "http-api":
             if not self.key:
                 raise DlError(f"{instance.name}: no project key to derive the origin secret from")
             parameters[templates.ORIGIN_SECRET_PARAMETER] = dl_secrets.origin_secret(
-                self.key, self.manifest.project, instance.name
+                self.key, self.manifest.project, derived_as
             )
-        name = templates.instance_stack_name(self.manifest.project, instance.name)
+        name = templates.instance_stack_name(self.manifest.project, instance.name, self.preview)
         deployer = self.deployer(instance.name, bucket=bucket)
         if plan.stack_id:
             deployer.remove_stale_change_sets(name, plan.stack_id)
@@ -722,15 +752,16 @@ class Executor:
         self.log(f"{instance.name}: CloudFront invalidation {invalidation} for {paths[0]}")
 
     def destroy_instance(self, plan: InstancePlan, observed: ObservedState) -> Outcome:
-        name = templates.instance_stack_name(self.manifest.project, plan.name)
+        name = templates.instance_stack_name(self.manifest.project, plan.name, self.preview)
         deployer = self.deployer(plan.name)
         self.log(f"{plan.name}: deleting stack {name}")
         deployer.delete(plan.stack_id, name)
-        cert = self.deployer(plan.name, cfn_region=templates.CERTIFICATE_REGION)
-        cert_name = templates.certificate_stack_name(self.manifest.project, plan.name)
-        existing = cert.describe(cert_name)
-        if existing is not None:
-            cert.delete(existing["StackId"], cert_name)
+        if self.preview is None:  # a preview never has a domain, so never a certificate
+            cert = self.deployer(plan.name, cfn_region=templates.CERTIFICATE_REGION)
+            cert_name = templates.certificate_stack_name(self.manifest.project, plan.name)
+            existing = cert.describe(cert_name)
+            if existing is not None:
+                cert.delete(existing["StackId"], cert_name)
         self.delete_unshared_artifacts(plan.name, observed)
         return Outcome(plan.name, Action.DESTROY, True, "destroyed", changed=True)
 
@@ -742,6 +773,7 @@ class Executor:
             return
         mine = artifact_keys(gone.spec)
         others = set(self.keep_keys)  # what instances deployed by this very apply use (a rename, a move)
+        others |= self.foreign_keys  # production's and the other pull requests' previews'
         for other, inst in observed.instances.items():
             if other != name and inst.spec is not None:
                 others |= artifact_keys(inst.spec)
@@ -782,6 +814,8 @@ class Executor:
         for item in work:
             self.progress[item.name] = "not started"
         self.keep_keys = set().union(*(artifact_keys(d.spec) for d in desired.values()))
+        if any(i.action is Action.DESTROY for i in work):
+            self.foreign_keys = self.referenced_elsewhere()
         pool = ThreadPoolExecutor(max_workers=max(1, self.parallelism))
         futures = []
         try:
@@ -792,7 +826,8 @@ class Executor:
             )
             self.progress.pop("bootstrap", None)  # done (or not needed)
             if any(i.action is not Action.DESTROY for i in work):
-                self.key = dl_secrets.ensure_key(self.aws, bucket)
+                key_object = dl_secrets.KEY_OBJECT if self.preview is None else PREVIEW_KEY_OBJECT
+                self.key = dl_secrets.ensure_key(self.aws, bucket, key_object)
             futures = [pool.submit(self.run_one, i, desired, bucket, secrets, observed) for i in work]
             result.outcomes = [f.result() for f in futures]
         except (KeyboardInterrupt, Interrupted):
@@ -831,22 +866,35 @@ class Executor:
         )
         return "\n".join(lines)
 
+    def referenced_elsewhere(self) -> set[str]:
+        """Artifact keys the stacks of every other scope reference (production's, other pull requests')."""
+        scopes = observe_scopes(self.aws, self.manifest.project, parallelism=self.parallelism)
+        keys: set[str] = set()
+        for number, observed in scopes.items():
+            if number != self.preview:
+                for inst in observed.instances.values():
+                    keys |= artifact_keys(inst.spec or {})
+        return keys
+
     def collect_garbage(self, bucket: str) -> None:
         """Delete artifacts no stack of the project references any more, once they are older than the grace
         period (so a concurrent apply's fresh uploads are never taken). The bucket is versioned: the bytes stay
-        recoverable until its lifecycle rule expires them."""
+        recoverable until its lifecycle rule expires them. Previews count (their stacks' keys are
+        referenced too); each scope collects under its own prefix only (a preview's: previews/)."""
         grace = timedelta(hours=float(os.environ.get("DL_ARTIFACT_GRACE_HOURS", "24")))
-        observed = observe(self.aws, self.manifest.project, parallelism=self.parallelism)
+        scopes = observe_scopes(self.aws, self.manifest.project, parallelism=self.parallelism)
         referenced: set[str] = set()
-        for inst in observed.instances.values():
-            if inst.spec is None or inst.stack.status.endswith("_IN_PROGRESS"):
-                return  # keys unknown, or a rollback may still need the old ones: delete nothing
-            referenced |= artifact_keys(inst.spec)
+        for observed in scopes.values():
+            for inst in observed.instances.values():
+                if inst.spec is None or inst.stack.status.endswith("_IN_PROGRESS"):
+                    return  # keys unknown, or a rollback may still need the old ones: delete nothing
+                referenced |= artifact_keys(inst.spec)
         cutoff = datetime.now(UTC) - grace
+        root = artifact_prefix(self.preview)
         stale = [
             obj["Key"]
             for prefix in ("packages/", "databases/", "templates/")
-            for obj in self.aws.list_objects(bucket, prefix)
+            for obj in self.aws.list_objects(bucket, root + prefix)
             if obj["Key"] not in referenced and obj["LastModified"] <= cutoff
         ]
         if stale:
@@ -891,7 +939,8 @@ def apply_plan(
 ) -> ApplyResult:
     """Execute `plan`. Refuses (before writing anything) unsafe or stale plans and missing secrets."""
     refuse_unsafe(plan, allow_destroy=allow_destroy)
-    observed = observed if observed is not None else observe(aws, manifest.project, parallelism=parallelism)
+    if observed is None:
+        observed = observe(aws, manifest.project, parallelism=parallelism, preview=plan.preview)
     refuse_stale(plan, observed, desired)
     deploying = [i.name for i in plan.instances if i.action not in (Action.NOOP, Action.DESTROY)]
     secrets = secret_values(manifest, deploying)
@@ -902,5 +951,6 @@ def apply_plan(
         parallelism=parallelism,
         verify=verify,
         rollback_on_failure=rollback_on_failure,
+        preview=plan.preview,
     )
     return executor.execute(plan, desired, observed, secrets)

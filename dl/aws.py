@@ -48,6 +48,7 @@ TAG_SPEC = "dl:spec-sha256"
 TAG_COMMIT = "dl:commit"
 TAG_DEPLOYED_AT = "dl:deployed-at"
 TAG_TOOL = "dl:tool-version"
+TAG_PREVIEW = "dl:preview"  # the pull request number of a preview's stack (dl/preview.py)
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 

@@ -110,7 +110,7 @@ def pipeline_options(f):
 
 
 @contextmanager
-def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str):
+def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str, preview=None):
     """The pipeline's result (manifest -> desired -> observed -> plan), inside the sandbox when asked: the
     emulator lives as long as the block, so `apply` can act on what it planned.
 
@@ -125,6 +125,7 @@ def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str)
             parallelism=parallelism,
             log=_stderr,
             manifest_label=label,
+            preview=preview,
         )
 
 
@@ -250,6 +251,18 @@ def _confirm(yes: bool, question: str) -> None:
     is_flag=True,
     help="When the HTTP check of an updated instance fails, re-deploy its previous spec.",
 )
+@click.option(
+    "--preview",
+    "preview",
+    type=click.IntRange(1),
+    metavar="PR",
+    help="Deploy pull request PR's preview copies (stacks <project>--pr<PR>--<instance>) of the instances "
+    "whose plan against production is not empty; production is not touched.",
+)
+@click.option("--all", "every", is_flag=True, help="With --preview: a preview of every instance.")
+@click.option(
+    "--preview-cdn", is_flag=True, help="With --preview: keep CloudFront for instances that have it."
+)
 def apply(
     plan_file,
     manifest_path,
@@ -261,14 +274,26 @@ def apply(
     allow_destroy,
     no_verify,
     rollback_on_failure,
+    preview,
+    every,
+    preview_cdn,
 ):
-    """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan."""
+    """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan.
+
+    With --preview PR: the same for a pull request's previews (see the README's "Previews")."""
     import json
 
     from dl.apply import ApplyInterrupted, apply_plan, refuse_unsafe
     from dl.plan import Plan
+    from dl.preview import PreviewRequest
     from dl.render import render_text
 
+    if (every or preview_cdn) and preview is None:
+        raise click.UsageError("--all and --preview-cdn go with --preview PR")
+    if plan_file and preview is not None:
+        raise click.UsageError("--preview makes its own plan: give no PLAN_FILE")
+    request = PreviewRequest(preview, every=every, cdn=preview_cdn) if preview is not None else None
+    allow_destroy = allow_destroy or request is not None  # previews are disposable and never protected
     manifest = load(manifest_path, allow_outside_paths)
     label = _manifest_label(manifest)
     saved = None
@@ -283,9 +308,11 @@ def apply(
             i.name for i in saved.instances if i.name in manifest.instances or i.action.value == "destroy"
         )
     with _prepared(
-        manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
+        manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label, preview=request
     ) as prepared:
         chosen = saved or prepared.plan
+        if request is not None:
+            _stderr(_preview_choice(prepared))
         if saved and saved.region != prepared.aws.region:
             raise DlError(f"{plan_file} is a plan for region {saved.region}, not {prepared.aws.region}")
         click.echo(render_text(chosen, colour=_colour()), nl=False)
@@ -299,7 +326,7 @@ def apply(
                 chosen,
                 prepared.desired,
                 prepared.aws,
-                manifest,
+                prepared.manifest,
                 allow_destroy=allow_destroy,
                 parallelism=parallelism,
                 log=_stderr,
@@ -316,11 +343,24 @@ def apply(
             from dl.pipeline import prepare
 
             after = prepare(
-                manifest, targets=list(targets) or None, parallelism=parallelism, log=lambda _: None
+                manifest,
+                targets=list(targets) or None,
+                parallelism=parallelism,
+                log=lambda _: None,
+                preview=request,
             )
             click.echo(f"Sandbox: planning again after the apply: {after.plan.summary()}")
     if not result.ok:
         sys.exit(1)
+
+
+def _preview_choice(prepared) -> str:
+    """Which instances get a preview, and why (stderr, before the plan)."""
+    chosen = list(prepared.desired)
+    number = prepared.plan.preview
+    if not chosen:
+        return f"Preview of pull request #{number}: no instance differs from production."
+    return f"Preview of pull request #{number}: {', '.join(chosen)} (plan against production not empty)."
 
 
 def _apply_summary(result, label: str) -> None:
@@ -358,11 +398,18 @@ def _report(result) -> None:
 @click.argument("instances", nargs=-1)
 @manifest_option
 @click.option("--all", "everything", is_flag=True, help="Destroy every deployed instance of the project.")
+@click.option(
+    "--preview",
+    "preview",
+    type=click.IntRange(1),
+    metavar="PR",
+    help="Destroy pull request PR's previews (all of them, or the named instances'); production is not touched.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (CI=true implies it).")
 @click.option(
     "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances at once."
 )
-def destroy(instances, manifest_path, everything, yes, parallelism):
+def destroy(instances, manifest_path, everything, preview, yes, parallelism):
     """Delete the named instances' stacks and their unshared artifacts (or --all of the project's)."""
     from dl.apply import Executor
     from dl.aws import Aws
@@ -370,6 +417,10 @@ def destroy(instances, manifest_path, everything, yes, parallelism):
     from dl.plan import Action, InstancePlan, Plan
     from dl.render import render_text
 
+    if preview is not None:
+        if everything:
+            raise click.UsageError("--preview PR destroys that pull request's previews: no --all")
+        return _destroy_preview(preview, list(dict.fromkeys(instances)), manifest_path, yes, parallelism)
     if bool(instances) == everything:
         raise click.UsageError("name the instances to destroy, or pass --all")
     manifest = load(manifest_path, check_files=False)
@@ -412,9 +463,37 @@ def destroy(instances, manifest_path, everything, yes, parallelism):
         sys.exit(1)
 
 
+def _destroy_preview(number: int, names: list[str], manifest_path: str, yes: bool, parallelism: int) -> None:
+    """`dl destroy --preview PR`: that pull request's previews (and their unshared artifacts), never production."""
+    from dl.aws import Aws
+    from dl.observed import observe
+    from dl.preview import destroy_plan, destroy_previews
+    from dl.render import render_text
+
+    manifest = load(manifest_path, check_files=False)
+    aws = Aws(manifest.region)
+    observed = observe(aws, manifest.project, parallelism=parallelism, preview=number)
+    unknown = [n for n in names if n not in observed.instances]
+    if unknown:
+        raise DlError(f"pull request #{number} has no preview of: {', '.join(unknown)}")
+    if not observed.instances:
+        click.echo(f"Nothing to destroy: pull request #{number} has no previews in {aws.region}.")
+        return
+    click.echo(render_text(destroy_plan(manifest.project, aws.region, observed, names or None)), nl=False)
+    count = len(names or observed.instances)
+    _confirm(yes, f"Destroy {count} preview{'s' if count != 1 else ''} of pull request #{number}?")
+    _, result = destroy_previews(
+        aws, manifest, observed, names=names or None, log=_stderr, parallelism=parallelism
+    )
+    _report(result)
+    if not result.ok:
+        sys.exit(1)
+
+
 # --- command registration: one line per command module -------------------------------------------
 from dl.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.templates import template_command; main.add_command(template_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.status import status_command; main.add_command(status_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.preview import preview_command; main.add_command(preview_command)  # noqa: E402, E702, I001  # fmt: skip

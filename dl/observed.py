@@ -2,7 +2,9 @@
 
 Pipeline position: manifest -> desired state -> **observed state** -> plan -> apply -> render.
 
-Stacks are found by their tags (``dl:project``, ``dl:instance``, ``dl:role``). Each instance stack's template
+Stacks are found by their tags (``dl:project``, ``dl:instance``, ``dl:role``). Preview stacks (``dl:preview``,
+dl/preview.py) are never part of production's state: ``observe(preview=N)`` reads one pull request's and
+``observe_previews`` every pull request's. Each instance stack's template
 carries, in its Metadata, the spec it was deployed from, so the stack and its spec change (and roll back)
 together. Cost: one paginated ``DescribeStacks`` for the whole project, then one ``GetTemplate`` per
 deployed instance, plus one ``DescribeStackResource`` for the bootstrap bucket.
@@ -13,7 +15,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from dl.aws import TAG_INSTANCE, TAG_PROJECT, TAG_ROLE, Aws, Stack
+from dl.aws import TAG_INSTANCE, TAG_PREVIEW, TAG_PROJECT, TAG_ROLE, Aws, Stack
 
 METADATA_KEY = "DatasetteLambda"
 BUCKET_LOGICAL_ID = "ArtifactBucket"
@@ -45,6 +47,7 @@ class ObservedState:
     bootstrap: Stack | None
     bucket: str | None
     instances: dict[str, ObservedInstance] = field(default_factory=dict)  # by instance name
+    preview: int | None = None  # the pull request whose previews these are; None: production
 
 
 def spec_of(metadata: dict) -> dict | None:
@@ -52,10 +55,40 @@ def spec_of(metadata: dict) -> dict | None:
     return entry.get("spec") if isinstance(entry, dict) else None
 
 
-def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
-    """Read the project's stacks and the spec each instance was deployed from."""
+def observe(aws: Aws, project: str, *, parallelism: int = 8, preview: int | None = None) -> ObservedState:
+    """Read the project's stacks and the spec each instance was deployed from: production's (stacks tagged
+    ``dl:preview`` excluded), or with ``preview`` the previews of that pull request only."""
+    bootstrap, scopes = _scan(aws, project)
+    return _read(aws, project, bootstrap, scopes.get(preview, {}), preview, parallelism)
+
+
+def observe_previews(aws: Aws, project: str, *, parallelism: int = 8) -> dict[int, ObservedState]:
+    """Every pull request's previews of the project, by pull request number (one DescribeStacks in all)."""
+    return {n: o for n, o in observe_scopes(aws, project, parallelism=parallelism).items() if n is not None}
+
+
+def observe_scopes(aws: Aws, project: str, *, parallelism: int = 8) -> dict[int | None, ObservedState]:
+    """Production's state (key None, always present) and every pull request's previews' (by number)."""
+    bootstrap, scopes = _scan(aws, project)
+    scopes.setdefault(None, {})
+    return {
+        number: _read(aws, project, bootstrap, stacks, number, parallelism)
+        for number, stacks in sorted(scopes.items(), key=lambda item: -1 if item[0] is None else item[0])
+    }
+
+
+def preview_number(stack: Stack) -> int | None:
+    """The pull request number of a preview's stack; None for production's."""
+    value = stack.tags.get(TAG_PREVIEW)
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else -1  # a malformed tag is still never production's
+
+
+def _scan(aws: Aws, project: str) -> tuple[Stack | None, dict[int | None, dict[str, Stack]]]:
+    """The bootstrap stack, and the instance stacks by scope (None: production; N: pull request N's previews)."""
     bootstrap = None
-    stacks: dict[str, Stack] = {}
+    scopes: dict[int | None, dict[str, Stack]] = {}
     for stack in aws.stacks():
         if stack.tags.get(TAG_PROJECT) != project:
             continue
@@ -63,8 +96,18 @@ def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
         if role == "bootstrap":
             bootstrap = stack
         elif role == "instance" and stack.tags.get(TAG_INSTANCE):
-            stacks[stack.tags[TAG_INSTANCE]] = stack
+            scopes.setdefault(preview_number(stack), {})[stack.tags[TAG_INSTANCE]] = stack
+    return bootstrap, scopes
 
+
+def _read(
+    aws: Aws,
+    project: str,
+    bootstrap: Stack | None,
+    stacks: dict[str, Stack],
+    preview: int | None,
+    parallelism: int,
+) -> ObservedState:
     def read(name: str) -> ObservedInstance:
         stack = stacks[name]
         if stack.status == "REVIEW_IN_PROGRESS":  # created by a change set never executed: nothing deployed
@@ -79,5 +122,10 @@ def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
             bootstrap.stack_id, BUCKET_LOGICAL_ID
         )
     return ObservedState(
-        project=project, region=aws.region, bootstrap=bootstrap, bucket=bucket, instances=instances
+        project=project,
+        region=aws.region,
+        bootstrap=bootstrap,
+        bucket=bucket,
+        instances=instances,
+        preview=preview,
     )

@@ -14,17 +14,19 @@ from dl.desired import DesiredInstance, desired_state
 from dl.manifest import Manifest
 from dl.observed import ObservedState, observe
 from dl.plan import Plan, make_plan
+from dl.preview import PreviewRequest
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Prepared:
-    manifest: Manifest
+    manifest: Manifest  # a preview's: the manifest of preview copies (dl/preview.py preview_manifest)
     aws: Aws
     desired: dict[str, DesiredInstance]
     observed: ObservedState
     plan: Plan
+    production: Plan | None = None  # for a preview: the plan against production that chose its instances
 
 
 def prepare(
@@ -34,8 +36,13 @@ def prepare(
     parallelism: int = 4,
     log: Log = print,
     manifest_label: str = "",
+    preview: PreviewRequest | None = None,
 ) -> Prepared:
-    """Validate (done by the caller's load) -> build the desired state -> observe AWS -> plan."""
+    """Validate (done by the caller's load) -> build the desired state -> observe AWS -> plan.
+
+    With ``preview`` (dl/preview.py), the same again for the pull request's preview copies of the instances
+    whose production plan is not empty (or of every instance): their plan is against that pull request's
+    previews, which it creates, updates, or destroys when an instance no longer differs from production."""
     aws = Aws(manifest.region)
     names = [n for n in manifest.instances if not targets or n in targets]
     desired = desired_state(manifest, names, parallelism=parallelism, log=log)
@@ -58,17 +65,59 @@ def prepare(
         targets=targets or None,
         manifest=manifest_label,
     )
-    return Prepared(manifest, aws, desired, observed, plan)
+    if preview is None:
+        return Prepared(manifest, aws, desired, observed, plan)
+    return prepare_preview(
+        manifest, aws, plan, preview, targets=targets, parallelism=parallelism, log=log, label=manifest_label
+    )
+
+
+def prepare_preview(
+    manifest: Manifest,
+    aws: Aws,
+    production: Plan,
+    request: PreviewRequest,
+    *,
+    targets: list[str] | None,
+    parallelism: int,
+    log: Log,
+    label: str,
+) -> Prepared:
+    """The preview half of :func:`prepare`: build -> observe (that pull request's previews) -> plan."""
+    from dl import preview as previews
+
+    chosen = [i.name for i in production.instances if i.name in manifest.instances]
+    if not request.every:
+        chosen = previews.changed_instances(production)
+    copies = previews.preview_manifest(manifest, cdn=request.cdn)
+    desired = desired_state(copies, chosen, parallelism=parallelism, log=log, preview=request.number)
+    observed = observe(aws, manifest.project, parallelism=parallelism, preview=request.number)
+    seal_secrets(copies, desired, observed, aws, log, key_object=previews.KEY_OBJECT)
+    plan = make_plan(
+        manifest.project,
+        aws.region,
+        {name: d.spec for name, d in desired.items()},
+        observed,
+        targets=targets or None,  # --target limits the previews too (the others are left alone)
+        manifest=label,
+        preview=request.number,
+    )
+    return Prepared(copies, aws, desired, observed, plan, production=production)
 
 
 def seal_secrets(
-    manifest: Manifest, desired: dict[str, DesiredInstance], observed: ObservedState, aws, log
+    manifest: Manifest,
+    desired: dict[str, DesiredInstance],
+    observed: ObservedState,
+    aws,
+    log,
+    key_object: str | None = None,
 ) -> None:
     """Secret values enter the specs only as keyed fingerprints (dl/secrets.py); one read of the key."""
     from dl import secrets
 
     if not any(d.instance.secrets for d in desired.values()):
         return
-    key = secrets.read_key(aws, observed.bucket)
+    key = secrets.read_key(aws, observed.bucket, key_object or secrets.KEY_OBJECT)
     deployed = {name: o.spec for name, o in observed.instances.items()}
     secrets.seal({n: d.spec for n, d in desired.items()}, manifest, key, deployed, log=log)

@@ -94,6 +94,7 @@ class Plan:
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     manifest: str = ""
+    preview: int | None = None  # the pull request whose previews this plan is for (dl/preview.py)
 
     def counts(self) -> dict[str, int]:
         counts = {a.value: 0 for a in Action}
@@ -164,6 +165,7 @@ class Plan:
                 tool_version=data["tool_version"],
                 created_at=data["created_at"],
                 manifest=data.get("manifest", ""),
+                preview=data.get("preview"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DlError(f"the plan file is damaged: {exc}") from None
@@ -425,6 +427,7 @@ def make_plan(
     *,
     targets: list[str] | None = None,
     manifest: str = "",
+    preview: int | None = None,
 ) -> Plan:
     """The plan for a project. desired: instance -> spec; observed: an ObservedState. Pure."""
     names = list(desired)
@@ -439,4 +442,5 @@ def make_plan(
         instances=instances,
         bootstrap=Action.CREATE if needs_bootstrap else Action.NOOP,
         manifest=manifest,
+        preview=preview,
     )

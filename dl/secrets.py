@@ -63,36 +63,37 @@ def origin_secret(key: bytes, project: str, instance: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def read_key(aws, bucket: str | None) -> bytes | None:
-    """The project's HMAC key from the artifact bucket; None when there is no bucket or no key yet."""
+def read_key(aws, bucket: str | None, key_object: str = KEY_OBJECT) -> bytes | None:
+    """The project's HMAC key from the artifact bucket; None when there is no bucket or no key yet.
+    ``key_object``: another key's object (the previews' own, dl/preview.py)."""
     if not bucket:
         return None
     try:
-        return aws.s3.get_object(Bucket=bucket, Key=KEY_OBJECT)["Body"].read()
+        return aws.s3.get_object(Bucket=bucket, Key=key_object)["Body"].read()
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
             return None
-        raise DlError(f"cannot read the secrets key s3://{bucket}/{KEY_OBJECT}: {exc}") from None
+        raise DlError(f"cannot read the secrets key s3://{bucket}/{key_object}: {exc}") from None
 
 
-def ensure_key(aws, bucket: str) -> bytes:
+def ensure_key(aws, bucket: str, key_object: str = KEY_OBJECT) -> bytes:
     """The project's HMAC key, created (32 random bytes) when missing. Two first applies racing: the
     conditional put lets one win where S3 supports it, and both then use what the bucket holds."""
-    key = read_key(aws, bucket)
+    key = read_key(aws, bucket, key_object)
     if key:
         return key
     fresh = random_source.token_bytes(32)
     try:
         aws.s3.put_object(
-            Bucket=bucket, Key=KEY_OBJECT, Body=fresh, ContentType="application/octet-stream", IfNoneMatch="*"
+            Bucket=bucket, Key=key_object, Body=fresh, ContentType="application/octet-stream", IfNoneMatch="*"
         )
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in (
             "PreconditionFailed",
             "ConditionalRequestConflict",
         ):
-            raise DlError(f"cannot create the secrets key s3://{bucket}/{KEY_OBJECT}: {exc}") from None
-    return read_key(aws, bucket) or fresh
+            raise DlError(f"cannot create the secrets key s3://{bucket}/{key_object}: {exc}") from None
+    return read_key(aws, bucket, key_object) or fresh
 
 
 def deployed_fingerprints(spec: dict | None) -> dict[str, str | None]:
