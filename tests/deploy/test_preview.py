@@ -141,9 +141,10 @@ def test_preview_lifecycle_leaves_production_untouched(pull_request, monkeypatch
 
     result = dl("preview", "list")
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
     assert re.search(rf"#7  alpha +{HEAD[:12]} +\d+[sm]  {url}/\n", result.output), result.output
-    assert re.search(rf"#8  beta +{HEAD[:12]} +10d  \(no URL known; stack CREATE_COMPLETE\)\n", result.output), result.output
+    assert re.search(
+        rf"#8  beta +{HEAD[:12]} +10d  \(no URL known; stack CREATE_COMPLETE\)\n", result.output
+    ), result.output
     listed = json.loads(dl("preview", "list", "--json").output)
     assert {(r["pull_request"], r["instance"]) for r in listed} == {(7, "alpha"), (8, "alpha"), (8, "beta")}
 
