@@ -152,8 +152,24 @@ def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str,
 @click.option(
     "--comment", is_flag=True, help="Post the plan as the pull request's sticky comment (GitHub Actions)."
 )
+@click.option(
+    "--preview",
+    "preview",
+    type=click.IntRange(1),
+    metavar="PR",
+    help="Show pull request PR's preview URLs (live, or not deployed) beside the plan and in the comment.",
+)
 def plan(
-    manifest_path, allow_outside_paths, targets, parallelism, sandbox, out, fmt, detailed_exitcode, comment
+    manifest_path,
+    allow_outside_paths,
+    targets,
+    parallelism,
+    sandbox,
+    out,
+    fmt,
+    detailed_exitcode,
+    comment,
+    preview,
 ):
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
     from dl.render import render_json, render_markdown, render_text
@@ -171,6 +187,7 @@ def plan(
         manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
     ) as prepared:
         result = prepared.plan
+        previews = _preview_urls(prepared, preview) if preview is not None else None
     if out:
         Path(out).write_text(result.dumps(), encoding="utf-8")
         _stderr(f"Saved the plan to {out}: apply exactly it with `dl apply {out}`.")
@@ -185,15 +202,40 @@ def plan(
         from dl.github import comment_on_pull_request
         from dl.render import comment_parts
 
-        outcome = comment_on_pull_request(comment_parts(result, manifest=label), manifest=label)
+        outcome = comment_on_pull_request(
+            _with_previews(comment_parts(result, manifest=label), previews), manifest=label
+        )
         _stderr(f"Pull request comment {outcome.action}: {outcome.url}".rstrip(": "))
     else:
         from dl.github import write_plan_summary
         from dl.render import comment_parts
 
-        write_plan_summary(comment_parts(result, manifest=label))
+        write_plan_summary(_with_previews(comment_parts(result, manifest=label), previews))
     if detailed_exitcode and not result.is_empty():
         sys.exit(2)
+
+
+def _preview_urls(prepared, number: int):
+    """(number, ((instance, URL or None), ...)) of pull request `number`'s previews; printed to stderr."""
+    from dl.observed import observe
+    from dl.preview import preview_urls
+
+    observed = observe(prepared.aws, prepared.manifest.project, preview=number)
+    urls = preview_urls(prepared.aws, prepared.plan, observed)
+    for name, url in urls:
+        _stderr(f"preview of #{number}: {name}: {url or 'not deployed'}")
+    return number, urls
+
+
+def _with_previews(parts, previews):
+    """The comment's parts with the previews table after the summary (beside the plan)."""
+    if previews is None:
+        return parts
+    from dataclasses import replace
+
+    from dl.preview import previews_markdown
+
+    return replace(parts, summary=parts.summary + "\n\n" + previews_markdown(*previews))
 
 
 def _missing_credentials(manifest) -> str | None:

@@ -100,6 +100,45 @@ def destroy_plan(project: str, region: str, observed, names: list[str] | None = 
     return Plan(project=project, region=region, instances=items, preview=observed.preview)
 
 
+# --- the pull request comment ---------------------------------------------------------------------------
+
+
+def preview_urls(aws, plan: Plan, observed) -> tuple[tuple[str, str | None], ...]:
+    """(instance, URL or None when not deployed) for each instance that gets a preview (its production plan is
+    not empty) and each preview that is deployed, in plan order."""
+    from dl.status import public_url
+
+    names = changed_instances(plan)
+    names += [n for n in observed.instances if n not in names]
+    rows = []
+    for name in names:
+        inst = observed.instances.get(name)
+        url = public_url(aws, inst.stack, inst.spec) if inst is not None and inst.serving else None
+        rows.append((name, url))
+    return tuple(rows)
+
+
+def previews_markdown(number: int, urls) -> str:
+    """The comment's previews table: each instance's live preview URL, or "not deployed"."""
+    from dl.markdown import escape_markdown, safe_link
+
+    if not urls:
+        return f"**Previews of #{number}:** none (no instance differs from production)."
+    rows = [
+        f"| {escape_markdown(name)} | {safe_link(url, url) if url else '*not deployed*'} |"
+        for name, url in urls
+    ]
+    return "\n".join(
+        [
+            f"**Previews of #{number}** (unmerged data, public URLs):",
+            "",
+            "| Instance | Preview |",
+            "| --- | --- |",
+            *rows,
+        ]
+    )
+
+
 # --- list and gc ------------------------------------------------------------------------------------------
 
 
