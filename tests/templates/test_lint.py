@@ -42,3 +42,19 @@ def test_lint_catches_a_broken_template():
     findings = lint(template, ["eu-west-1"])
     assert any(f.startswith("E3030") for f in findings)
     assert any(f.startswith("E2531") for f in findings)
+
+
+@pytest.mark.parametrize("cdn", [False, True])
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_preview_templates_are_clean(name, cdn):
+    """A pull request's preview of every variant (no domain, no protect, short logs; CDN only when asked),
+    with the longest names (a hash-shortened function name)."""
+    from dataclasses import replace
+
+    from dl.preview import preview_instance
+
+    instance, artifacts = VARIANTS[name]
+    preview = preview_instance(replace(instance, name="i" * 32), cdn=cdn)
+    template = instance_template("p" * 24, preview, artifacts, spec={"x": 1}, preview=1234567)
+    assert len(template["Resources"]["Function"]["Properties"]["FunctionName"]) == 64
+    assert lint(template, REGIONS) == []
