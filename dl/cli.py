@@ -28,6 +28,11 @@ class DlGroup(click.Group):
         except ManifestError as exc:
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
+            if os.environ.get("GITHUB_ACTIONS") == "true":  # each problem on its line of the manifest
+                from dl.github import annotation
+
+                for problem in exc.problems:
+                    click.echo(annotation(problem))
             count = len(exc.problems)
             click.echo(f"{count} problem{'s' if count != 1 else ''} found.", err=True)
             sys.exit(1)
@@ -87,6 +92,17 @@ def _manifest_label(manifest) -> str:
         return os.path.relpath(manifest.path, manifest.root)
     except ValueError:
         return manifest.path.name
+
+
+def _label_of(manifest_path: str) -> str:
+    """The label ``_manifest_label`` gives, from the path alone (for a manifest that may not load)."""
+    from dl.manifest import find_root
+
+    path = Path(manifest_path).absolute()
+    try:
+        return os.path.relpath(path, find_root(path.parent))
+    except ValueError:
+        return path.name
 
 
 def pipeline_options(f):
@@ -153,6 +169,11 @@ def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str,
     "--comment", is_flag=True, help="Post the plan as the pull request's sticky comment (GitHub Actions)."
 )
 @click.option(
+    "--allow-destroy",
+    is_flag=True,
+    help="Say that the apply will run with --allow-destroy (only what the plan says about refusals changes).",
+)
+@click.option(
     "--preview",
     "preview",
     type=click.IntRange(1),
@@ -169,25 +190,60 @@ def plan(
     fmt,
     detailed_exitcode,
     comment,
+    allow_destroy,
     preview,
 ):
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
-    from dl.render import render_json, render_markdown, render_text
+    review = None
+    if comment:
+        from dl.review import PlanReview, manifest_directory
 
+        review = PlanReview(_label_of(manifest_path), manifest_directory(manifest_path))
+        review.refuse_base_checkout()  # before anything: the comment stays as it is
+    try:
+        with _sigterm_as_interrupt() if comment else nullcontext():
+            manifest, result, previews = _make_plan(
+                manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment, preview
+            )
+    except (SystemExit, click.exceptions.Exit):
+        raise
+    except BaseException as exc:  # noqa: B036  # the comment must not keep showing an older plan
+        if review is not None:
+            review.post_failure(exc, _stderr)
+        raise
+    label = _manifest_label(manifest)
+    _show_plan(result, label, out, fmt)
+    if review is not None:
+        outcome = review.post_plan(result, allow_destroy=allow_destroy, previews=previews)
+        _stderr(f"Pull request comment {outcome.action}: {outcome.url}".rstrip(": "))
+    else:
+        from dl.github import write_plan_summary
+        from dl.render import comment_parts
+
+        write_plan_summary(
+            _with_previews(comment_parts(result, manifest=label, allow_destroy=allow_destroy), previews)
+        )
+    if detailed_exitcode and not result.is_empty():
+        sys.exit(2)
+
+
+def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment, preview=None):
+    """(manifest, plan, previews): load, check credentials (for --comment), run the pipeline; with `preview`,
+    read that pull request's preview URLs (see _preview_urls)."""
     manifest = load(manifest_path, allow_outside_paths)
     label = _manifest_label(manifest)
     if comment and not sandbox:
-        from dl.github import explain_missing_credentials
-
-        reason = _missing_credentials(manifest)
-        if reason:
-            _comment_no_credentials(reason + " " + explain_missing_credentials(), label)
-            raise DlError(f"no plan could be made: {reason}")
+        _require_credentials(manifest)
     with _prepared(
         manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
     ) as prepared:
-        result = prepared.plan
         previews = _preview_urls(prepared, preview) if preview is not None else None
+        return manifest, prepared.plan, previews
+
+
+def _show_plan(result, label: str, out, fmt: str) -> None:
+    from dl.render import render_json, render_markdown, render_text
+
     if out:
         Path(out).write_text(result.dumps(), encoding="utf-8")
         _stderr(f"Saved the plan to {out}: apply exactly it with `dl apply {out}`.")
@@ -198,21 +254,44 @@ def plan(
     else:
         click.echo(render_text(result, colour=_colour()), nl=False)
     _github_outputs(result, out)
-    if comment:
-        from dl.github import comment_on_pull_request
-        from dl.render import comment_parts
 
-        outcome = comment_on_pull_request(
-            _with_previews(comment_parts(result, manifest=label), previews), manifest=label
-        )
-        _stderr(f"Pull request comment {outcome.action}: {outcome.url}".rstrip(": "))
-    else:
-        from dl.github import write_plan_summary
-        from dl.render import comment_parts
 
-        write_plan_summary(_with_previews(comment_parts(result, manifest=label), previews))
-    if detailed_exitcode and not result.is_empty():
-        sys.exit(2)
+@contextmanager
+def _sigterm_as_interrupt():
+    """GitHub cancels a job with SIGINT, then SIGTERM: both end the plan as an interrupt, so the comment
+    says the run was cancelled instead of keeping an older plan."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _require_credentials(manifest) -> None:
+    """No plan without AWS credentials (as on a pull request from a fork): one clear line for a fork, whose
+    token cannot comment anyway; otherwise an error the comment shows."""
+    from dl.github import explain_missing_credentials, write_step_summary
+    from dl.review import NoCredentials, fork_without_credentials
+
+    reason = _missing_credentials(manifest)
+    if not reason:
+        return
+    line = fork_without_credentials()
+    if line:
+        click.echo(f"::error title=datasette-lambda::{line}")
+        write_step_summary(f"**datasette-lambda:** {line}")
+        sys.exit(1)
+    raise NoCredentials(f"{reason} {explain_missing_credentials()}")
 
 
 def _preview_urls(prepared, number: int):
@@ -229,13 +308,9 @@ def _preview_urls(prepared, number: int):
 
 def _with_previews(parts, previews):
     """The comment's parts with the previews table after the summary (beside the plan)."""
-    if previews is None:
-        return parts
-    from dataclasses import replace
+    from dl.preview import with_previews
 
-    from dl.preview import previews_markdown
-
-    return replace(parts, summary=parts.summary + "\n\n" + previews_markdown(*previews))
+    return with_previews(parts, previews)
 
 
 def _missing_credentials(manifest) -> str | None:
@@ -246,13 +321,6 @@ def _missing_credentials(manifest) -> str | None:
     if session.get_credentials() is None:
         return "no AWS credentials are available to this job."
     return None
-
-
-def _comment_no_credentials(reason: str, label: str) -> None:
-    from dl.comment import no_credentials_parts
-    from dl.github import comment_on_pull_request
-
-    comment_on_pull_request(no_credentials_parts(reason, manifest=label), manifest=label)
 
 
 def _github_outputs(result, out) -> None:
@@ -294,6 +362,16 @@ def _confirm(yes: bool, question: str) -> None:
     help="When the HTTP check of an updated instance fails, re-deploy its previous spec.",
 )
 @click.option(
+    "--require-reviewed-plan",
+    is_flag=True,
+    help="Apply only the plan reviewed on the pull request merged as GITHUB_SHA (GitHub Actions).",
+)
+@click.option(
+    "--allow-unreviewed",
+    is_flag=True,
+    help="With --require-reviewed-plan: also apply a push that no pull request merged.",
+)
+@click.option(
     "--preview",
     "preview",
     type=click.IntRange(1),
@@ -316,6 +394,8 @@ def apply(
     allow_destroy,
     no_verify,
     rollback_on_failure,
+    require_reviewed_plan,
+    allow_unreviewed,
     preview,
     every,
     preview_cdn,
@@ -326,6 +406,7 @@ def apply(
     import json
 
     from dl.apply import ApplyInterrupted, apply_plan, refuse_unsafe
+    from dl.comment import ApplyReport
     from dl.plan import Plan
     from dl.preview import PreviewRequest
     from dl.render import render_text
@@ -334,6 +415,8 @@ def apply(
         raise click.UsageError("--all and --preview-cdn go with --preview PR")
     if plan_file and preview is not None:
         raise click.UsageError("--preview makes its own plan: give no PLAN_FILE")
+    if require_reviewed_plan and preview is not None:
+        raise click.UsageError("--require-reviewed-plan is for production; a preview is never reviewed first")
     request = PreviewRequest(preview, every=every, cdn=preview_cdn) if preview is not None else None
     allow_destroy = allow_destroy or request is not None  # previews are disposable and never protected
     manifest = load(manifest_path, allow_outside_paths)
@@ -349,6 +432,13 @@ def apply(
         targets = tuple(
             i.name for i in saved.instances if i.name in manifest.instances or i.action.value == "destroy"
         )
+    review = None
+    if require_reviewed_plan:
+        from dl.review import ApplyReview
+
+        review = ApplyReview(label)  # reads GitHub only; fails before AWS is touched
+    elif allow_unreviewed:
+        raise click.UsageError("--allow-unreviewed only means something with --require-reviewed-plan")
     with _prepared(
         manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label, preview=request
     ) as prepared:
@@ -359,8 +449,17 @@ def apply(
             raise DlError(f"{plan_file} is a plan for region {saved.region}, not {prepared.aws.region}")
         click.echo(render_text(chosen, colour=_colour()), nl=False)
         if chosen.is_empty():
+            if review is not None:
+                report = ApplyReport(summary="**Nothing to apply:** AWS already matches the manifest.")
+                review.post_outcome(report, ok=True, log=_stderr)
             return
-        refuse_unsafe(chosen, allow_destroy=allow_destroy)
+        if review is not None:
+            review.check(chosen, allow_unreviewed=allow_unreviewed, log=_stderr)
+        try:
+            refuse_unsafe(chosen, allow_destroy=allow_destroy)
+        except DlError as exc:
+            _refused(review, exc, label)
+            raise
         if not plan_file:
             _confirm(yes, "Apply these changes?")
         try:
@@ -378,9 +477,15 @@ def apply(
             )
         except ApplyInterrupted as exc:  # Ctrl-C while writing: say what state was left
             _stderr(str(exc))
+            _refused(review, exc, label, verb="Apply interrupted")
             sys.exit(130)
+        except DlError as exc:
+            _refused(review, exc, label, verb="Apply failed")
+            raise
         _report(result)
-        _apply_summary(result, label)
+        report = _apply_summary(result, label)
+        if review is not None:
+            review.post_outcome(report, ok=result.ok, log=_stderr)
         if sandbox and result.ok:
             from dl.pipeline import prepare
 
@@ -405,10 +510,24 @@ def _preview_choice(prepared) -> str:
     return f"Preview of pull request #{number}: {', '.join(chosen)} (plan against production not empty)."
 
 
-def _apply_summary(result, label: str) -> None:
-    """The job summary after apply (GitHub Actions only): what changed and the public URLs."""
+def _refused(review, exc: Exception, label: str, *, verb: str = "Apply refused") -> None:
+    """An apply that stopped before or while writing: the job summary and the merged pull request say why."""
     from dl.comment import ApplyReport
-    from dl.github import write_apply_summary
+    from dl.github import write_apply_summary, write_outputs
+    from dl.markdown import code_block
+
+    report = ApplyReport(summary=f"**{verb}.**\n\n" + code_block(str(exc)), manifest=label)
+    write_apply_summary(report)
+    write_outputs({"summary": f"{verb}: {str(exc).splitlines()[0]}"})
+    if review is not None:
+        review.post_outcome(report, ok=False, log=_stderr)
+
+
+def _apply_summary(result, label: str):
+    """The job summary and the `summary` output after apply (GitHub Actions only): what changed and the
+    public URLs. Returns the report (the merged pull request's comment shows it too)."""
+    from dl.comment import ApplyReport
+    from dl.github import write_apply_summary, write_outputs
 
     ok = [o for o in result.outcomes if o.ok]
     verb = "Apply complete" if result.ok else "Apply failed"
@@ -423,6 +542,8 @@ def _apply_summary(result, label: str) -> None:
         manifest=label,
     )
     write_apply_summary(report)
+    write_outputs({"summary": f"{verb}: {len(ok)} succeeded, {len(result.outcomes) - len(ok)} failed."})
+    return report
 
 
 def _report(result) -> None:

@@ -6,13 +6,20 @@ plain-text fields (titles, names, the manifest path) are escaped here with ``dl.
 
 A plan comment reads, top to bottom::
 
-    <!-- datasette-lambda:plan manifest=datasette-lambda.yml digest=... -->   hidden: finds it again
+    <!-- datasette-lambda:plan manifest=datasette-lambda.yml state=review digest=... -->   hidden
     ### datasette-lambda plan for `datasette-lambda.yml`
+    what was planned (the pull request's head and the base it was merged onto)
     summary (counts and callouts, from the renderer)
     > [!WARNING] instances planned for destroy
     <details> per instance
     > [!NOTE] only when shortened: where the full plan is
     footer: commit, time, tool version
+
+The marker names the manifest (one comment per manifest), the body's *state* and, for bodies that show a plan,
+the plan's digest (``dl.plan.review_digest``). Only ``state=review`` (a plan made on a ``pull_request`` event)
+is what ``dl apply --require-reviewed-plan`` accepts as reviewed; every other state (a failed plan, a plan
+apply refused as not reviewed, an apply's outcome) never counts, so re-running a job cannot approve itself.
+The marker is only trusted on comments dl wrote itself (``dl.github`` checks the author).
 
 When the whole body exceeds the limit, per-instance details are shortened (at line boundaries, code fences
 closed) with a fair share of the room each, then dropped to a list of titles; the summary is never cut
@@ -21,15 +28,14 @@ unless it alone exceeds the limit.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import urllib.parse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dl import __version__
 from dl.markdown import (
+    code_block,
     code_span,
     cut_markdown,
     escape_html,
@@ -43,7 +49,18 @@ COMMENT_LIMIT = 65_536  # characters: GitHub refuses longer issue comment bodies
 STEP_SUMMARY_LIMIT = 1_048_576  # bytes: GitHub refuses a larger job summary for a step
 MARKER_TAG = "datasette-lambda:plan"
 DEFAULT_FULL_PLAN_HINT = "The full plan is in this workflow run's job summary."
-_MARKER_RE = re.compile(rf"^<!-- {re.escape(MARKER_TAG)} manifest=(\S+) digest=([0-9a-f]*) -->")
+# The states of a comment body (the marker's ``state=``).
+REVIEW = "review"  # a plan made on a pull_request event: what a reviewer approves by merging
+PLAN = "plan"  # a plan made on another event (pull_request_target, issue_comment): shown, never "reviewed"
+FAILED = "failed"  # the plan could not be made: the body says why
+NOT_REVIEWED = "not-reviewed"  # apply refused: the plan made after the merge differs from the reviewed one
+APPLIED = "applied"  # the apply's outcome after merge
+APPLY_FAILED = "apply-failed"  # the apply failed or was refused after merge
+STATES = (REVIEW, PLAN, FAILED, NOT_REVIEWED, APPLIED, APPLY_FAILED)
+_MARKER_RE = re.compile(
+    rf"^<!-- {re.escape(MARKER_TAG)} manifest=(\S+)(?: state=([a-z-]+))? digest=([0-9a-f]*) -->"
+)
+_FOOTER_TIME_RE = re.compile(r"<sub>(?:[^<]*? · )?(\d{4}\\-\d\d\\-\d\d \d\d\\:\d\d UTC) · ")
 _MIN_DETAIL = 400  # below this many characters a shortened section shows no details at all
 _SHORTENED = "*Shortened to fit GitHub's comment size limit.*"
 _OMITTED = "*Details omitted to fit GitHub's comment size limit.*"
@@ -61,6 +78,9 @@ class CommentParts:
     commit: the commit the plan was made for (shown in the footer), None when unknown.
     timestamp: when the plan was made, as shown in the footer (e.g. "2025-05-01 12:00 UTC").
     title: the heading's word, e.g. "plan" or "drift check".
+    planned: Markdown line naming what was planned (head and base commits), shown under the heading.
+    state: what the body is (``REVIEW``, ``PLAN``, ``FAILED``, ...), recorded in the marker.
+    digest: the plan's review digest (``dl.plan.review_digest``) for bodies that show a plan, else "".
     """
 
     summary: str
@@ -70,6 +90,18 @@ class CommentParts:
     commit: str | None = None
     timestamp: str = ""
     title: str = "plan"
+    planned: str = ""
+    state: str = REVIEW
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What a comment's hidden first line says: the manifest, the body's state and the plan digest."""
+
+    manifest: str
+    state: str
+    digest: str
 
 
 @dataclass(frozen=True)
@@ -91,29 +123,28 @@ class ApplyReport:
     sections: tuple[tuple[str, str], ...] = ()
 
 
-def marker(manifest: str, digest: str = "") -> str:
+def marker(manifest: str, state: str = REVIEW, digest: str = "") -> str:
     """The hidden first line identifying the comment of one manifest (the path is URL-quoted: no ``-->``)."""
-    return f"<!-- {MARKER_TAG} manifest={urllib.parse.quote(manifest, safe='/')} digest={digest} -->"
+    if state not in STATES or not re.fullmatch(r"[0-9a-f]*", digest):
+        raise ValueError(f"bad marker state {state!r} or digest {digest!r}")
+    quoted = urllib.parse.quote(manifest, safe="/")
+    return f"<!-- {MARKER_TAG} manifest={quoted} state={state} digest={digest} -->"
 
 
-def parse_marker(body: str) -> tuple[str, str] | None:
-    """(manifest, digest) from a comment body that starts with our marker; None for any other comment."""
+def parse_marker(body: str) -> Marker | None:
+    """The marker of a comment body that starts with ours; None for any other comment.
+
+    A marker of an older dl without ``state=`` parses with state "" (never reviewed)."""
     match = _MARKER_RE.match(body or "")
-    return (urllib.parse.unquote(match.group(1)), match.group(2)) if match else None
+    if not match:
+        return None
+    return Marker(urllib.parse.unquote(match.group(1)), match.group(2) or "", match.group(3))
 
 
-def plan_digest(parts: CommentParts) -> str:
-    """A fingerprint of what the comment says, ignoring the time: equal digests mean nothing to rewrite."""
-    payload = [
-        __version__,
-        parts.summary,
-        [list(s) for s in parts.sections],
-        list(parts.destroys),
-        parts.manifest,
-        parts.commit,
-        parts.title,
-    ]
-    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:20]
+def footer_timestamp(body: str) -> str | None:
+    """The time shown in a body's footer ("2025-05-01 12:00 UTC"), None when it has none."""
+    match = _FOOTER_TIME_RE.search(body or "")
+    return match.group(1).replace("\\", "") if match else None
 
 
 def compose_comment(
@@ -164,7 +195,83 @@ def no_credentials_parts(
             "> Nothing was compared with AWS, so this comment says nothing about what merging would change.",
         ]
     )
-    return CommentParts(summary=summary, manifest=manifest, commit=commit, timestamp=timestamp)
+    return CommentParts(summary=summary, manifest=manifest, commit=commit, timestamp=timestamp, state=FAILED)
+
+
+def failure_parts(
+    headline: str,
+    errors: Sequence[str],
+    *,
+    manifest: str,
+    planned: str = "",
+    commit: str | None = None,
+    timestamp: str = "",
+) -> CommentParts:
+    """Parts for a plan that failed: the headline (plain text) and every error, located ones included
+    (``file:line:col: path: message``), in a code block; any earlier plan in the comment is replaced."""
+    summary = "\n".join(
+        [
+            "> [!CAUTION]",
+            f"> **The plan failed: {escape_markdown(headline)}**",
+            ">",
+            "> No plan is shown: an earlier plan in this comment is no longer current. Fix what is below and "
+            "push again.",
+        ]
+    )
+    if errors:
+        summary += "\n\n" + code_block("\n".join(errors))
+    return CommentParts(
+        summary=summary,
+        manifest=manifest,
+        planned=planned,
+        commit=commit,
+        timestamp=timestamp,
+        state=FAILED,
+    )
+
+
+def not_reviewed_parts(plan_parts: CommentParts, why: str, *, commit: str | None) -> CommentParts:
+    """The plan made after a merge, posted back to the pull request because apply refused it (``why`` is
+    plain text). Its state is NOT_REVIEWED: it never counts as reviewed, so re-running apply cannot approve
+    itself."""
+    where = f" at commit {commit}" if commit else ""
+    callout = "\n".join(
+        [
+            "> [!CAUTION]",
+            f"> **Not applied: this plan was not reviewed.** {escape_markdown(why)}",
+            ">",
+            f"> Below is the plan made after the merge{escape_markdown(where)}. Re-run the pull request's plan "
+            "and review it; then re-run this job.",
+        ]
+    )
+    return replace(
+        plan_parts,
+        summary=callout + "\n\n" + plan_parts.summary,
+        state=NOT_REVIEWED,
+        title="plan after merge (not reviewed)",
+        commit=commit,
+    )
+
+
+def apply_comment_parts(report: ApplyReport, *, ok: bool, digest: str = "") -> CommentParts:
+    """The merged pull request's comment after apply: what changed (or failed) and the public URLs."""
+    blocks = [report.summary]
+    if report.changes:
+        rows = [f"| {escape_markdown(name)} | {escape_markdown(change)} |" for name, change in report.changes]
+        blocks.append("\n".join(["| Instance | Change |", "| --- | --- |", *rows]))
+    if report.urls:
+        rows = [f"| {escape_markdown(name)} | {safe_link(url, url)} |" for name, url in report.urls]
+        blocks.append("\n".join(["| Instance | Public URL |", "| --- | --- |", *rows]))
+    return CommentParts(
+        summary="\n\n".join(blocks),
+        sections=report.sections,
+        manifest=report.manifest,
+        commit=report.commit,
+        timestamp=report.timestamp,
+        title="apply",
+        state=APPLIED if ok else APPLY_FAILED,
+        digest=digest,
+    )
 
 
 def compose_apply_summary(report: ApplyReport, *, limit: int = STEP_SUMMARY_LIMIT) -> str:
@@ -193,8 +300,11 @@ def _head(parts: CommentParts, with_marker: bool) -> list[str]:
     """Marker, heading, summary and the destroy warning: the part that always survives."""
     heading = f"### datasette-lambda {escape_markdown(parts.title)} for {code_span(parts.manifest)}"
     if with_marker:
-        heading = marker(parts.manifest, plan_digest(parts)) + "\n" + heading
-    blocks = [heading, parts.summary.strip() or "*No summary.*"]
+        heading = marker(parts.manifest, parts.state, parts.digest) + "\n" + heading
+    blocks = [heading]
+    if parts.planned:
+        blocks.append(parts.planned)
+    blocks.append(parts.summary.strip() or "*No summary.*")
     if parts.destroys:
         blocks.append(_destroy_warning(parts.destroys))
     return blocks
@@ -208,7 +318,9 @@ def _destroy_warning(names: Sequence[str]) -> str:
         [
             "> [!WARNING]",
             f"> **This plan destroys {len(names)} {noun}:** {listed}.",
-            "> Applying it deletes their stacks and stored databases; their URLs stop working.",
+            "> Applying it deletes their stacks and stored databases; their URLs stop working."
+            if len(names) != 1
+            else "> Applying it deletes its stack and stored databases; its URL stops working.",
         ]
     )
 

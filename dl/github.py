@@ -8,11 +8,17 @@ GitHub Enterprise Server:
 - ``GITHUB_API_URL`` (default ``https://api.github.com``), ``GITHUB_REPOSITORY``, ``GITHUB_TOKEN``.
 - ``GITHUB_STEP_SUMMARY`` and ``GITHUB_OUTPUT``: files that are appended to when set.
 
+- the git checkout: what was planned is named from what was checked out (``git cat-file commit HEAD``, which
+  also works in a shallow clone): on ``pull_request`` GitHub checks out a test merge commit whose parents are
+  the base and the pull request's head.
+
 The REST calls use urllib. Comments are listed with ``per_page=100`` following every ``Link: rel="next"``;
-the one whose first line is our marker for the manifest is updated in place (``PATCH``), or created
-(``POST``) when there is none; nothing is written when its digest shows the plan is unchanged.
-Any failed call raises ``DlError`` with the method, the status and GitHub's message; the token is never
-shown.
+only comments written by the identity dl posts as count (``github-actions[bot]`` for ``GITHUB_TOKEN``, which
+cannot ask ``GET /user`` who it is; ``DL_COMMENT_AUTHOR`` names a GitHub App's bot). The oldest of those
+whose first line is our marker for the manifest is updated in place (``PATCH``), or one is created
+(``POST``); a comment by anyone else is never edited, whatever it carries. Nothing is written when the whole
+body is the same (apart from the footer's time). Any failed call raises ``DlError`` with the method, the
+status and GitHub's message; the token is never shown.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,18 +39,26 @@ from typing import Any
 
 from dl import __version__
 from dl.comment import (
+    DEFAULT_FULL_PLAN_HINT,
+    PLAN,
+    REVIEW,
     ApplyReport,
     CommentParts,
     compose_apply_summary,
     compose_comment,
     compose_job_summary,
+    footer_timestamp,
     parse_marker,
 )
-from dl.errors import DlError
+from dl.errors import DlError, Problem
 from dl.markdown import safe_link
 
 DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_AUTHOR = "github-actions[bot]"  # who GITHUB_TOKEN's comments are written by
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
+# Events whose workflows check out the base branch unless told otherwise: dl refuses to comment a plan on them
+# unless the pull request's head was checked out.
+BASE_CHECKOUT_EVENTS = ("pull_request_target", "issue_comment")
 _TIMEOUT = 30
 
 
@@ -162,6 +177,119 @@ def run_url(env: Mapping[str, str] = os.environ) -> str | None:
     return f"{server}/{repo}/actions/runs/{run_id}" + (f"/attempts/{attempt}" if attempt else "")
 
 
+# --- the checkout: what was planned -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What was checked out: HEAD and its parents (GitHub's test merge of a pull request has two: the base
+    and the pull request's head). ``commit`` is None outside a git checkout."""
+
+    commit: str | None
+    parents: tuple[str, ...] = ()
+
+    @property
+    def merge(self) -> tuple[str, str] | None:
+        """(base, head) when HEAD is a merge of two commits, else None."""
+        return (self.parents[0], self.parents[1]) if len(self.parents) == 2 else None
+
+    def holds(self, sha: str) -> bool:
+        """True when ``sha`` is what was checked out, or the head merged into it."""
+        return bool(sha) and (sha == self.commit or (self.merge is not None and self.merge[1] == sha))
+
+
+def read_checkout(directory: str | os.PathLike) -> Checkout:
+    """HEAD of the git checkout holding ``directory`` and its parents, from the commit object itself (a
+    shallow clone of depth 1 still records its parents there, though ``HEAD^2`` cannot be resolved)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=directory, capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    head = (git("rev-parse", "--verify", "HEAD") or "").strip()
+    if not re.fullmatch(r"[0-9a-f]{40,64}", head):
+        return Checkout(None)
+    raw = git("cat-file", "commit", head) or ""
+    header = raw.split("\n\n", 1)[0]
+    parents = tuple(line.split()[1] for line in header.splitlines() if line.startswith("parent "))
+    return Checkout(head, parents)
+
+
+def event_head(env: Mapping[str, str] = os.environ, event: Mapping | None = None) -> str | None:
+    """The pull request's head commit as the event names it (None when the event does not say)."""
+    event = load_event(env) if event is None else event
+    pull = event.get("pull_request")
+    if isinstance(pull, Mapping):
+        sha = (pull.get("head") or {}).get("sha")
+        if isinstance(sha, str) and sha:
+            return sha
+    return None
+
+
+def planned_line(
+    checkout: Checkout, env: Mapping[str, str] = os.environ, event: Mapping | None = None
+) -> str:
+    """Markdown naming what a plan was made from: on ``pull_request``, the pull request's head and the base
+    it was merged onto, read from the checked-out merge commit."""
+    if checkout.commit is None:
+        return "Planned the working directory: it is not a git checkout, so no commit can be named."
+    name = env.get("GITHUB_EVENT_NAME", "")
+    named = event_head(env, event)
+    if checkout.merge and (name in PULL_REQUEST_EVENTS or (named and checkout.merge[1] == named)):
+        base, head = checkout.merge
+        line = f"Planned the pull request's head {head} merged onto {base} (merge commit {checkout.commit})."
+    else:
+        line = f"Planned commit {checkout.commit}."
+    if named and not checkout.holds(named):
+        line += f" The event named the pull request's head {named}: that is not what was planned."
+    return line
+
+
+def planned_commit(checkout: Checkout) -> str | None:
+    """The commit a plan is about, for the footer: the merged head of a test merge, else HEAD."""
+    return checkout.merge[1] if checkout.merge else checkout.commit
+
+
+def comment_state(env: Mapping[str, str] = os.environ) -> str:
+    """REVIEW for plans made on pull_request events (what apply accepts as reviewed), else PLAN."""
+    return REVIEW if env.get("GITHUB_EVENT_NAME") == "pull_request" else PLAN
+
+
+def refuse_base_checkout(
+    checkout: Checkout,
+    env: Mapping[str, str] = os.environ,
+    event: Mapping | None = None,
+    client: GitHubClient | None = None,
+) -> None:
+    """On pull_request_target and comment-triggered events the workflow checks out the base branch unless
+    told otherwise; a plan of that, posted on the pull request, would show something the pull request does
+    not contain. Refuse (DlError) unless the pull request's head was checked out."""
+    name = env.get("GITHUB_EVENT_NAME", "")
+    if name not in BASE_CHECKOUT_EVENTS:
+        return
+    event = load_event(env) if event is None else event
+    number = pull_request_number(env, event)
+    head = event_head(env, event)
+    if head is None:  # issue_comment: the payload has no head commit; ask for the pull request
+        client = client or GitHubClient.from_env(env)
+        pull = client.request("GET", f"repos/{_repository(env)}/pulls/{number}").data
+        head = ((pull or {}).get("head") or {}).get("sha") if isinstance(pull, Mapping) else None
+    if head and checkout.holds(head):
+        return
+    what = f"commit {checkout.commit}" if checkout.commit else "not a git checkout"
+    raise DlError(
+        f"refusing to plan pull request #{number} on a {name!r} event: what was checked out ({what}) is not "
+        f"the pull request's head ({head or 'unknown'}), so the comment would show a plan of something else. "
+        "Plan on the `pull_request` event (as dl's example workflow does), or check out the pull request's "
+        "head; note that pull_request_target runs with write access, so do that only for trusted authors."
+    )
+
+
 # --- the REST client ------------------------------------------------------------------------------------
 
 
@@ -270,12 +398,29 @@ def _http_error_message(method: str, url: str, exc: urllib.error.HTTPError) -> s
 # --- the sticky comment ---------------------------------------------------------------------------------
 
 
-def find_comment(client: GitHubClient, repository: str, number: int, manifest: str) -> dict | None:
-    """Our comment for ``manifest`` on issue/PR ``number``: the oldest whose first line is our marker."""
+def comment_author(env: Mapping[str, str] = os.environ) -> str:
+    """The login dl's comments are written by: DL_COMMENT_AUTHOR (a GitHub App's bot), else
+    ``github-actions[bot]`` (GITHUB_TOKEN, which cannot call ``GET /user`` to ask)."""
+    return (env.get("DL_COMMENT_AUTHOR") or "").strip() or DEFAULT_AUTHOR
+
+
+def is_ours(comment: Mapping, author: str) -> bool:
+    """True when ``comment`` was written by ``author`` (logins compare case-insensitively, as on GitHub)."""
+    login = ((comment.get("user") or {}).get("login") or "") if isinstance(comment, Mapping) else ""
+    return login.lower() == author.lower()
+
+
+def find_comment(
+    client: GitHubClient, repository: str, number: int, manifest: str, author: str = DEFAULT_AUTHOR
+) -> dict | None:
+    """Our comment for ``manifest`` on issue/PR ``number``: the oldest by ``author`` whose first line is our
+    marker. Comments by anyone else are ignored, whatever they carry."""
     path = f"repos/{repository}/issues/{number}/comments?per_page=100"
     for comment in client.paginate(path):
+        if not is_ours(comment, author):
+            continue
         parsed = parse_marker(comment.get("body") or "")
-        if parsed and parsed[0] == manifest:
+        if parsed and parsed.manifest == manifest:
             return comment
     return None
 
@@ -287,26 +432,62 @@ def publish_comment(
     env: Mapping[str, str] = os.environ,
     number: int | None = None,
     client: GitHubClient | None = None,
+    same: Callable[[str], bool] | None = None,
 ) -> CommentResult:
-    """Create or update the one comment for ``manifest`` on the pull request; no write when unchanged.
+    """Create or update dl's one comment for ``manifest`` on the pull request; no write when unchanged.
 
-    ``body`` must start with ``dl.comment.marker(manifest, digest)`` (``compose_comment`` does this). The
-    existing comment counts as unchanged when its marker carries the same digest.
-    """
+    ``body`` must start with ``dl.comment.marker(manifest, ...)`` (``compose_comment`` does this). The existing
+    comment is unchanged when its whole body equals ``body``, or ``same(existing_body)`` says it is (the
+    caller's way to ignore the footer's time)."""
     parsed = parse_marker(body)
-    if not parsed or parsed[0] != manifest:
+    if not parsed or parsed.manifest != manifest:
         raise ValueError("the comment body must start with the marker for this manifest")
     repository = _repository(env)
     client = client or GitHubClient.from_env(env)
     number = pull_request_number(env) if number is None else number
-    existing = find_comment(client, repository, number, manifest)
+    existing = find_comment(client, repository, number, manifest, comment_author(env))
     if existing is None:
         resp = client.request("POST", f"repos/{repository}/issues/{number}/comments", {"body": body})
         return _result("created", resp.data)
-    if parse_marker(existing.get("body") or "") == parsed:
+    old = existing.get("body") or ""
+    if old == body or (same is not None and same(old)):
         return _result("unchanged", existing)
     resp = client.request("PATCH", f"repos/{repository}/issues/comments/{existing['id']}", {"body": body})
     return _result("updated", resp.data)
+
+
+def read_comment(
+    client: GitHubClient, repository: str, number: int, manifest: str, author: str
+) -> tuple[dict, object] | None:
+    """(comment, its Marker) of dl's own comment for ``manifest`` on ``number``, None when there is none."""
+    comment = find_comment(client, repository, number, manifest, author)
+    return (comment, parse_marker(comment.get("body") or "")) if comment else None
+
+
+def post_parts(
+    parts: CommentParts,
+    *,
+    env: Mapping[str, str] = os.environ,
+    number: int | None = None,
+    client: GitHubClient | None = None,
+) -> CommentResult:
+    """Compose ``parts`` as the comment body and publish it; a body that differs only in the footer's time
+    from the one there is left alone."""
+    url = run_url(env)
+    hint = (
+        f"The full plan is in the {safe_link('job summary of this run', url)}."
+        if url
+        else DEFAULT_FULL_PLAN_HINT
+    )
+    body = compose_comment(parts, full_plan_hint=hint)
+
+    def same(old: str) -> bool:
+        then = footer_timestamp(old)
+        return (
+            then is not None and compose_comment(replace(parts, timestamp=then), full_plan_hint=hint) == old
+        )
+
+    return publish_comment(body, manifest=parts.manifest, env=env, number=number, client=client, same=same)
 
 
 def comment_on_pull_request(
@@ -323,11 +504,52 @@ def comment_on_pull_request(
     """
     parts = complete_parts(parts, manifest=manifest, env=env, now=now)
     write_step_summary(compose_job_summary(parts), env)
-    hint = "The full plan is in the job summary"
-    url = run_url(env)
-    hint = f"The full plan is in the {safe_link('job summary of this run', url)}." if url else hint + "."
-    body = compose_comment(parts, full_plan_hint=hint)
-    return publish_comment(body, manifest=parts.manifest, env=env)
+    return post_parts(parts, env=env)
+
+
+# --- pull requests of a pushed commit --------------------------------------------------------------------
+
+
+def merged_pull_request(client: GitHubClient, repository: str, sha: str) -> dict | None:
+    """The pull request merged as ``sha`` (``GET /repos/{owner}/{repo}/commits/{sha}/pulls``): one whose
+    merge commit is ``sha``, else any merged one that holds it; None when the commit came without one."""
+    pulls = [p for p in client.paginate(f"repos/{repository}/commits/{sha}/pulls?per_page=100")]
+    merged = [p for p in pulls if isinstance(p, Mapping) and p.get("merged_at")]
+    exact = [p for p in merged if p.get("merge_commit_sha") == sha]
+    chosen = (exact or merged or [None])[0]
+    return dict(chosen) if chosen is not None else None
+
+
+# --- annotations -------------------------------------------------------------------------------------------
+
+
+def annotation(problem: Problem, env: Mapping[str, str] = os.environ) -> str:
+    """A located problem as a workflow command, ``::error file=...,line=...,col=...::message``, so GitHub
+    shows it on the line of the manifest (the file relative to the workspace, as annotations need)."""
+    path = Path(problem.file)
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd()).resolve()
+    try:
+        file = path.resolve().relative_to(workspace).as_posix()
+    except ValueError:
+        file = problem.file
+    props = [f"file={_escape_property(file)}"]
+    if problem.line:
+        props.append(f"line={problem.line}")
+        if problem.col:
+            props.append(f"col={problem.col}")
+    props.append("title=datasette-lambda")
+    message = f"{problem.path}: {problem.message}" if problem.path else problem.message
+    return f"::error {','.join(props)}::{_escape_data(message)}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def complete_parts(
@@ -349,6 +571,11 @@ def complete_parts(
 def format_time(moment: datetime) -> str:
     """'2025-05-01 12:00 UTC' (the footer's format)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def repository_of(env: Mapping[str, str] = os.environ) -> str:
+    """OWNER/NAME from GITHUB_REPOSITORY, or a DlError."""
+    return _repository(env)
 
 
 def _repository(env: Mapping[str, str]) -> str:

@@ -174,6 +174,23 @@ class Plan:
         return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def review_digest(plan: Plan) -> str:
+    """The fingerprint of what a plan would do, for ``dl apply --require-reviewed-plan``: equal digests mean
+    the same project and region, the same instances with the same actions, from the same observed specs
+    (and stacks) to the same desired specs. The time, the tool's wording and the manifest path do not count."""
+    import hashlib
+
+    payload = {
+        "project": plan.project,
+        "region": plan.region,
+        "bootstrap": plan.bootstrap.value,
+        "instances": [
+            [i.name, i.action.value, i.stack_id, i.before_digest, i.after_digest] for i in plan.instances
+        ],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
 # --- the diff -------------------------------------------------------------------------------------------------
 
 
@@ -252,13 +269,18 @@ def _count(rows: int | None) -> str:
     return "?" if rows is None else f"{rows:,}"
 
 
+def _rows(rows: int | None) -> str:
+    """'1 row', '830 rows', '? rows'."""
+    return f"{_count(rows)} row{'' if rows == 1 else 's'}"
+
+
 def _data_details(o: dict, n: dict) -> list[str]:
     lines = []
     ot, nt = o.get("tables", {}), n.get("tables", {})
     for table in sorted(set(nt) - set(ot)):
-        lines.append(f"table {table} added ({_count(nt[table].get('rows'))} rows)")
+        lines.append(f"table {table} added ({_rows(nt[table].get('rows'))})")
     for table in sorted(set(ot) - set(nt)):
-        lines.append(f"table {table} dropped ({_count(ot[table].get('rows'))} rows)")
+        lines.append(f"table {table} dropped ({_rows(ot[table].get('rows'))})")
     for table in sorted(set(ot) & set(nt)):
         before_rows, after_rows = ot[table].get("rows"), nt[table].get("rows")
         if before_rows != after_rows:

@@ -139,6 +139,14 @@ def previews_markdown(number: int, urls) -> str:
     )
 
 
+def with_previews(parts, previews):
+    """Comment parts (dl/comment.py) with the previews table after the summary; `previews` is
+    (number, urls) or None (unchanged)."""
+    if previews is None:
+        return parts
+    return replace(parts, summary=parts.summary + "\n\n" + previews_markdown(*previews))
+
+
 # --- list and gc ------------------------------------------------------------------------------------------
 
 

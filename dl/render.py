@@ -13,8 +13,9 @@ import re
 from typing import Any
 
 from dl.comment import CommentParts
-from dl.markdown import code_block, escape_markdown
-from dl.plan import Action, Change, InstancePlan, Plan
+from dl.manifest import INSTANCE_DEFAULTS
+from dl.markdown import code_block, code_span, escape_markdown
+from dl.plan import SCALARS, Action, Change, InstancePlan, Plan, review_digest
 
 SYMBOL = {
     Action.CREATE: "+",
@@ -30,7 +31,8 @@ COLOUR = {
     Action.DESTROY: "31",
     Action.NOOP: "2",
 }
-# Shown for a new instance (the full list of attributes is in the JSON plan).
+# Always shown for a new instance (the shape of the deployment); every other setting is shown when it differs
+# from its default (create_changes). The full list of attributes is in the JSON plan.
 CREATE_SHOWN = (
     "prefix",
     "domain",
@@ -83,20 +85,43 @@ def instance_lines(i: InstancePlan) -> list[str]:
         if i.protected:
             lines.append("! protected (protect: true): apply refuses to destroy it")
         return lines
-    changes = i.changes
     if i.action is Action.CREATE:
-        changes = tuple(
-            c
-            for c in changes
-            if c.path in CREATE_SHOWN and c.after not in (None, [], {}) or c.path == "versions.datasette"
-        )
-    lines += [change_line(c) for c in changes]
+        changes, nested = create_changes(i.changes)
+        lines += [change_line(c) for c in changes]
+        if nested:
+            lines.append(
+                f"+ metadata: {nested} more nested setting{'s' if nested != 1 else ''} "
+                "(databases, tables; see the JSON plan)"
+            )
+    else:
+        lines += [change_line(c) for c in i.changes]
     for db in i.databases:
         mark = {"add": "+", "remove": "-", "change": "~"}[db.action]
         lines.append(f"{mark} database {clean(db.name)}")
         lines += [f"    {clean(d)}" for d in db.details]
     lines += [f"! {clean(c)}" for c in i.consequences]
     return lines
+
+
+def create_changes(changes: tuple[Change, ...]) -> tuple[list[Change], int]:
+    """What a reviewer of a new instance must see: the deployment's shape (CREATE_SHOWN), the Datasette
+    version, and every setting that differs from its default (cors, certificate, timeout, protect, log
+    retention, each config key, each tag, top-level metadata such as title, license and source). Returns
+    those and the number of nested metadata settings (per database or table) left to the JSON plan."""
+    shown, nested = [], 0
+    for c in changes:
+        if c.path in CREATE_SHOWN:
+            keep = c.after not in (None, [], {})
+        elif c.path in SCALARS:
+            keep = c.after != INSTANCE_DEFAULTS.get(c.path)
+        elif c.path.startswith("metadata."):
+            keep = c.path.count(".") == 1
+            nested += not keep
+        else:
+            keep = c.path == "versions.datasette" or c.path.startswith(("config.", "tags."))
+        if keep:
+            shown.append(c)
+    return shown, nested
 
 
 def heading(i: InstancePlan) -> str:
@@ -134,10 +159,40 @@ def render_text(plan: Plan, *, colour: bool = False, show_unchanged: bool = Fals
     return "\n".join(out) + "\n"
 
 
+def apply_refusals(plan: Plan, *, allow_destroy: bool = False) -> list[str]:
+    """Markdown lines saying why ``dl apply`` will refuse this plan (before anything is merged): protected
+    instances are never destroyed or replaced; the others need ``--allow-destroy``."""
+    out = []
+    protected = [i.name for i in plan.destructive() if i.protected]
+    others = [i.name for i in plan.destructive() if not i.protected]
+    if protected:
+        out.append(
+            "The apply will refuse this plan: "
+            + ", ".join(code_span(n) for n in protected)
+            + " (protect: true) is never destroyed or replaced. Remove `protect: true` first, in its own "
+            "pull request."
+        )
+    if others and not allow_destroy:
+        out.append(
+            "The apply will refuse this plan: it destroys or replaces "
+            + ", ".join(code_span(n) for n in others)
+            + ", which needs `allow-destroy: true` on the apply job (`dl apply --allow-destroy`)."
+        )
+    return out
+
+
 def comment_parts(
-    plan: Plan, *, manifest: str = "", commit: str | None = None, timestamp: str = ""
+    plan: Plan,
+    *,
+    manifest: str = "",
+    commit: str | None = None,
+    timestamp: str = "",
+    allow_destroy: bool = False,
 ) -> CommentParts:
-    """The plan as parts for the PR comment and job summary (dl/comment.py composes and shortens them)."""
+    """The plan as parts for the PR comment and job summary (dl/comment.py composes and shortens them).
+
+    ``allow_destroy``: whether the apply will run with ``--allow-destroy`` (only changes what the plan says
+    about the apply refusing)."""
     sections = []
     for i in plan.instances:
         if i.action is Action.NOOP:
@@ -150,6 +205,9 @@ def comment_parts(
     unchanged = [i.name for i in plan.instances if i.action is Action.NOOP]
     if unchanged:
         summary += "\n\nUnchanged: " + ", ".join(escape_markdown(n) for n in unchanged)
+    refusals = apply_refusals(plan, allow_destroy=allow_destroy)
+    if refusals:
+        summary += "\n\n" + "\n".join(["> [!CAUTION]", *(f"> {line}" for line in refusals)])
     destroys = tuple(i.name for i in plan.instances if i.action in (Action.DESTROY, Action.REPLACE))
     return CommentParts(
         summary=summary,
@@ -158,6 +216,7 @@ def comment_parts(
         manifest=manifest or plan.manifest or "datasette-lambda.yml",
         commit=commit,
         timestamp=timestamp,
+        digest=review_digest(plan),
     )
 
 

@@ -6,7 +6,12 @@ It serves the issue-comment endpoints ``dl`` uses, the way GitHub documents them
   linked with a ``Link`` header (``rel="next"``, ``rel="last"``, ...), absolute URLs; ``per_page`` is capped
   at 100 (GitHub's maximum) or at ``max_per_page`` to force paging in tests.
 - ``POST {root}/repos/{owner}/{repo}/issues/{number}/comments`` -> 201 and the comment.
-- ``PATCH {root}/repos/{owner}/{repo}/issues/comments/{id}`` -> 200 and the comment.
+- ``PATCH {root}/repos/{owner}/{repo}/issues/comments/{id}`` -> 200 and the comment, whoever wrote it (a
+  token with enough rights may edit others' comments; the tests check that dl never tries). New comments are
+  written by ``login`` (``github-actions[bot]``, as for GITHUB_TOKEN).
+- ``GET  {root}/repos/{owner}/{repo}/commits/{sha}/pulls`` -> the pull requests holding the commit (set with
+  ``add_pull(..., commits=[sha])``), paged like the comments.
+- ``GET  {root}/repos/{owner}/{repo}/pulls/{number}`` -> the pull request (404 when unknown).
 - A bearer token other than ``token`` -> 401 ``Bad credentials``; bodies over 65,536 characters -> 422
   ``Validation Failed`` like GitHub; ``fail_next(...)`` makes the next matching call fail with a status and
   message of your choice.
@@ -63,7 +68,10 @@ class FakeGitHub:
     token: str = "test-token"
     root: str = ""  # path prefix, e.g. "/api/v3"
     max_per_page: int = 100
+    login: str = "github-actions[bot]"  # who the token posts as
     comments: dict[int, list[dict]] = field(default_factory=dict)
+    pulls: dict[int, dict] = field(default_factory=dict)
+    commit_pulls: dict[str, list[int]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     failures: list[tuple[str, int, str]] = field(default_factory=list)
     _next_id: int = 1000
@@ -102,6 +110,30 @@ class FakeGitHub:
         """Put a comment on issue/PR ``number`` as if someone had posted it."""
         with self._lock:
             return self._create(number, body, login)
+
+    def add_pull(
+        self,
+        number: int,
+        *,
+        head: str = HEAD_SHA,
+        merge_commit: str | None = None,
+        commits: tuple[str, ...] = (),
+    ) -> dict:
+        """A pull request; ``merge_commit`` makes it merged (as that commit); ``commits`` lists the commits
+        that ``GET /commits/{sha}/pulls`` finds it by (its merge commit is always one)."""
+        pull = {
+            "number": number,
+            "state": "closed" if merge_commit else "open",
+            "head": {"sha": head, "repo": {"full_name": REPOSITORY}},
+            "base": {"ref": "main", "repo": {"full_name": REPOSITORY}},
+            "merged_at": "2025-05-01T12:00:00Z" if merge_commit else None,
+            "merge_commit_sha": merge_commit,
+        }
+        with self._lock:
+            self.pulls[number] = pull
+            for sha in {*commits, *([merge_commit] if merge_commit else [])}:
+                self.commit_pulls.setdefault(sha, []).append(number)
+        return pull
 
     def fail_next(self, method: str, status: int, message: str) -> None:
         """Make the next ``method`` request fail with ``status`` and GitHub-style ``message``."""
@@ -153,8 +185,14 @@ class FakeGitHub:
                 return self._validated(body) or (
                     201,
                     {},
-                    self._create(number, body["body"], "github-actions[bot]"),
+                    self._create(number, body["body"], self.login),
                 )
+        if (m := re.fullmatch(r"/repos/[^/]+/[^/]+/commits/([0-9a-f]+)/pulls", path)) and method == "GET":
+            pulls = [self.pulls[n] for n in self.commit_pulls.get(m.group(1), [])]
+            return self._paged(pulls, path, query)
+        if (m := re.fullmatch(r"/repos/[^/]+/[^/]+/pulls/(\d+)", path)) and method == "GET":
+            if pull := self.pulls.get(int(m.group(1))):
+                return 200, {}, pull
         if (m := re.fullmatch(r"/repos/[^/]+/[^/]+/issues/comments/(\d+)", path)) and method == "PATCH":
             for comment in (c for cs in self.comments.values() for c in cs):
                 if comment["id"] == int(m.group(1)):
@@ -186,9 +224,11 @@ class FakeGitHub:
         return None
 
     def _list(self, number, path, query):
+        return self._paged(self.comments.get(number, []), path, query)
+
+    def _paged(self, items, path, query):
         per_page = min(int(query.get("per_page", 30)), self.max_per_page)
         page = int(query.get("page", 1))
-        items = self.comments.get(number, [])
         last = max(1, -(-len(items) // per_page))
         links = []
         base = f"{self.api_url}{path}"

@@ -70,7 +70,8 @@ def as_list(value) -> list:
     ("name", "subjects"),
     [
         ("trust-plan-role.json", {"repo:OWNER/REPO:pull_request", "repo:OWNER/REPO:ref:refs/heads/main"}),
-        ("trust-apply-role.json", {"repo:OWNER/REPO:ref:refs/heads/main"}),
+        # the example workflow's apply job runs in this environment (its token names it, not the branch)
+        ("trust-apply-role.json", {"repo:OWNER/REPO:environment:datasette-lambda"}),
     ],
 )
 def test_trust_policies_admit_only_this_repository_and_branch(name, subjects):

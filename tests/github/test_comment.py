@@ -6,16 +6,25 @@ import cmarkgfm
 from cmarkgfm.cmark import Options
 
 from dl.comment import (
+    APPLIED,
+    APPLY_FAILED,
     COMMENT_LIMIT,
+    FAILED,
+    NOT_REVIEWED,
+    REVIEW,
     ApplyReport,
     CommentParts,
+    Marker,
+    apply_comment_parts,
     compose_apply_summary,
     compose_comment,
     compose_job_summary,
+    failure_parts,
+    footer_timestamp,
     marker,
     no_credentials_parts,
+    not_reviewed_parts,
     parse_marker,
-    plan_digest,
 )
 from dl.markdown import code_block, escape_markdown, text_length
 
@@ -38,6 +47,7 @@ def parts(**overrides) -> CommentParts:
         manifest="sites/datasette-lambda.yml",
         commit="0123456789abcdef0123456789abcdef01234567",
         timestamp="2025-05-01 12:00 UTC",
+        digest="d" * 32,
     )
     values.update(overrides)
     return CommentParts(**values)
@@ -51,7 +61,7 @@ def big_sections(count: int, lines: int) -> tuple[tuple[str, str], ...]:
 
 def test_comment_reads_marker_summary_warning_sections_footer_in_order():
     body = compose_comment(parts())
-    assert body.splitlines()[0] == marker("sites/datasette-lambda.yml", plan_digest(parts()))
+    assert body.splitlines()[0] == marker("sites/datasette-lambda.yml", REVIEW, "d" * 32)
     order = [
         body.index(s) for s in (SUMMARY, "[!WARNING]", "<details><summary>northwind", "fixtures", "<sub>")
     ]
@@ -76,15 +86,54 @@ def test_names_from_users_render_as_text():
 
 
 def test_marker_round_trips_and_ignores_other_comments():
-    assert parse_marker(marker("a b/--> x.yml", "abc") + "\nrest") == ("a b/--> x.yml", "abc")
-    assert "-->" not in marker("a b/--> x.yml", "abc")[4:-3]
-    assert parse_marker("Thanks! <!-- datasette-lambda:plan manifest=x digest=1 -->") is None
+    assert parse_marker(marker("a b/--> x.yml", FAILED, "abc") + "\nrest") == Marker(
+        "a b/--> x.yml", FAILED, "abc"
+    )
+    assert "-->" not in marker("a b/--> x.yml", REVIEW, "abc")[4:-3]
+    assert parse_marker("Thanks! <!-- datasette-lambda:plan manifest=x state=review digest=1 -->") is None
+    # an older dl's marker has no state: it parses, and never counts as reviewed
+    assert parse_marker("<!-- datasette-lambda:plan manifest=x digest=12 -->") == Marker("x", "", "12")
 
 
-def test_digest_ignores_the_time_but_not_the_plan_or_commit():
-    assert plan_digest(parts()) == plan_digest(parts(timestamp="2030-01-01 00:00 UTC"))
-    assert plan_digest(parts()) != plan_digest(parts(summary="**Plan:** no changes."))
-    assert plan_digest(parts()) != plan_digest(parts(commit="f" * 40))
+def test_the_footer_time_is_read_back_from_a_body():
+    assert footer_timestamp(compose_comment(parts())) == "2025-05-01 12:00 UTC"
+    assert footer_timestamp("<sub>datasette-lambda 0.1.0</sub>") is None
+
+
+def test_every_body_records_its_state_and_only_plans_carry_a_digest():
+    failed = compose_comment(
+        failure_parts("the manifest has 1 problem.", ["m.yml:3:5: x: bad"], manifest="m.yml")
+    )
+    assert parse_marker(failed) == Marker("m.yml", FAILED, "")
+    refused = compose_comment(not_reviewed_parts(parts(), "The data changed.", commit="c" * 40))
+    assert parse_marker(refused) == Marker("sites/datasette-lambda.yml", NOT_REVIEWED, "d" * 32)
+    report = ApplyReport(summary="**Apply complete.**", manifest="m.yml")
+    assert parse_marker(compose_comment(apply_comment_parts(report, ok=True))).state == APPLIED
+    assert parse_marker(compose_comment(apply_comment_parts(report, ok=False))).state == APPLY_FAILED
+
+
+def test_a_failed_plan_shows_the_located_errors_and_no_plan():
+    errors = ["datasette-lambda.yml:7:33: instances.a.config.default_page_size: expected integer, got 'ten'"]
+    p = failure_parts(
+        "the manifest has 1 problem.", errors, manifest="datasette-lambda.yml", planned="Planned commit abc."
+    )
+    html = render(compose_comment(p))
+    assert "The plan failed: the manifest has 1 problem." in html
+    assert "datasette-lambda.yml:7:33: instances.a.config.default_page_size: expected integer" in html
+    assert "Planned commit abc." in html and "no longer current" in html
+
+
+def test_a_plan_refused_after_merge_says_it_was_not_reviewed_and_what_to_do():
+    body = compose_comment(not_reviewed_parts(parts(), "The data changed after the review.", commit="c" * 40))
+    html = render(body)
+    assert "Not applied: this plan was not reviewed." in html and "The data changed after the review." in html
+    assert "Re-run the pull request's plan and review it; then re-run this job." in html
+    assert SUMMARY in body and "c" * 40 in html
+
+
+def test_the_destroy_warning_speaks_of_one_instance_in_the_singular():
+    one = compose_comment(parts(destroys=("legacy",)))
+    assert "deletes its stack and stored databases; its URL stops working" in one and "their" not in one
 
 
 def test_a_70000_character_plan_is_shortened_under_the_limit_with_the_summary_intact():
@@ -131,6 +180,7 @@ def test_no_credentials_comment_says_the_plan_could_not_be_made_and_why():
     body = compose_comment(p)
     html = render(body)
     assert "The plan could not be made: no AWS credentials were available." in html
+    assert parse_marker(body).state == FAILED
     assert "This pull request comes from a fork &lt;b&gt;." in html
     assert "<details>" not in html
 

@@ -8,14 +8,22 @@ from datetime import UTC, datetime
 
 import pytest
 from fake_github import HEAD_SHA, PR_NUMBER, FakeGitHub, pull_request_event
+from git_checkout import merge_checkout
 
 from dl.comment import COMMENT_LIMIT, ApplyReport, CommentParts, marker, no_credentials_parts
-from dl.errors import DlError
+from dl.errors import DlError, Problem
 from dl.github import (
+    Checkout,
+    GitHubClient,
+    annotation,
     comment_on_pull_request,
     explain_missing_credentials,
+    merged_pull_request,
     next_link,
+    planned_line,
     publish_comment,
+    read_checkout,
+    refuse_base_checkout,
     write_apply_summary,
     write_outputs,
     write_plan_summary,
@@ -43,7 +51,7 @@ def test_first_run_creates_the_comment_and_writes_the_job_summary(github_env):
     assert post.headers["authorization"] == "Bearer test-token"
     assert post.headers["x-github-api-version"] == "2022-11-28"
     [body] = fake.bodies(PR_NUMBER)
-    assert body.startswith("<!-- datasette-lambda:plan manifest=datasette-lambda.yml digest=")
+    assert body.startswith("<!-- datasette-lambda:plan manifest=datasette-lambda.yml state=review digest=")
     assert SUMMARY in body and "<details><summary>fixtures: create</summary>" in body
     assert f"Commit {HEAD_SHA}" in body  # the pull request's head, not the merge commit in GITHUB_SHA
     assert "2025\\-05\\-01 12\\:00 UTC" in body
@@ -113,8 +121,8 @@ def test_each_manifest_has_its_own_comment(github_env):
 
 def test_a_comment_quoting_the_marker_is_not_taken_for_ours(github_env):
     fake = github_env.fake
-    quoted = "> " + marker("datasette-lambda.yml", "0" * 20) + "\nwhy is this here?"
-    fake.add_comment(PR_NUMBER, quoted)
+    quoted = "> " + marker("datasette-lambda.yml", "review", "0" * 20) + "\nwhy is this here?"
+    fake.add_comment(PR_NUMBER, quoted, login="github-actions[bot]")
     comment_on_pull_request(plan(), now=at(12))
     assert fake.bodies(PR_NUMBER)[0] == quoted and len(fake.bodies(PR_NUMBER)) == 2
 
@@ -246,3 +254,116 @@ def test_manifest_keys_are_relative_to_the_workspace(github_env):
     assert manifest_key("site/datasette-lambda.yml") == "site/datasette-lambda.yml"
     assert manifest_key(github_env.workspace / "site" / "datasette-lambda.yml") == "site/datasette-lambda.yml"
     assert manifest_key("/elsewhere/datasette-lambda.yml") == "/elsewhere/datasette-lambda.yml"
+
+
+# --- only dl's own comments are trusted --------------------------------------------------------------
+
+
+def test_a_marker_copied_by_another_user_is_never_edited(github_env):
+    fake = github_env.fake
+    copied = marker("datasette-lambda.yml", "review", "0" * 32) + "\n**Plan:** 0 to destroy."
+    fake.add_comment(PR_NUMBER, copied, login="mallory")
+    first = comment_on_pull_request(plan(), now=at(12))
+    assert first.action == "created"
+    assert [w.method for w in fake.writes()] == ["POST"]  # never a PATCH of mallory's comment
+    assert fake.bodies(PR_NUMBER)[0] == copied and SUMMARY in fake.bodies(PR_NUMBER)[1]
+    fake.requests.clear()
+    assert comment_on_pull_request(plan(), now=at(13)).action == "unchanged"  # ours is found again
+    assert fake.writes() == []
+
+
+def test_a_dl_comment_edited_below_the_marker_is_rewritten(github_env):
+    fake = github_env.fake
+    comment_on_pull_request(plan(), now=at(12))
+    ours = fake.comments[PR_NUMBER][0]
+    original = ours["body"]
+    ours["body"] = original.replace("1 to create", "0 to create")  # the marker and its digest are untouched
+    fake.requests.clear()
+    result = comment_on_pull_request(plan(), now=at(13))
+    assert result.action == "updated" and [w.method for w in fake.writes()] == ["PATCH"]
+    assert "1 to create" in ours["body"] and "0 to create" not in ours["body"]
+
+
+def test_a_github_app_bot_is_named_with_an_input(github_env, monkeypatch):
+    fake = github_env.fake
+    fake.login = "octo-deployer[bot]"
+    monkeypatch.setenv("DL_COMMENT_AUTHOR", "octo-deployer[bot]")
+    fake.add_comment(PR_NUMBER, marker("datasette-lambda.yml") + "\nold", login="github-actions[bot]")
+    comment_on_pull_request(plan(), now=at(12))
+    assert [w.method for w in fake.writes()] == ["POST"]
+    assert fake.comments[PR_NUMBER][1]["user"]["login"] == "octo-deployer[bot]"
+
+
+# --- what was planned ------------------------------------------------------------------------------------
+
+
+def test_a_shallow_test_merge_checkout_names_the_head_and_the_base(tmp_path, github_env):
+    checkout = merge_checkout(tmp_path)
+    seen = read_checkout(checkout.path)
+    assert seen.commit == checkout.merge and seen.merge == (checkout.base, checkout.head)
+    github_env.write_event({"pull_request": {"number": 7, "head": {"sha": checkout.head}}})
+    line = planned_line(seen)
+    assert f"head {checkout.head} merged onto {checkout.base}" in line and "not what was planned" not in line
+    github_env.write_event(pull_request_event())  # the event names another head than the checkout holds
+    assert (
+        f"The event named the pull request's head {HEAD_SHA}: that is not what was planned."
+        in planned_line(seen)
+    )
+    assert planned_line(read_checkout(tmp_path / "nowhere")).startswith("Planned the working directory")
+
+
+def test_pull_request_target_is_refused_unless_the_head_was_checked_out(tmp_path, github_env, monkeypatch):
+    checkout = merge_checkout(tmp_path)
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request_target")
+    github_env.write_event({"pull_request": {"number": 7, "head": {"sha": checkout.head}}})
+    refuse_base_checkout(read_checkout(checkout.path))  # the merge holds the head: fine
+    base_only = Checkout(checkout.base, ())
+    with pytest.raises(DlError, match=r"refusing to plan pull request #7 on a 'pull_request_target' event"):
+        refuse_base_checkout(base_only)
+
+
+def test_comment_triggered_plans_ask_github_for_the_head(tmp_path, github_env, monkeypatch):
+    checkout = merge_checkout(tmp_path)
+    github_env.fake.add_pull(9, head=checkout.head)
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "issue_comment")
+    github_env.write_event({"issue": {"number": 9, "pull_request": {"url": "..."}}, "comment": {"id": 1}})
+    refuse_base_checkout(read_checkout(checkout.path))
+    assert any(r.path == "/repos/octo/data/pulls/9" for r in github_env.fake.requests)
+    with pytest.raises(DlError, match="is not the pull request's head"):
+        refuse_base_checkout(Checkout(checkout.base, ()))
+
+
+def test_the_merged_pull_request_of_a_pushed_commit(github_env):
+    fake = github_env.fake
+    client = GitHubClient(fake.api_url, fake.token)
+    fake.add_pull(3, commits=("a" * 40,))  # open, only holds the commit
+    fake.add_pull(4, merge_commit="b" * 40, commits=("a" * 40,))
+    assert merged_pull_request(client, "octo/data", "b" * 40)["number"] == 4
+    assert merged_pull_request(client, "octo/data", "a" * 40)["number"] == 4  # merged beats open
+    assert merged_pull_request(client, "octo/data", "c" * 40) is None
+
+
+def test_manifest_problems_become_annotations_on_their_line(github_env):
+    problem = Problem(
+        "site/datasette-lambda.yml", 7, 33, "instances.a.config.x", "expected integer, got 'a,b'"
+    )
+    assert annotation(problem) == (
+        "::error file=site/datasette-lambda.yml,line=7,col=33,title=datasette-lambda::"
+        "instances.a.config.x: expected integer, got 'a,b'"
+    )
+    odd = Problem(str(github_env.workspace / "a,b.yml"), 0, 0, "", "50%\nof it")
+    assert annotation(odd) == "::error file=a%2Cb.yml,title=datasette-lambda::50%25%0Aof it"
+
+
+def test_the_review_verdict():
+    from dl.comment import Marker
+    from dl.review import review_verdict
+
+    reviewed = Marker("datasette-lambda.yml", "review", "d" * 32)
+    assert review_verdict(reviewed, "d" * 32, 7, allow_unreviewed=False).ok
+    assert "differs from the one reviewed" in review_verdict(reviewed, "e" * 32, 7, allow_unreviewed=True).why
+    for state in ("not-reviewed", "failed", "plan", "applied", ""):  # only a plan for review counts
+        assert not review_verdict(Marker("m", state, "d" * 32), "d" * 32, 7, allow_unreviewed=False).ok
+    assert "no plan comment by dl" in review_verdict(None, "d" * 32, 7, allow_unreviewed=False).why
+    assert not review_verdict(None, "d" * 32, None, allow_unreviewed=False).ok
+    assert review_verdict(None, "d" * 32, None, allow_unreviewed=True).ok

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from fake_github import PR_NUMBER
 
 from dl.cli import main
+from dl.comment import parse_marker
 
 pytestmark = pytest.mark.slow  # each plan builds the Lambda package
 
@@ -51,6 +52,8 @@ def test_plan_comment_creates_then_leaves_then_updates_the_comment(aws, github_e
     [body] = fake.bodies(PR_NUMBER)
     assert "manifest=datasette-lambda.yml " in body.splitlines()[0]
     assert "1 to create" in body and "alpha" in body and github_env.head_sha in body
+    # not a git checkout: what was planned cannot be named, so the plan is shown but cannot count as reviewed
+    assert "Planned the working directory" in body and parse_marker(body).state == "plan"
     assert "alpha" in github_env.summary_text()
 
     fake.requests.clear()

@@ -73,7 +73,7 @@ def test_actionlint_reports_nothing(tmp_path):
 def test_actionlint_would_catch_a_wrong_input_or_script(tmp_path):
     text = EXAMPLE.read_text(encoding="utf-8")
     text = text.replace("          comment: false\n", "          comment: false\n          commentz: true\n")
-    text = text.replace('run: echo "$URLS"', "run: echo $URLS")
+    text = text.replace('echo "Public URLs: $URLS"', "echo Public URLs: $URLS")
     result = lint_tree(tmp_path, text)
     assert result.returncode == 1
     assert 'input "commentz" is not defined in action "datasette-lambda"' in result.stdout
@@ -93,12 +93,20 @@ def test_zizmor_reports_nothing():
     assert result.returncode == 0, result.stderr
 
 
+def composite_steps() -> list[dict]:
+    return yaml.safe_load(ACTION.read_text(encoding="utf-8"))["runs"]["steps"]
+
+
 def composite_scripts() -> list[str]:
-    action = yaml.safe_load(ACTION.read_text(encoding="utf-8"))
-    return [step["run"] for step in action["runs"]["steps"] if "run" in step]
+    return [step["run"] for step in composite_steps() if "run" in step]
 
 
-@pytest.mark.parametrize("index", range(2))
+def step_script(step_id: str) -> str:
+    [script] = [step["run"] for step in composite_steps() if step.get("id") == step_id]
+    return script
+
+
+@pytest.mark.parametrize("index", range(3))
 def test_the_actions_scripts_pass_shellcheck(index):
     script = composite_scripts()[index]
     result = subprocess.run(
@@ -148,12 +156,46 @@ def test_the_example_plans_on_pull_requests_and_never_cancels_an_apply():
     workflow = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     triggers = workflow[True]
     assert set(triggers) == {"pull_request", "push", "workflow_dispatch", "schedule"}
-    assert "datasette-lambda.yml" in triggers["pull_request"]["paths"]
+    for event in ("pull_request", "push"):
+        paths = triggers[event]["paths"]
+        # a change of the workflow (a new version of the action) is planned, and manifests in any folder
+        assert {
+            ".github/workflows/datasette-lambda.yml",
+            "datasette-lambda.yml",
+            "**/datasette-lambda.yml",
+        } <= set(paths)
     jobs = workflow["jobs"]
     assert jobs["apply"]["concurrency"]["cancel-in-progress"] is False
+    # apply and the drift check queue behind each other instead of racing
+    assert jobs["apply"]["concurrency"] == jobs["drift"]["concurrency"]
     assert jobs["plan"]["permissions"] == {"contents": "read", "pull-requests": "write", "id-token": "write"}
-    assert jobs["apply"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert jobs["apply"]["permissions"] == {"contents": "read", "pull-requests": "write", "id-token": "write"}
+    assert jobs["apply"]["environment"]  # required reviewers are possible
     assert jobs["drift"]["steps"][-1]["if"] == "steps.plan.outputs.has-changes == 'true'"
+    steps = jobs["apply"]["steps"]
+    index = next(i for i, s in enumerate(steps) if s.get("id") == "apply")
+    after = steps[index + 1]  # the outputs are shown right after apply, also when it failed
+    assert "always()" in after["if"]
+    assert set(after["env"].values()) == {
+        "${{ steps.apply.outputs.summary }}",
+        "${{ steps.apply.outputs.has-changes }}",
+        "${{ steps.apply.outputs.urls }}",
+    }
+
+
+def test_the_github_token_reaches_only_the_step_that_uses_it():
+    steps = composite_steps()
+    with_token = [s.get("id") or s["name"] for s in steps if "github-token" in json.dumps(s.get("env", {}))]
+    assert with_token == ["dl"]
+
+
+def test_the_action_installs_from_its_hash_locked_requirements_then_dl_without_dependencies():
+    [install] = [s["run"] for s in composite_steps() if s.get("id") == "install"]
+    assert '--require-hashes --only-binary=:all: -r "$GITHUB_ACTION_PATH/dl/lock/action.txt"' in install
+    assert '--no-deps --no-build-isolation "$GITHUB_ACTION_PATH"' in install
+    [cache] = [s for s in composite_steps() if s.get("uses", "").startswith("actions/cache@")]
+    assert "steps.cache-key.outputs.key" in cache["with"]["key"]
+    assert "/deps" in cache["with"]["path"] and "steps.cache-key.outputs.pip" in cache["with"]["path"]
 
 
 # --- the Action's script, run with a stand-in for the dl command -------------------------------------
@@ -166,6 +208,8 @@ if sys.argv[1] == "plan":
     out = sys.argv[sys.argv.index("--out") + 1]
     open(out, "w").write("{{}}")
     sys.exit(int(os.environ["STUB_PLAN_RC"]))
+if sys.argv[1] == "apply":
+    sys.exit(int(os.environ["STUB_APPLY_RC"]))
 if sys.argv[1:] == ["status", "--json"]:
     print(json.dumps([{{"name": "northwind", "url": "https://d1.example.net/"}}, {{"name": "b", "url": None}}]))
 """
@@ -198,6 +242,9 @@ def run_action_script(
     comment="auto",
     event="pull_request",
     allow_destroy="false",
+    allow_unreviewed="false",
+    ref="refs/heads/main",
+    apply_rc=0,
 ):
     """Run the Action's "Run dl" step as the runner would, with ``dl`` replaced by a recording stub."""
     stub = tmp_path / "dl"
@@ -212,15 +259,20 @@ def run_action_script(
         "DL_TARGETS": targets,
         "DL_COMMENT": comment,
         "DL_ALLOW_DESTROY": allow_destroy,
+        "DL_ALLOW_UNREVIEWED": allow_unreviewed,
+        "DL_COMMENT_AUTHOR": "github-actions[bot]",
+        "DL_DEFAULT_BRANCH": "main",
         "GITHUB_TOKEN": "t",
         "GITHUB_EVENT_NAME": event,
+        "GITHUB_REF": ref,
         "GITHUB_OUTPUT": str(tmp_path / "output"),
         "RUNNER_TEMP": str(tmp_path),
         "STUB_LOG": str(tmp_path / "calls"),
         "STUB_PLAN_RC": str(plan_rc),
+        "STUB_APPLY_RC": str(apply_rc),
     }
     result = subprocess.run(
-        ["bash", "-e", "-c", composite_scripts()[1]], env=env, cwd=tmp_path, capture_output=True, text=True
+        ["bash", "-e", "-c", step_script("dl")], env=env, cwd=tmp_path, capture_output=True, text=True
     )
     calls_file = tmp_path / "calls"
     calls = [json.loads(c) for c in calls_file.read_text().splitlines()] if calls_file.exists() else []
@@ -259,22 +311,43 @@ def test_action_fails_when_the_plan_fails(tmp_path):
     assert result.returncode == 1 and "has-changes" not in outputs
 
 
-def test_action_apply_applies_the_plan_it_made_and_reports_urls(tmp_path):
+def test_action_apply_on_a_push_to_main_applies_only_the_reviewed_plan(tmp_path):
     result, calls, outputs = run_action_script(tmp_path, command="apply", event="push", allow_destroy="true")
     assert result.returncode == 0, result.stderr
     plan_json = outputs["plan-json"]
     assert calls == [
-        ["plan", "--out", plan_json, "--detailed-exitcode"],
-        ["apply", plan_json, "--yes", "--allow-destroy"],
+        ["plan", "--out", plan_json, "--detailed-exitcode", "--allow-destroy"],
+        ["apply", plan_json, "--yes", "--allow-destroy", "--require-reviewed-plan"],
         ["status", "--json"],
     ]
     assert json.loads(outputs["urls"]) == {"northwind": "https://d1.example.net/", "b": None}
 
 
-def test_action_apply_with_nothing_to_change_applies_nothing(tmp_path):
+def test_action_apply_passes_allow_unreviewed_and_only_on_the_default_branch(tmp_path):
+    _, calls, _ = run_action_script(tmp_path, command="apply", event="push", allow_unreviewed="true")
+    assert calls[1][-2:] == ["--require-reviewed-plan", "--allow-unreviewed"]
+    for kwargs in ({"event": "workflow_dispatch"}, {"event": "push", "ref": "refs/heads/release"}):
+        (tmp_path / "calls").unlink()
+        _, calls, _ = run_action_script(tmp_path, command="apply", **kwargs)
+        assert "--require-reviewed-plan" not in calls[1], kwargs
+
+
+def test_action_apply_with_nothing_to_change_still_reports_back(tmp_path):
     result, calls, outputs = run_action_script(tmp_path, command="apply", plan_rc=0, event="push")
     assert result.returncode == 0
-    assert [c[0] for c in calls] == ["plan", "status"] and outputs["has-changes"] == "false"
+    assert [c[0] for c in calls] == ["plan", "apply", "status"] and outputs["has-changes"] == "false"
+
+
+def test_action_apply_failure_fails_the_step_after_reporting_urls(tmp_path):
+    result, calls, outputs = run_action_script(tmp_path, command="apply", event="push", apply_rc=1)
+    assert result.returncode == 1
+    assert [c[0] for c in calls] == ["plan", "apply", "status"] and "urls" in outputs
+
+
+@pytest.mark.parametrize("event", ["pull_request", "pull_request_target", "issue_comment"])
+def test_action_comments_on_pull_request_events(tmp_path, event):
+    _, calls, _ = run_action_script(tmp_path, event=event)
+    assert "--comment" in calls[0]  # dl refuses pull_request_target unless the head was checked out
 
 
 @pytest.mark.parametrize(
@@ -283,9 +356,19 @@ def test_action_apply_with_nothing_to_change_applies_nothing(tmp_path):
         ({"command": "destroy"}, "command must be plan or apply"),
         ({"comment": "yes"}, "comment must be true, false or auto"),
         ({"allow_destroy": "1"}, "allow-destroy must be true or false"),
+        ({"allow_unreviewed": "yes"}, "allow-unreviewed must be true or false"),
     ],
 )
 def test_action_rejects_invalid_inputs(tmp_path, kwargs, message):
     result, calls, _ = run_action_script(tmp_path, **kwargs)
     assert result.returncode == 1 and calls == []
     assert f"::error title=datasette-lambda::{message}" in result.stdout
+
+
+def test_the_apply_roles_trust_policy_names_the_apply_jobs_environment():
+    # a job in an environment gets an OIDC token whose sub names the environment, not the branch
+    environment = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))["jobs"]["apply"]["environment"]
+    trust = json.loads((ROOT / "docs" / "aws-iam" / "trust-apply-role.json").read_text(encoding="utf-8"))
+    [statement] = trust["Statement"]
+    sub = statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert sub == f"repo:OWNER/REPO:environment:{environment}"

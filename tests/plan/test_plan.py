@@ -128,6 +128,8 @@ def test_golden_text_rendering_of_an_update_a_create_and_a_destroy():
         "    + runtime: python3.13\n"
         "    + architecture: arm64\n"
         "    + memory: 1024\n"
+        "    + config.default_page_size: 10\n"
+        "    + metadata.title: Northwind\n"
         "    + versions.datasette: 0.65.5\n"
         "    + database northwind\n"
         "        2 tables, 921 rows, 20.5 kB\n"
@@ -217,3 +219,79 @@ def test_a_custom_domain_that_moves_or_goes_is_a_replace():
         assert plan.instances[0].action is Action.REPLACE
     plan = make_plan("p", "eu-west-1", {"a": changed(domain="a.example.com")}, observed(a=SPEC))
     assert plan.instances[0].action is Action.UPDATE  # adding a domain keeps the old URL working
+
+
+def test_a_create_shows_every_setting_that_differs_from_the_default_in_text_and_markdown():
+    from dl.render import render_markdown
+
+    spec = changed(
+        cors=True,
+        certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/abc",
+        domain="data.example.com",
+        timeout=60,
+        protect=True,
+        log_retention_days=90,
+        config={"default_page_size": 50, "sql_time_limit_ms": 2000},
+        metadata={
+            "title": "Open data",
+            "license": "CC-BY-4.0",
+            "source": "City archive",
+            "databases": {"northwind": {"tables": {"orders": {"description": "Orders"}}}},
+        },
+        tags={"team": "data"},
+    )
+    plan = make_plan("p", "eu-west-1", {"b": spec}, observed())
+    text = render_text(plan)
+    markdown = render_markdown(plan).replace("\\", "")
+    for line in (
+        "+ cors: true",
+        "+ certificate_arn: arn:aws:acm:us-east-1:123456789012:certificate/abc",
+        "+ domain: data.example.com",
+        "+ timeout: 60",
+        "+ log_retention_days: 90",
+        "+ protect: true",
+        "+ config.default_page_size: 50",
+        "+ config.sql_time_limit_ms: 2000",
+        "+ metadata.title: Open data",
+        "+ metadata.license: CC-BY-4.0",
+        "+ metadata.source: City archive",
+        "+ tags.team: data",
+        "+ metadata: 1 more nested setting (databases, tables; see the JSON plan)",
+    ):
+        assert line in text and line in markdown, line
+    default = render_text(make_plan("p", "eu-west-1", {"b": changed()}, observed()))
+    assert "cors" not in default and "timeout" not in default and "protect" not in default
+
+
+def test_one_row_is_one_row():
+    db = copy.deepcopy(SPEC["databases"][0])
+    db["sha256"] = "c" * 64
+    db["tables"]["single"] = {"rows": 1, "columns": ["id"]}
+    plan = make_plan("p", "eu-west-1", {"a": changed(databases=[db])}, observed(a=SPEC))
+    assert "table single added (1 row)" in plan.instances[0].databases[0].details
+
+
+def test_the_plan_says_before_merge_when_the_apply_will_be_refused():
+    plan = make_plan("p", "eu-west-1", {"a": SPEC}, observed(a=SPEC, gone=SPEC, kept=changed(protect=True)))
+    summary = comment_parts(plan).summary.replace("\\", "")
+    assert (
+        "The apply will refuse this plan: it destroys or replaces `gone`, which needs `allow-destroy: true`"
+        in (summary)
+    )
+    assert "`kept` (protect: true) is never destroyed or replaced" in summary
+    allowed = comment_parts(plan, allow_destroy=True).summary
+    assert "`gone`" not in allowed and "`kept`" in allowed
+
+
+def test_the_review_digest_follows_what_the_plan_does_not_when_or_how_it_is_worded():
+    from dl.plan import review_digest
+
+    base = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC))
+    again = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC), manifest="x.yml")
+    assert review_digest(base) == review_digest(again)  # another time, another manifest label
+    assert review_digest(Plan.from_json(json.loads(base.dumps()))) == review_digest(base)  # a saved plan
+    other_desired = make_plan("p", "eu-west-1", {"a": changed(memory=4096)}, observed(a=SPEC))
+    other_observed = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=changed(memory=512)))
+    other_action = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC, gone=SPEC))
+    digests = {review_digest(p) for p in (base, other_desired, other_observed, other_action)}
+    assert len(digests) == 4
