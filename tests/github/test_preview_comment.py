@@ -65,3 +65,28 @@ def test_the_comment_shows_live_previews_and_those_not_deployed(aws, github_env,
     assert alpha.endswith(f"]({url.rstrip('/')}/) |")  # a link to the live preview
     assert "| beta | *not deployed* |" in body
     assert f"preview of #{PR_NUMBER}: beta: not deployed" in result.output
+
+
+def test_gc_removes_the_previews_of_closed_pull_requests(aws, github_env, monkeypatch):
+    """`dl preview gc` asks GitHub (GITHUB_TOKEN set) which pull requests are closed: theirs go, however
+    young; an open pull request's previews stay."""
+    monkeypatch.setenv("DL_POLL_SECONDS", "0.05")
+    workspace = github_env.workspace
+    (workspace / ".git").mkdir()
+    (workspace / "datasette-lambda.yml").write_text(MANIFEST, encoding="utf-8")
+    for name in ("alpha", "beta"):
+        add_rows(workspace / f"{name}.db", 2)
+    assert dl("apply", "--yes", "--no-verify").exit_code == 0
+    add_rows(workspace / "alpha.db", 1)
+    for number in (7, 8):
+        assert dl("apply", "--preview", str(number), "--yes", "--no-verify").exit_code == 0
+    github_env.fake.add_pull(7, merge_commit="c" * 40)  # merged, so closed
+    github_env.fake.add_pull(8)  # open
+
+    result = dl("preview", "gc", "--older-than", "7d")
+    assert result.exit_code == 0, result.output
+    assert "pull request #7 (pull request closed): removing alpha" in result.output
+    stacks = {s["StackName"] for s in boto3.client("cloudformation").describe_stacks()["Stacks"]}
+    assert "shop--pr8--alpha" in stacks and "shop--pr7--alpha" not in stacks
+    asked = [r.path for r in github_env.fake.requests if "/pulls/" in r.path]
+    assert asked == ["/repos/octo/data/pulls/7", "/repos/octo/data/pulls/8"]
