@@ -884,11 +884,12 @@ class Executor:
         grace = timedelta(hours=float(os.environ.get("DL_ARTIFACT_GRACE_HOURS", "24")))
         scopes = observe_scopes(self.aws, self.manifest.project, parallelism=self.parallelism)
         referenced: set[str] = set()
-        for observed in scopes.values():
+        for number, observed in scopes.items():
             for inst in observed.instances.values():
-                if inst.spec is None or inst.stack.status.endswith("_IN_PROGRESS"):
+                unsettled = inst.spec is None or inst.stack.status.endswith("_IN_PROGRESS")
+                if unsettled and (number is None) == (self.preview is None):
                     return  # keys unknown, or a rollback may still need the old ones: delete nothing
-                referenced |= artifact_keys(inst.spec)
+                referenced |= artifact_keys(inst.spec or {})  # (another scope's keys: another prefix)
         cutoff = datetime.now(UTC) - grace
         root = artifact_prefix(self.preview)
         stale = [

@@ -94,6 +94,7 @@ def test_preview_lifecycle_leaves_production_untouched(pull_request, monkeypatch
     result = dl("apply", "--preview", "7", "--yes")
     assert result.exit_code == 0, result.output
     assert "Preview of pull request #7: alpha" in result.output
+    assert "Project shop in eu-west-1: previews of pull request #7 (stacks shop--pr7--*)" in result.output
     assert set(stacks()) == production | {"shop--pr7--alpha"}
     preview = stacks()["shop--pr7--alpha"]
     assert tags(preview)["dl:preview"] == "7" and tags(preview)["dl:commit"] == HEAD
