@@ -122,6 +122,15 @@ def explain_client_error(exc: Exception) -> str:
     return str(exc)
 
 
+def require_credentials(aws: Aws) -> None:
+    """Refuse early, before anything is built, when boto3 finds no credentials (no call is made)."""
+    if aws.session.get_credentials() is None:
+        raise DlError(
+            "no AWS credentials found: configure a profile, AWS_* environment variables, or OIDC in CI "
+            "(or try it offline: --sandbox uses a local AWS emulator)"
+        )
+
+
 class Aws:
     """boto3 clients for one region (plus us-east-1 for certificates), created lazily and shared by threads."""
 
@@ -130,7 +139,10 @@ class Aws:
         # botocore reads AWS_DEFAULT_REGION and profiles; AWS_REGION is what the AWS SDKs and CLI v2 document
         self.region = region or os.environ.get("AWS_REGION") or self.session.region_name
         if not self.region:
-            raise DlError("no AWS region: set `region` in the manifest, or AWS_REGION / a profile's region")
+            raise DlError(
+                "no AWS region: set `region` in the manifest, or AWS_REGION / a profile's region "
+                "(or try it offline: --sandbox uses a local AWS emulator)"
+            )
         self._clients: dict[tuple[str, str, bool], object] = {}
         self._lock = threading.Lock()
         self.calls: list[str] = []  # "service.Operation" of every API call, for tests and benchmarks

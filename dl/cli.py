@@ -15,11 +15,25 @@ from pathlib import Path
 import click
 
 from dl import __version__
-from dl.errors import DlError, ManifestError
-from dl.options import load, manifest_option, outside_paths_option
+from dl.errors import DlError, ManifestError, UnknownInstance
+from dl.options import aws_context, load, manifest_option, outside_paths_option, sandbox_option
 
 
-class DlGroup(click.Group):
+class SummaryGroup(click.Group):
+    """`--help` lists each command with its whole first sentence, wrapped (click cuts it to fit one line)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class DlGroup(SummaryGroup):
     """Turns DlError (and anything unexpected) into a message and exit code 1 instead of a traceback."""
 
     def invoke(self, ctx: click.Context):
@@ -38,7 +52,7 @@ class DlGroup(click.Group):
             sys.exit(1)
         except DlError as exc:
             click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
+            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -107,11 +121,7 @@ def _label_of(manifest_path: str) -> str:
 
 def pipeline_options(f):
     """--target (repeatable), --parallelism, --sandbox: shared by plan and apply."""
-    f = click.option(
-        "--sandbox",
-        is_flag=True,
-        help="Run against a throwaway AWS emulator started in-process (moto; the `sandbox` extra).",
-    )(f)
+    f = sandbox_option(f)
     f = click.option(
         "--parallelism",
         default=4,
@@ -134,7 +144,7 @@ def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str,
     destroy them); names that are neither are refused by the pipeline once AWS has been read."""
     from dl.pipeline import prepare
 
-    with _sandbox(sandbox, manifest) if sandbox else nullcontext():
+    with aws_context(sandbox, manifest.region):
         yield prepare(
             manifest,
             targets=list(dict.fromkeys(targets)),
@@ -195,6 +205,10 @@ def plan(
 ):
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
     review = None
+    if comment and not os.environ.get("GITHUB_REPOSITORY"):
+        from dl.github import ONLY_IN_ACTIONS
+
+        raise DlError(ONLY_IN_ACTIONS)  # before anything is built
     if comment:
         from dl.review import PlanReview, manifest_directory
 
@@ -332,18 +346,11 @@ def _github_outputs(result, out) -> None:
     write_outputs(outputs)
 
 
-def _sandbox(enabled: bool, manifest):
-    from dl.sandbox import sandbox
-
-    _stderr("Sandbox: a throwaway AWS emulator on 127.0.0.1; nothing reaches a real AWS account.")
-    return sandbox(manifest.region)
-
-
-def _confirm(yes: bool, question: str) -> None:
+def _confirm(yes: bool, question: str, verb: str = "apply") -> None:
     if yes or os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         return
     if not sys.stdin.isatty():
-        raise DlError("no terminal to confirm on: pass --yes to apply without confirmation")
+        raise DlError(f"no terminal to confirm on: pass --yes to {verb} without confirmation")
     if not click.confirm(question, default=False):
         raise DlError("cancelled: nothing was changed")
 
@@ -546,14 +553,16 @@ def _apply_summary(result, label: str):
     return report
 
 
-def _report(result) -> None:
+def _report(result, command: str = "Apply") -> None:
+    """One line per instance, then `Apply complete: ...` (or `Destroy complete: ...` for `dl destroy`)."""
     ok = [o for o in result.outcomes if o.ok]
     failed = [o for o in result.outcomes if not o.ok]
     for o in ok:
-        click.echo(f"{o.name}: {o.action.value} {o.message}" + (f" -> {o.url}" if o.url else ""))
+        done = o.message if o.message == "destroyed" else f"{o.action.value} {o.message}"
+        click.echo(f"{o.name}: {done}" + (f" -> {o.url}" if o.url else ""))
     for o in failed:
         click.echo(f"{o.name}: FAILED ({o.action.value}): {o.message}", err=True)
-    verb = "Apply complete" if not failed else "Apply failed"
+    verb = f"{command} complete" if not failed else f"{command} failed"
     click.echo(f"{verb}: {len(ok)} succeeded, {len(failed)} failed.")
 
 
@@ -572,27 +581,37 @@ def _report(result) -> None:
 @click.option(
     "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances at once."
 )
-def destroy(instances, manifest_path, everything, preview, yes, parallelism):
+@sandbox_option
+def destroy(instances, manifest_path, everything, preview, yes, parallelism, sandbox):
     """Delete the named instances' stacks and their unshared artifacts (or --all of the project's)."""
+    if preview is not None and everything:
+        raise click.UsageError("--preview PR destroys that pull request's previews: no --all")
+    if preview is None and bool(instances) == everything:
+        raise click.UsageError("name the instances to destroy, or pass --all")
+    manifest = load(manifest_path, check_files=False)
+    with aws_context(sandbox, manifest.region):
+        if preview is not None:
+            _destroy_preview(preview, list(dict.fromkeys(instances)), manifest, yes, parallelism)
+        else:
+            _destroy(manifest, instances, everything, yes, parallelism)
+
+
+def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int) -> None:
     from dl.apply import Executor
-    from dl.aws import Aws
+    from dl.aws import Aws, require_credentials
     from dl.observed import observe
     from dl.plan import Action, InstancePlan, Plan
     from dl.render import render_text
 
-    if preview is not None:
-        if everything:
-            raise click.UsageError("--preview PR destroys that pull request's previews: no --all")
-        return _destroy_preview(preview, list(dict.fromkeys(instances)), manifest_path, yes, parallelism)
-    if bool(instances) == everything:
-        raise click.UsageError("name the instances to destroy, or pass --all")
-    manifest = load(manifest_path, check_files=False)
     aws = Aws(manifest.region)
+    require_credentials(aws)
     observed = observe(aws, manifest.project, parallelism=parallelism)
     names = list(observed.instances) if everything else list(dict.fromkeys(instances))
     unknown = [n for n in names if n not in observed.instances]
     if unknown:
-        raise DlError(f"not deployed in project {manifest.project} ({aws.region}): {', '.join(unknown)}")
+        raise UnknownInstance(
+            f"not deployed in project {manifest.project} ({aws.region}): {', '.join(unknown)}"
+        )
     items = []
     for name in names:
         o = observed.instances[name]
@@ -618,23 +637,27 @@ def destroy(instances, manifest_path, everything, preview, yes, parallelism):
     refused = [i.name for i in items if i.protected]
     if refused:
         raise DlError(f"refusing to destroy protected instances (protect: true): {', '.join(refused)}")
-    _confirm(yes, f"Destroy {len(items)} instance{'s' if len(items) != 1 else ''}? This cannot be undone.")
+    _confirm(
+        yes,
+        f"Destroy {len(items)} instance{'s' if len(items) != 1 else ''}? This cannot be undone.",
+        "destroy",
+    )
     executor = Executor(aws, manifest, log=_stderr, parallelism=parallelism)
     result = executor.execute(chosen, {}, observed, {})
-    _report(result)
+    _report(result, "Destroy")
     if not result.ok:
         sys.exit(1)
 
 
-def _destroy_preview(number: int, names: list[str], manifest_path: str, yes: bool, parallelism: int) -> None:
+def _destroy_preview(number: int, names: list[str], manifest, yes: bool, parallelism: int) -> None:
     """`dl destroy --preview PR`: that pull request's previews (and their unshared artifacts), never production."""
-    from dl.aws import Aws
+    from dl.aws import Aws, require_credentials
     from dl.observed import observe
     from dl.preview import destroy_plan, destroy_previews
     from dl.render import render_text
 
-    manifest = load(manifest_path, check_files=False)
     aws = Aws(manifest.region)
+    require_credentials(aws)
     observed = observe(aws, manifest.project, parallelism=parallelism, preview=number)
     unknown = [n for n in names if n not in observed.instances]
     if unknown:
@@ -648,9 +671,43 @@ def _destroy_preview(number: int, names: list[str], manifest_path: str, yes: boo
     _, result = destroy_previews(
         aws, manifest, observed, names=names or None, log=_stderr, parallelism=parallelism
     )
-    _report(result)
+    _report(result, "Destroy")
     if not result.ok:
         sys.exit(1)
+
+
+# --- the sandbox: a local AWS emulator that lasts ------------------------------------------------------
+
+
+@main.group(cls=SummaryGroup)
+def sandbox() -> None:
+    """Run a local AWS emulator in the background, for --sandbox (state in memory, address in .dl/)."""
+
+
+@sandbox.command("up")
+def sandbox_up() -> None:
+    """Start the local AWS emulator in the background (or say where the running one is)."""
+    from dl.sandbox import state_dir, up
+
+    found, started = up()
+    where = os.path.relpath(state_dir())
+    if started:
+        click.echo(f"Sandbox started at {found.url} (pid {found.pid}; recorded in {where}/).")
+    else:
+        click.echo(f"Sandbox already running at {found.url} (pid {found.pid}; recorded in {where}/).")
+    click.echo("Commands with --sandbox use it; `dl sandbox down` stops it and forgets everything it holds.")
+
+
+@sandbox.command("down")
+def sandbox_down() -> None:
+    """Stop the local AWS emulator; everything deployed to it is gone."""
+    from dl.sandbox import down
+
+    stopped = down()
+    if stopped is None:
+        click.echo("No sandbox is running.")
+    else:
+        click.echo(f"Sandbox at {stopped.url} (pid {stopped.pid}) stopped.")
 
 
 # --- command registration: one line per command module -------------------------------------------

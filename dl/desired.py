@@ -140,7 +140,7 @@ def build_instance(
     An unchanged instance is not built again: :func:`dl.package.build_key` names everything the zip depends on,
     and ``<cache>/builds/<key>`` records the zip it gave (in ``packages/``) and the build's result.
     """
-    from dl.package import build_key, build_package, result_from_record, result_record
+    from dl.package import build_key, build_package, result_from_record, result_record, unpinned_plugins
     from dl.preview import artifact_prefix
 
     key_prefix = artifact_prefix(preview)
@@ -150,6 +150,8 @@ def build_instance(
     package = result_from_record(record, out_dir / f"{record.get('sha256')}.zip") if record else None
     if package is not None:
         log(f"{instance.name}: package unchanged, reusing {package.path.name}")
+        for warning in unpinned_plugins(instance.plugins, package.versions):  # said on every build
+            log(f"{instance.name}: warning: {warning}")
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f"{instance.name}-", suffix=".zip.tmp", dir=out_dir)

@@ -8,6 +8,14 @@ from dataclasses import dataclass
 class DlError(Exception):
     """A failure explained to the user: printed as is, exit code 1."""
 
+    exit_code = 1
+
+
+class UnknownInstance(DlError):
+    """A name that is no instance (of the manifest, or deployed): a usage error, exit code 2 like click's."""
+
+    exit_code = 2
+
 
 @dataclass(frozen=True, order=True)
 class Problem:

@@ -573,6 +573,12 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+ONLY_IN_ACTIONS = (
+    "--comment posts the plan on the pull request, so it works only inside GitHub Actions "
+    "(GITHUB_REPOSITORY is not set here); without --comment the plan is printed"
+)
+
+
 def repository_of(env: Mapping[str, str] = os.environ) -> str:
     """OWNER/NAME from GITHUB_REPOSITORY, or a DlError."""
     return _repository(env)
@@ -580,6 +586,8 @@ def repository_of(env: Mapping[str, str] = os.environ) -> str:
 
 def _repository(env: Mapping[str, str]) -> str:
     repository = env.get("GITHUB_REPOSITORY", "")
+    if not repository:
+        raise DlError(ONLY_IN_ACTIONS)
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
         raise DlError(f"cannot comment: GITHUB_REPOSITORY should be OWNER/NAME, got {repository!r}")
     return repository

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from dl.errors import DlError
-from dl.options import load, manifest_option, select_instances
+from dl.options import aws_context, load, manifest_option, sandbox_option, select_instances
 
 DEFAULT_SINCE = "10m"
 POLL_INTERVAL = 2.0  # seconds between polls with --follow
@@ -345,11 +345,15 @@ def _sleep(seconds: float) -> None:
     help="Only events matching this CloudWatch Logs filter pattern, e.g. ERROR or '\"Task timed out\"'.",
 )
 @click.option("--follow", is_flag=True, help="Keep polling for new events until interrupted (Ctrl-C).")
-def logs_command(instance: str, manifest_path: str, since: str, filter_pattern: str | None, follow: bool):
+@sandbox_option
+def logs_command(
+    instance: str, manifest_path: str, since: str, filter_pattern: str | None, follow: bool, sandbox: bool
+):
     """Show the CloudWatch logs of INSTANCE's Lambda function, one line per event (UTC times).
 
     Lambda's START/END lines are dropped and REPORT lines shortened to duration, billed duration, init
-    duration and memory. With --follow, polls every 2 seconds; Ctrl-C ends it (exit 0).
+    duration and memory. With --follow, polls every 2 seconds; Ctrl-C ends it (exit 0). Exit 1 when there is
+    nothing to show: the function has never logged, or no event falls in the --since window (or --filter).
     """
     try:
         start_ms = parse_since(since)
@@ -358,11 +362,34 @@ def logs_command(instance: str, manifest_path: str, since: str, filter_pattern: 
     manifest = load(manifest_path, allow_outside_paths=True, check_files=False)
     select_instances(manifest, (instance,))
     group = log_group_name(manifest.project, instance)
+    click.get_current_context().with_resource(aws_context(sandbox, manifest.region))
     client = logs_client(manifest.region)
+    shown = 0
     try:
         for line in read_logs(client, group, start_ms, filter_pattern, follow=follow, sleep=_sleep):
             click.echo(line)
+            shown += 1
     except MissingLogGroup as e:
         raise DlError(f"no logs yet for instance {instance}: {e}; has it been deployed?") from None
     except KeyboardInterrupt:  # the normal end of --follow
         return
+    if not shown:
+        raise DlError(nothing_to_show(client, group, instance, start_ms, filter_pattern))
+
+
+def nothing_to_show(client, log_group: str, instance: str, start_ms: int, filter_pattern: str | None) -> str:
+    """Why no line was shown: the function never logged, or nothing (matching) falls in the window."""
+    try:
+        streams = client.describe_log_streams(
+            logGroupName=log_group, orderBy="LastEventTime", descending=True, limit=1
+        ).get("logStreams", [])
+    except Exception as e:  # botocore's errors, turned into messages
+        raise _as_dl_error(e, log_group) from None
+    latest = streams[0].get("lastEventTimestamp") if streams else None
+    if latest is None:
+        return f"no logs yet for instance {instance}: its function has not logged anything ({log_group} is empty)"
+    matching = f" matching {filter_pattern!r}" if filter_pattern else ""
+    message = f"no log events{matching} for instance {instance} since {format_time(start_ms)}"
+    if latest < start_ms:
+        message += f"; the latest event is from {format_time(latest)}: widen --since to see it"
+    return message

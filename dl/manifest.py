@@ -184,26 +184,53 @@ def load_manifest(
 
 
 def _schema_clean_part(document: Any, faults: list[tuple]) -> dict | None:
-    """The document without the instances that have schema faults; None if faults lie outside instances."""
+    """The document without what has schema faults, so the semantic rules still check everything else.
+
+    A faulty setting is left out (of an instance, or of `defaults`: the built-in default stands in); inside a
+    mapping (`config`, `secrets`) only the faulty entry is, so its neighbours are still checked; a malformed
+    instance is left out whole. None when the document's shape is beyond that (no `instances` mapping).
+    """
+    import copy
+
     if not isinstance(document, dict) or not isinstance(document.get("instances"), dict):
         return None
-    broken: dict[str, set] = {}
+    clean = copy.deepcopy(document)
+    if not isinstance(clean.get("defaults", {}), dict):
+        clean.pop("defaults")
+    dropped_instances = set()
     for where in faults:
-        if len(where) >= 2 and where[0] == "instances":
-            broken.setdefault(where[1], set()).add(where[2] if len(where) > 2 else None)
-        elif where and where[0] in ("project", "region", "version", "tags"):
+        if not where or where[0] in ("project", "region", "version", "tags"):
             continue  # these do not feed the semantic rules
+        if where[0] == "defaults":
+            _drop(clean.get("defaults"), where[1:])
+        elif where[0] == "instances":
+            if len(where) < 3 or not isinstance(clean["instances"].get(where[1]), dict):
+                dropped_instances.add(where[1] if len(where) > 1 else None)
+            elif where[2] == "databases":
+                clean["instances"][where[1]]["databases"] = []  # their own problems are already reported
+            else:
+                _drop(clean["instances"][where[1]], where[2:])
         else:
             return None
-    instances = {}
-    for name, entry in document["instances"].items():
-        faulty = broken.get(name, set())
-        if None in faulty or not isinstance(entry, dict):
-            continue  # the instance itself is malformed
-        kept = {k: v for k, v in entry.items() if k not in faulty}
-        kept.setdefault("databases", [])  # faulty databases: their own problems are already reported
-        instances[name] = kept
-    return {**document, "instances": instances}
+    for name in dropped_instances:
+        clean["instances"].pop(name, None)
+    for name, entry in list(clean["instances"].items()):
+        if not isinstance(entry, dict):
+            clean["instances"].pop(name)
+        else:
+            entry.setdefault("databases", [])
+    return clean
+
+
+def _drop(settings: Any, where: tuple) -> None:
+    """Remove the faulty setting ``where[0]`` of ``settings``, or only its entry ``where[1]`` in a mapping."""
+    if not isinstance(settings, dict) or not where or where[0] not in settings:
+        return
+    value = settings[where[0]]
+    if len(where) > 1 and isinstance(value, dict) and not isinstance(value.get(where[1], {}), (dict, list)):
+        value.pop(where[1], None)
+    else:
+        settings.pop(where[0])
 
 
 def canonical_prefix(prefix: str) -> str:

@@ -52,3 +52,23 @@ def select_instances(manifest: Manifest, names: tuple[str, ...]) -> list[str]:
                 param_hint="INSTANCE",
             )
     return list(dict.fromkeys(names))
+
+
+def sandbox_option(f):
+    """--sandbox: use the local AWS emulator of `dl sandbox up` (started when none runs) instead of AWS."""
+    return click.option(
+        "--sandbox",
+        is_flag=True,
+        help="Use the local AWS emulator (`dl sandbox up`; started when none runs) instead of AWS.",
+    )(f)
+
+
+def aws_context(sandbox: bool, region: str | None):
+    """The block's AWS: the sandbox when asked (boto3 pointed at it), else boto3's own configuration."""
+    from contextlib import nullcontext
+
+    if not sandbox:
+        return nullcontext()
+    from dl.sandbox import environment
+
+    return environment(region, log=lambda line: click.echo(line, err=True))

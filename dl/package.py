@@ -183,6 +183,9 @@ def build_package(
     deps, cache_hit = ensure_dependencies(spec, instance.plugins, compiler, cache_dir=cache_dir, log=log)
     deps_size = tree_size(deps)
     versions = read_versions(deps)
+    for warning in unpinned_plugins(instance.plugins, versions):
+        messages.append(warning)
+        log(f"warning: {warning}")
     decisions = decide_locations(instance.databases, deps_size, inline_limit, key_prefix=key_prefix)
     inspect = {d.name: {**inspect_database(d.source), "file": d.file} for d in decisions}
     document = instance_document(instance, decisions, inspect, versions)
@@ -658,6 +661,33 @@ def read_versions(tree: Path) -> dict:
     return versions
 
 
+def unpinned_plugins(plugins: Iterable[str], versions: dict) -> list[str]:
+    """A warning for each plugin requirement without an exact ``==`` pin, naming the version resolved."""
+    resolved = {_normalise(name): (name, version) for name, version in versions.items()}
+    warnings = []
+    for requirement in plugins:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$", requirement)
+        name, specifiers = match.group(1), match.group(3)
+        if re.search(r"===?\s*[^*,\s]+\s*(,|$)", specifiers) and "*" not in specifiers:
+            continue  # pinned: exactly one version can be installed
+        found = resolved.get(_normalise(name))
+        got = (
+            f"this build installed {found[0]} {found[1]}"
+            if found
+            else "no Datasette plugin of that name was installed"
+        )
+        pin = f": pin it as {found[0]}=={found[1]}" if found else ""
+        warnings.append(
+            f"plugin {requirement!r} is not pinned, so each build may install another version; {got}{pin}"
+        )
+    return warnings
+
+
+def _normalise(name: str) -> str:
+    """A distribution name as PyPI compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _name_version(metadata: Path) -> tuple[str, str]:
     fields = {}
     for line in metadata.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -710,20 +740,27 @@ def _reason(db, size, location, used, budget, deps, inline_limit, s3_total) -> s
     head = f"{db.path.name} ({human(size)})"
     if location == "inline":
         return (
-            f"{head}: inlined; the package stays at {human(deps + used)} unzipped with all inlined databases, "
-            f"under Lambda's 250 MB limit with {human(HEADROOM)} headroom"
+            f"{head}: inlined; with all inlined databases the package is {human(deps + used)} unzipped, "
+            f"{limit_share(deps + used)}"
         )
     if inline_limit is not None and size <= budget:
         why = f"inlining it would pass the inline limit of {human(inline_limit)}"
     else:
         why = (
             f"inlining it would pass Lambda's 250 MB unzipped limit (dependencies {human(deps)}, "
-            f"inlined databases {human(used)}, headroom {human(HEADROOM)})"
+            f"inlined databases {human(used)}, {human(HEADROOM)} kept free for the handler and instance files)"
         )
     tail = "; it is fetched from S3 into /tmp on cold start"
     if s3_total > TMP_DEFAULT:
         tail += f" (S3 databases total {human(s3_total)}: more than Lambda's default 512 MB /tmp)"
     return f"{head}: left for S3; {why}{tail}"
+
+
+def limit_share(unzipped: int) -> str:
+    """'3% of Lambda's 250 MB unzipped limit': how much of it a package uses."""
+    share = unzipped / LAMBDA_UNZIPPED_LIMIT
+    shown = f"{share:.0%}" if share >= 0.01 or share == 0 else "under 1%"
+    return f"{shown} of Lambda's 250 MB unzipped limit"
 
 
 def human(size: int) -> str:
@@ -893,7 +930,7 @@ def render_result(result: PackageResult) -> str:
         f"  sha256:   {result.sha256}",
         f"  zipped:   {human(result.zipped_size)} ({result.zipped_size} bytes)",
         f"  unzipped: {human(result.unzipped_size)} (dependencies {human(result.dependencies_size)}; "
-        f"Lambda limit 250 MB)",
+        f"{limit_share(result.unzipped_size)})",
         f"  python:   {result.python_version} ({result.target}); bytecode: "
         + ("precompiled" if result.bytecode else "none (sources only)"),
         f"  versions: {versions}",

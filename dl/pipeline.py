@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dl.aws import Aws
+from dl.aws import Aws, require_credentials
 from dl.desired import DesiredInstance, desired_state
 from dl.manifest import Manifest
 from dl.observed import ObservedState, observe
@@ -44,16 +44,17 @@ def prepare(
     whose production plan is not empty (or of every instance): their plan is against that pull request's
     previews, which it creates, updates, or destroys when an instance no longer differs from production."""
     aws = Aws(manifest.region)
+    require_credentials(aws)  # before the packages are built: both checks take no time
     names = [n for n in manifest.instances if not targets or n in targets]
     desired = desired_state(manifest, names, parallelism=parallelism, log=log)
     observed = observe(aws, manifest.project, parallelism=parallelism)
     unknown = [t for t in targets or [] if t not in manifest.instances and t not in observed.instances]
     if unknown:
-        from dl.errors import DlError
+        from dl.errors import UnknownInstance
         from dl.schema import suggest
 
         known = sorted(set(manifest.instances) | set(observed.instances))
-        raise DlError(
+        raise UnknownInstance(
             f"--target {unknown[0]}: no such instance in the manifest or deployed{suggest(unknown[0], known)}"
         )
     seal_secrets(manifest, desired, observed, aws, log)

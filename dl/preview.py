@@ -33,7 +33,7 @@ import click
 
 from dl.errors import DlError
 from dl.manifest import Instance, Manifest
-from dl.options import manifest_option
+from dl.options import aws_context, manifest_option, sandbox_option
 from dl.plan import Action, InstancePlan, Plan
 
 PREFIX = "previews/"  # every artifact a preview uploads, and the previews' secrets key
@@ -267,15 +267,17 @@ def preview_command() -> None:
 @preview_command.command("list")
 @manifest_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list (pull_request, instance, url, ...).")
-def list_command(manifest_path: str, as_json: bool) -> None:
+@sandbox_option
+def list_command(manifest_path: str, as_json: bool, sandbox: bool) -> None:
     """Show every preview of the project: pull request, instance, commit, age and URL."""
     from dl.aws import Aws
     from dl.observed import observe_previews
     from dl.options import load
 
     manifest = load(manifest_path, check_files=False)
-    aws = Aws(manifest.region)
-    rows = preview_rows(aws, observe_previews(aws, manifest.project), datetime.now(UTC))
+    with aws_context(sandbox, manifest.region):
+        aws = Aws(manifest.region)
+        rows = preview_rows(aws, observe_previews(aws, manifest.project), datetime.now(UTC))
     if as_json:
         click.echo(json.dumps([asdict(r) for r in rows], indent=2, sort_keys=True))
     else:
@@ -298,17 +300,24 @@ def list_command(manifest_path: str, as_json: bool) -> None:
     help="Also remove previews whose pull request is closed (asks GitHub; default: when GITHUB_TOKEN is set).",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
-def gc_command(manifest_path: str, older_than: str, check_closed, dry_run: bool) -> None:
+@sandbox_option
+def gc_command(manifest_path: str, older_than: str, check_closed, dry_run: bool, sandbox: bool) -> None:
     """Remove stale previews and their unshared artifacts. A pull request's previews go together: when one
     of them is older than AGE (or its pull request is closed), all of them are removed."""
-    import os
-
-    from dl.aws import Aws
-    from dl.observed import observe_previews
     from dl.options import load
 
     age = parse_age(older_than)
     manifest = load(manifest_path, check_files=False)
+    with aws_context(sandbox, manifest.region):
+        _gc(manifest, age, check_closed, dry_run)
+
+
+def _gc(manifest: Manifest, age: timedelta, check_closed, dry_run: bool) -> None:
+    import os
+
+    from dl.aws import Aws
+    from dl.observed import observe_previews
+
     aws = Aws(manifest.region)
     previews = observe_previews(aws, manifest.project)
     now = datetime.now(UTC)

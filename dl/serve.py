@@ -42,7 +42,7 @@ import click
 
 from dl.errors import DlError
 from dl.manifest import Instance, Manifest
-from dl.options import load, manifest_option, outside_paths_option, select_instances
+from dl.options import aws_context, load, manifest_option, outside_paths_option, select_instances
 from dl.runtime.worker import read_message, write_message
 
 LAMBDA_REQUEST_LIMIT = 6 * 1024 * 1024  # bytes: Lambda's synchronous invocation payload limit
@@ -445,7 +445,10 @@ class Serve:
         port: int = 8001,
         allow_outside_paths: bool = False,
         log: Log = click.echo,
+        function_log: Callable[[str], Log] | None = None,
     ):
+        """``function_log(instance)``: where else a new worker's output goes (CloudWatch, with --sandbox)."""
+        self.function_log = function_log
         self.manifest_path = manifest_path
         self.allow_outside_paths = allow_outside_paths
         self.log = log
@@ -483,7 +486,12 @@ class Serve:
         server = self.servers[name]
         build = build_for_serve(instance, self.workdir, server.log)
         env = worker_environment(instance, build, self.secret)
-        worker = Worker(build.root, build.python, env, float(instance.timeout), server.log)
+        log = server.log
+        if self.function_log is not None:
+            from dl.log_sink import tee
+
+            log = tee(server.log, self.function_log(name))
+        worker = Worker(build.root, build.python, env, float(instance.timeout), log)
         try:
             worker.start()
         except DlError:
@@ -555,14 +563,28 @@ class Serve:
     show_default=True,
     help="Port of the first instance; the others get the following ports (0: any free port).",
 )
-def serve_command(instance_names, manifest_path, allow_outside_paths, host, port):
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Also write the functions' log lines to the sandbox's CloudWatch Logs, for `dl logs --sandbox`.",
+)
+def serve_command(instance_names, manifest_path, allow_outside_paths, host, port, sandbox):
     """Run the Lambda package of each INSTANCE (default: all) locally, exactly as Lambda runs it.
 
     Each instance gets its own port and is rebuilt when the manifest, a database or a metadata file changes.
+    With --sandbox, what each function prints also goes to its log group in the local AWS emulator.
     Stop with Ctrl-C.
     """
+    function_log = None
+    if sandbox:
+        function_log = _sandbox_function_log(manifest_path, allow_outside_paths)
     serve = Serve(
-        manifest_path, instance_names, host=host, port=port, allow_outside_paths=allow_outside_paths
+        manifest_path,
+        instance_names,
+        host=host,
+        port=port,
+        allow_outside_paths=allow_outside_paths,
+        function_log=function_log,
     )
     try:
         serve.start()
@@ -576,3 +598,14 @@ def serve_command(instance_names, manifest_path, allow_outside_paths, host, port
         click.echo("Stopping.")
     finally:
         serve.stop()
+
+
+def _sandbox_function_log(manifest_path: str, allow_outside_paths: bool) -> Callable[[str], Log]:
+    """For each instance, a writer to its function's log group in the sandbox (kept for the command's life)."""
+    from dl.log_sink import CloudWatchLines
+    from dl.logs import log_group_name, logs_client
+
+    manifest = load(manifest_path, allow_outside_paths)
+    click.get_current_context().with_resource(aws_context(True, manifest.region))
+    client = logs_client(manifest.region)
+    return lambda name: CloudWatchLines(client, log_group_name(manifest.project, name), click.echo)

@@ -14,7 +14,7 @@ import botocore.exceptions
 import click
 
 from dl.aws import TAG_COMMIT, TAG_DEPLOYED_AT, Aws, Stack
-from dl.options import manifest_option, outside_paths_option
+from dl.options import aws_context, manifest_option, outside_paths_option, sandbox_option
 from dl.plan import Action, short
 
 
@@ -117,7 +117,7 @@ def render_status(rows: list[InstanceStatus]) -> str:
             lines.append(f"    datasette {r.datasette}")
         for d in r.databases:
             lines.append(
-                f"    database  {clean(d['name'])}: {short(d['sha256'])} {human_size(d['size'])}, {d['tables']} tables"
+                f"    database  {clean(d['name'])}: {short(d['sha256'])} {human_size(d['size'])}, {d['tables']} table{'s' if d['tables'] != 1 else ''}"
             )
     return "\n".join(lines) + "\n"
 
@@ -134,12 +134,14 @@ def status_json(rows: list[InstanceStatus]) -> str:
 @click.option(
     "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances read at once."
 )
-def status_command(instances, as_json, parallelism, manifest_path, allow_outside_paths):
+@sandbox_option
+def status_command(instances, as_json, parallelism, manifest_path, allow_outside_paths, sandbox):
     """Show the project's instances: deployed or not, drift, URL, stack status, last deploy, databases."""
     from dl.options import load
     from dl.pipeline import prepare
 
     manifest = load(manifest_path, allow_outside_paths)
+    click.get_current_context().with_resource(aws_context(sandbox, manifest.region))
     prepared = prepare(
         manifest,
         targets=list(instances) or None,

@@ -56,7 +56,7 @@ from dl.cloudfront import RUNTIME as CLOUDFRONT_RUNTIME
 from dl.cloudfront import viewer_request_code
 from dl.errors import DlError
 from dl.manifest import Instance
-from dl.options import load, manifest_option, outside_paths_option
+from dl.options import aws_context, load, manifest_option, outside_paths_option, sandbox_option
 
 FORMAT = 1
 METADATA_KEY = "DatasetteLambda"
@@ -793,9 +793,10 @@ def _outputs(instance: Instance) -> dict:
 )
 @click.option("--hosted-zone-id", help="Route 53 zone of the domain (default: looked up in Route 53).")
 @click.option("--compact", is_flag=True, help="Compact canonical JSON, byte for byte what `dl apply` sends.")
+@sandbox_option
 def template_command(
     instance_name, manifest_path, allow_outside_paths, bootstrap, certificate, bucket, certificate_arn,
-    hosted_zone_id, compact,
+    hosted_zone_id, compact, sandbox,
 ):  # fmt: skip
     """Print a stack's CloudFormation template as JSON (like `cdk synth`); nothing is deployed.
 
@@ -814,6 +815,7 @@ def template_command(
         known = ", ".join(manifest.instances) or "none"
         raise DlError(f"no instance {instance_name!r} in {manifest.path.name} (instances: {known})")
     instance = manifest.instances[instance_name]
+    click.get_current_context().with_resource(aws_context(sandbox, manifest.region))  # AWS for the lookups
     lookup = _Lookup(manifest.region)
     if certificate:
         if not instance.domain:
@@ -867,8 +869,14 @@ class _Lookup:
         return self._aws
 
     def bucket(self, project: str) -> str:
+        from dl.observed import BUCKET_LOGICAL_ID
+
         stack = self.aws().stack(bootstrap_stack_name(project))
-        name = stack.outputs.get("BucketName") if stack else None
+        name = None
+        if stack is not None:  # as the observed state reads it (an emulator may not refresh Outputs)
+            name = stack.outputs.get("BucketName") or self.aws().stack_resource(
+                stack.stack_id, BUCKET_LOGICAL_ID
+            )
         if not name:
             raise DlError(
                 f"the artifact bucket is not known: stack {bootstrap_stack_name(project)} is not deployed "

@@ -1,6 +1,7 @@
 """Regenerate the small example databases the example manifest names (deterministic content).
 
-python examples/make_examples.py
+python examples/make_examples.py                    # (re)write both databases
+python examples/make_examples.py --more-orders 15   # append 15 orders to northwind.db (the Quick start's change)
 """
 
 from __future__ import annotations
@@ -90,7 +91,28 @@ def cities(conn: sqlite3.Connection) -> None:
     )
 
 
+def more_orders(path: Path, count: int) -> None:
+    """Append ``count`` orders to the northwind database, as a data change to plan."""
+    conn = sqlite3.connect(path)
+    with conn:
+        start = conn.execute("select count(*) from orders").fetchone()[0]
+        conn.executemany(
+            "insert into orders (customer_id, product_id, quantity, ordered) values (?, ?, ?, ?)",
+            [
+                (CUSTOMERS[i % len(CUSTOMERS)][0], i % len(PRODUCTS) + 1, 1, "1998-01-01")
+                for i in range(count)
+            ],
+        )
+    conn.close()
+    print(f"added {count} orders to {path} ({start} -> {start + count})")
+
+
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["--more-orders"]:
+        more_orders(HERE / "northwind.db", int(sys.argv[2]))
+        raise SystemExit(0)
     build(HERE / "northwind.db", northwind)
     build(HERE / "cities.db", cities)
     print("wrote", HERE / "northwind.db", HERE / "cities.db")

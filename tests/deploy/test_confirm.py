@@ -51,18 +51,27 @@ def run_on_terminal(cwd, answer: str, timeout: float = 240) -> tuple[int, str]:
 
 
 def test_apply_asks_on_a_terminal_and_no_means_nothing_changes(project):
+    from dl.sandbox import down
+
     write_manifest(project, MANIFEST)
-    code, output = run_on_terminal(project, "n")
-    assert "+ alpha: create" in output and "Apply these changes? [y/N]" in output
-    assert code == 1 and "cancelled: nothing was changed" in output
-    code, output = run_on_terminal(project, "y")
-    assert code == 0, output
-    assert "Apply complete: 1 succeeded, 0 failed." in output
+    try:  # both runs use one sandbox (the first starts it): "n" leaves it empty, "y" creates
+        code, output = run_on_terminal(project, "n")
+        assert "+ alpha: create" in output and "Apply these changes? [y/N]" in output
+        assert code == 1 and "cancelled: nothing was changed" in output
+        code, output = run_on_terminal(project, "y")
+        assert code == 0, output
+        assert "Apply complete: 1 succeeded, 0 failed." in output
+    finally:
+        down(project / ".dl")
 
 
 def test_without_a_terminal_apply_refuses_unless_told(project, monkeypatch):
     write_manifest(project, MANIFEST)
     result = dl("apply")
-    assert result.exit_code == 1 and "no terminal to confirm on: pass --yes" in result.output
+    assert result.exit_code == 1 and "no terminal to confirm on: pass --yes to apply" in result.output
     monkeypatch.setenv("CI", "true")
     assert dl("apply").exit_code == 0
+    monkeypatch.delenv("CI")
+    result = dl("destroy", "alpha")
+    assert result.exit_code == 1
+    assert "no terminal to confirm on: pass --yes to destroy without confirmation" in result.output

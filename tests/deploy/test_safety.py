@@ -45,7 +45,7 @@ def test_protected_instances_are_never_destroyed(project):
     assert result.exit_code == 0, result.output
     assert "safe-beta" not in live_stacks() and "safe-alpha" in live_stacks()
     result = dl("destroy", "gamma", "--yes")
-    assert result.exit_code == 1 and "not deployed in project safe" in result.output
+    assert result.exit_code == 2 and "not deployed in project safe" in result.output  # as an unknown --target
     assert dl("destroy", "--yes").exit_code == 2  # neither names nor --all
 
 
@@ -84,7 +84,7 @@ def test_detailed_exitcode_and_errors(project):
     assert result.exit_code == 1 and "missing.db file not found" in result.output
     write_manifest(project, TWO)
     result = dl("plan", "--target", "alpah")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, as an unknown instance is for `dl logs`
     assert (
         "--target alpah: no such instance in the manifest or deployed (did you mean 'alpha'?)"
         in result.output

@@ -90,3 +90,17 @@ def test_plan_comment_without_aws_credentials_explains_why(github_env, monkeypat
     assert result.exit_code == 1
     [body] = github_env.fake.bodies(PR_NUMBER)
     assert "The plan could not be made" in body
+
+
+def test_comment_outside_github_actions_says_so_before_building(tmp_path, monkeypatch):
+    for name in ("GITHUB_REPOSITORY", "GITHUB_ACTIONS", "GITHUB_EVENT_PATH", "GITHUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DL_CACHE_DIR", str(tmp_path / "cache"))
+    manifest = write_manifest(tmp_path, "alpha")
+    result = CliRunner().invoke(main, ["plan", "--comment", "-f", manifest])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: --comment posts the plan on the pull request, so it works only inside GitHub Actions "
+        "(GITHUB_REPOSITORY is not set here); without --comment the plan is printed\n"
+    )
+    assert not (tmp_path / "cache").exists()  # nothing was built

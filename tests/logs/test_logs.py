@@ -321,3 +321,24 @@ def test_access_denied_is_a_clear_message(aws):
 def test_a_duration_before_year_one_is_a_usage_error(project):
     result = run("site", "--since", "99999999999d")
     assert result.exit_code == 2 and "reaches back before year 1" in result.output
+
+
+def test_a_function_that_never_logged_is_no_logs_yet_exit_1(logs, project):
+    """The log group exists (the stack made it) but holds no event: the README's promise, not silence."""
+    result = run("site")
+    assert result.exit_code == 1
+    assert "Error: no logs yet for instance site: its function has not logged anything" in result.output
+
+
+def test_an_empty_since_window_says_so_and_names_the_latest_event(logs, project):
+    put(logs, (now_ms() - 3 * 60 * MINUTE_MS, "three hours ago"))
+    result = run("site", "--since", "1h")
+    assert result.exit_code == 1
+    assert "Error: no log events for instance site since " in result.output
+    assert "the latest event is from " in result.output and "widen --since to see it" in result.output
+    result = run("site", "--since", "4h", "--filter", "ERROR")
+    assert result.exit_code == 1
+    assert "no log events matching 'ERROR' for instance site since" in result.output
+    assert (
+        "widen --since" not in result.output
+    )  # the latest event is inside the window: the filter excluded it

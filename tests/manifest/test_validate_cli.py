@@ -385,3 +385,79 @@ def test_unreadable_manifest(repo, monkeypatch):
     result = run("-f", "locked.yml")
     assert result.exit_code == 1
     assert "locked.yml: permission denied: cannot read the manifest" in result.output
+
+
+def test_a_fault_under_defaults_hides_no_instance_check(repo):
+    """`defaults: {memory: lots}` used to stop every file check: the missing database is reported too."""
+    (repo / "datasette-lambda.yml").write_text(
+        "project: p\ndefaults: {memory: lots, cros: true}\ninstances:\n  a: {databases: [missing.db]}\n"
+    )
+    result = run()
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("datasette-lambda.yml:")]
+    assert lines == [
+        "datasette-lambda.yml:2:20: defaults.memory: expected integer, got 'lots'",
+        "datasette-lambda.yml:2:26: defaults.cros: unknown key 'cros' (did you mean 'cors'?)",
+        "datasette-lambda.yml:4:19: instances.a.databases.0: missing.db file not found",
+    ]
+
+
+def test_one_bad_secret_name_hides_no_other_secret_problem(repo):
+    (repo / "datasette-lambda.yml").write_text(
+        "project: p\ninstances:\n  a:\n    databases: [northwind.db]\n"
+        "    secrets: {api-token: TOKEN, AWS_REGION: REGION, TOKEN: GITHUB_TOKEN, OK: 'not a name'}\n"
+    )
+    result = run()
+    assert result.exit_code == 1
+    assert (
+        "instances.a.secrets.api-token: 'api-token' is not valid: a secret's name is an environment variable "
+        "name: capital letters A-Z, digits and '_', not starting with a digit" in result.output
+    )
+    assert "instances.a.secrets.AWS_REGION: AWS_REGION is reserved" in result.output
+    assert "instances.a.secrets.TOKEN: GITHUB_TOKEN belongs to the machine running dl" in result.output
+    assert "instances.a.secrets.OK: 'not a name' is not valid" in result.output
+    assert result.output.rstrip().endswith("4 problems found.")
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (
+            "prefix: /-/",
+            "instances.a.prefix: '/-/' is not valid: expected a URL path such as /data: segments of letters, "
+            "digits, '.', '_', '~' and '-', each starting with a letter or digit",
+        ),
+        (
+            "secrets: {TOKEN: my-token}",
+            "instances.a.secrets.TOKEN: 'my-token' is not valid: expected the name of an environment variable: "
+            "capital letters A-Z, digits and '_', not starting with a digit",
+        ),
+    ],
+)
+def test_pattern_messages_say_what_is_allowed_in_words(repo, setting, expected):
+    (repo / "datasette-lambda.yml").write_text(
+        f"project: p\ninstances:\n  a:\n    databases: [northwind.db]\n    {setting}\n"
+    )
+    result = run()
+    assert result.exit_code == 1 and expected in result.output, result.output
+    assert "^" not in result.output and "[A-Z" not in result.output
+
+
+def test_every_pattern_in_the_schema_explains_itself():
+    """A pattern's message is its x-error, in words: the raw regular expression is never shown."""
+    from dl.schema import schema
+
+    def patterns(node, path=""):
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                yield path, node
+            for key, value in node.items():
+                yield from patterns(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from patterns(value, f"{path}/{i}")
+
+    found = list(patterns(schema()))
+    assert len(found) >= 10
+    for path, node in found:
+        assert node.get("x-error"), f"{path}: a pattern without an x-error message"

@@ -21,6 +21,9 @@ def test_everything_small_is_inlined(tmp_path):
     decisions = decide_locations(dbs(tmp_path, a=10, b=20), dependencies_size=15_000_000)
     assert [d.location for d in decisions] == ["inline", "inline"]
     assert "inlined" in decisions[0].reason and "250 MB" in decisions[0].reason
+    # 15 MB of 262,144,000 bytes: said as the share used, not as "headroom" (which read as nearly full)
+    assert decisions[0].reason.endswith(" unzipped, 6% of Lambda's 250 MB unzipped limit")
+    assert "headroom" not in decisions[0].reason
 
 
 def test_what_would_pass_lambdas_limit_goes_to_s3_smallest_first(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import zipfile
 
@@ -66,7 +67,11 @@ def test_dl_package_prints_sizes_sha_and_decisions(built, tmp_path, monkeypatch,
     assert "reusing cached" in result.output
     assert "zipped:" in result.output and "unzipped:" in result.output
     assert "northwind: northwind.db (" in result.output
-    assert "inlined; the package stays at" in result.output
+    assert "inlined; with all inlined databases the package is" in result.output
+    assert re.search(
+        r"unzipped: [\d.]+ MB \(dependencies [\d.]+ MB; \d+% of Lambda's 250 MB unzipped limit\)",
+        result.output,
+    )
     assert "datasette 0.65.5, mangum 0.22.0" in result.output
 
 
@@ -79,3 +84,39 @@ def test_dl_package_unknown_instance_is_a_usage_error(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["package", "nortwind"])
     assert result.exit_code == 2
     assert "no instance 'nortwind'" in result.output
+
+
+def test_an_unpinned_plugin_builds_with_a_warning_naming_the_version_installed(package_dir, package_cache):
+    db = northwind_db(package_dir / "unpinned" / "northwind.db")
+    instance = make_instance({"northwind": db}, plugins=("datasette-block-robots>=1.0",))
+    lines: list[str] = []
+    result = build_package(
+        instance, package_dir / "unpinned.zip", target="host", cache_dir=package_cache, log=lines.append
+    )
+    version = result.versions["datasette-block-robots"]
+    warning = (
+        "plugin 'datasette-block-robots>=1.0' is not pinned, so each build may install another version; "
+        f"this build installed datasette-block-robots {version}: pin it as datasette-block-robots=={version}"
+    )
+    assert f"warning: {warning}" in lines
+    assert warning in result.messages
+
+
+def test_only_exact_pins_count_as_pinned():
+    from dl.package import unpinned_plugins
+
+    versions = {"datasette-cluster-map": "0.18.2", "Datasette_Vega": "0.6.2"}
+    assert unpinned_plugins(["datasette-cluster-map==0.18.2", "datasette.vega [x] === 0.6.2"], versions) == []
+    warned = unpinned_plugins(
+        ["datasette-cluster-map", "datasette_vega~=0.6", "datasette-cluster-map==0.*"], versions
+    )
+    assert [w.split(" is not pinned")[0] for w in warned] == [
+        "plugin 'datasette-cluster-map'",
+        "plugin 'datasette_vega~=0.6'",
+        "plugin 'datasette-cluster-map==0.*'",
+    ]
+    assert warned[1].endswith("this build installed Datasette_Vega 0.6.2: pin it as Datasette_Vega==0.6.2")
+    assert unpinned_plugins(["not-a-plugin"], versions) == [
+        "plugin 'not-a-plugin' is not pinned, so each build may install another version; no Datasette "
+        "plugin of that name was installed"
+    ]
