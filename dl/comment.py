@@ -61,6 +61,9 @@ _MARKER_RE = re.compile(
     rf"^<!-- {re.escape(MARKER_TAG)} manifest=(\S+)(?: state=([a-z-]+))? digest=([0-9a-f]*) -->"
 )
 _FOOTER_TIME_RE = re.compile(r"<sub>(?:[^<]*? · )?(\d{4}\\-\d\d\\-\d\d \d\d\\:\d\d UTC) · ")
+_FOOTER_COMMIT_RE = re.compile(r"<sub>Commit ([0-9a-f]{7,40}) · ")
+_SHORTENED_PREFIX = "This comment was shortened to fit GitHub's size limit. "
+_SHORTENED_HINT_RE = re.compile(rf"^> {re.escape(_SHORTENED_PREFIX)}(.*)$", re.M)
 _MIN_DETAIL = 400  # below this many characters a shortened section shows no details at all
 _SHORTENED = "*Shortened to fit GitHub's comment size limit.*"
 _OMITTED = "*Details omitted to fit GitHub's comment size limit.*"
@@ -145,6 +148,18 @@ def footer_timestamp(body: str) -> str | None:
     """The time shown in a body's footer ("2025-05-01 12:00 UTC"), None when it has none."""
     match = _FOOTER_TIME_RE.search(body or "")
     return match.group(1).replace("\\", "") if match else None
+
+
+def footer_commit(body: str) -> str | None:
+    """The commit named in a body's footer ("Commit <sha>"), None when it names none."""
+    match = _FOOTER_COMMIT_RE.search(body or "")
+    return match.group(1) if match else None
+
+
+def shortened_hint(body: str) -> str | None:
+    """Where a shortened body says the full plan is (the hint ``compose_comment`` was given), else None."""
+    match = _SHORTENED_HINT_RE.search(body or "")
+    return match.group(1) if match else None
 
 
 def compose_comment(
@@ -293,6 +308,19 @@ def compose_apply_summary(report: ApplyReport, *, limit: int = STEP_SUMMARY_LIMI
     return cut_markdown(text, limit - 200, utf8_length) + "\n\n" + _note("Details were cut at 1 MiB.")
 
 
+def fit_step_summary(markdown: str, room: int) -> str:
+    """``markdown`` cut (whole lines, code fences closed) to the ``room`` bytes a step's job summary has left
+    after earlier writes: GitHub counts every write of a step together and drops the step's whole summary
+    over 1 MiB. Nothing when too little room is left to say anything."""
+    if utf8_length(markdown) <= room:
+        return markdown
+    note = "\n\n" + _note_text("Cut to fit GitHub's 1 MiB limit for a step's job summary.") + "\n"
+    budget = room - utf8_length(note) - 16
+    if budget < _MIN_DETAIL:
+        return ""
+    return cut_markdown(markdown, budget, utf8_length) + note
+
+
 # --- building blocks ----------------------------------------------------------------------------------
 
 
@@ -332,9 +360,12 @@ def _details(title: str, body: str) -> str:
 
 def _note(full_plan_hint: str) -> str:
     """The callout saying the comment was shortened and where the full plan is."""
-    return "\n".join(
-        ["> [!NOTE]", "> This comment was shortened to fit GitHub's size limit. " + full_plan_hint]
-    )
+    return _note_text(_SHORTENED_PREFIX + full_plan_hint)
+
+
+def _note_text(text: str) -> str:
+    """A GitHub note callout (``text`` is Markdown)."""
+    return "\n".join(["> [!NOTE]", "> " + text])
 
 
 def _footer(commit: str | None, timestamp: str) -> str:

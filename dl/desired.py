@@ -23,6 +23,7 @@ from pathlib import Path
 from dl import __version__
 from dl.hashing import cache_dir, read_cache_entry, write_cache_entry
 from dl.inspection import inspect_database
+from dl.lines import DEFAULT_LINE
 from dl.manifest import Instance, Manifest, thaw
 
 SPEC_FORMAT = 1
@@ -118,6 +119,8 @@ def instance_spec(
         },
         "tags": dict(sorted((tags or {}).items())),
         "tool_version": __version__,
+        # the Datasette line, only when not the default (specs deployed before lines existed stay equal)
+        **({"datasette": instance.datasette} if instance.datasette != DEFAULT_LINE else {}),
         **({"preview": preview} if preview is not None else {}),
     }
 

@@ -42,11 +42,13 @@ from dl.comment import (
     DEFAULT_FULL_PLAN_HINT,
     PLAN,
     REVIEW,
+    STEP_SUMMARY_LIMIT,
     ApplyReport,
     CommentParts,
     compose_apply_summary,
     compose_comment,
     compose_job_summary,
+    fit_step_summary,
     footer_timestamp,
     parse_marker,
 )
@@ -175,6 +177,18 @@ def run_url(env: Mapping[str, str] = os.environ) -> str | None:
         return None
     attempt = env.get("GITHUB_RUN_ATTEMPT")
     return f"{server}/{repo}/actions/runs/{run_id}" + (f"/attempts/{attempt}" if attempt else "")
+
+
+def runs_prefix(env: Mapping[str, str] = os.environ) -> str | None:
+    """The start of every workflow run's web address in this repository, None without GITHUB_REPOSITORY."""
+    server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    repo = env.get("GITHUB_REPOSITORY")
+    return f"{server}/{repo}/actions/runs/" if repo else None
+
+
+def full_plan_hint(url: str) -> str:
+    """What a shortened comment says about where the full plan is: the job summary of the run at ``url``."""
+    return f"The full plan is in the {safe_link('job summary of this run', url)}."
 
 
 # --- the checkout: what was planned -----------------------------------------------------------------------
@@ -474,11 +488,7 @@ def post_parts(
     """Compose ``parts`` as the comment body and publish it; a body that differs only in the footer's time
     from the one there is left alone."""
     url = run_url(env)
-    hint = (
-        f"The full plan is in the {safe_link('job summary of this run', url)}."
-        if url
-        else DEFAULT_FULL_PLAN_HINT
-    )
+    hint = full_plan_hint(url) if url else DEFAULT_FULL_PLAN_HINT
     body = compose_comment(parts, full_plan_hint=hint)
 
     def same(old: str) -> bool:
@@ -603,13 +613,19 @@ def _result(action: str, comment: Any) -> CommentResult:
 
 
 def write_step_summary(markdown: str, env: Mapping[str, str] = os.environ) -> bool:
-    """Append Markdown to this step's job summary (``GITHUB_STEP_SUMMARY``); False when not in Actions."""
+    """Append Markdown to this step's job summary (``GITHUB_STEP_SUMMARY``); False when not in Actions.
+
+    GitHub drops a step's whole summary when all its writes together exceed 1 MiB (the Action plans and
+    applies in one step), so what is appended is cut to the room earlier writes left."""
     path = env.get("GITHUB_STEP_SUMMARY")
     if not path:
         return False
+    text = markdown if markdown.endswith("\n") else markdown + "\n"
     try:
+        used = os.path.getsize(path) if os.path.exists(path) else 0
+        text = fit_step_summary(text, STEP_SUMMARY_LIMIT - used)
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
+            handle.write(text)
     except OSError as exc:
         raise DlError(f"cannot write the job summary {path}: {exc}") from exc
     return True

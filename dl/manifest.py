@@ -27,6 +27,7 @@ INSTANCE_DEFAULTS: dict[str, Any] = {
     "timeout": 30,
     "architecture": "arm64",
     "runtime": "python3.13",
+    "datasette": "0.65",  # the Datasette line (dl/lines.py)
     "plugins": [],
     "protect": False,
     "endpoint": "function-url",
@@ -54,7 +55,7 @@ class Instance:
     metadata: MappingProxyType  # Datasette metadata (parsed, inline or from file)
     metadata_source: str | None  # the metadata file as written, None when inline
     cors: bool
-    config: MappingProxyType  # Datasette settings, typed and checked against datasette.app.SETTINGS
+    config: MappingProxyType  # Datasette settings, typed and checked against the line's list (dl/lines.py)
     domain: str | None
     certificate_arn: str | None
     prefix: str  # "/" or "/segment/.../" : always leading and trailing slash
@@ -68,6 +69,7 @@ class Instance:
     cdn: bool
     log_retention_days: int
     secrets: MappingProxyType  # function env var name -> name of the env var holding the value at apply time
+    datasette: str = "0.65"  # the Datasette line: "0.65" | "1.0a" (dl/lines.py)
 
     @property
     def python_version(self) -> str:
@@ -306,6 +308,7 @@ def normalise(
             cdn=s["cdn"],
             log_retention_days=s["log_retention_days"],
             secrets=MappingProxyType(dict(s["secrets"])),
+            datasette=s["datasette"],
         )
     return Manifest(
         path=path,

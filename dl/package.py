@@ -2,8 +2,8 @@
 
 Stages of :func:`build_package` (each a small function below):
 
-1. **dependencies**: ``pip install --target`` of the lock closure (``dl/lock/lambda.txt``) plus the instance's
-   plugins, for the target platform and Python; leaned; bytecode precompiled for the target Python and put in
+1. **dependencies**: ``pip install --target`` of the lock closure of the instance's Datasette line
+   (``dl/lock/lambda.txt`` for 0.65, ``dl/lock/lambda-1.0a.txt`` for 1.0a: see ``dl/lines.py``) plus its plugins, for the target platform and Python; leaned; bytecode precompiled for the target Python and put in
    place of the sources (sourceless ``X.pyc`` files, see :func:`make_sourceless`). The tree
    is cached under ``dl.hashing.cache_dir()/deps/<key>`` (key: target, Python, platforms, lock, plugins,
    compiler), so a second build neither downloads nor compiles.
@@ -45,11 +45,12 @@ from dl.errors import DlError
 from dl.hashing import cache_dir as tool_cache_dir
 from dl.hashing import sha256_file
 from dl.inspection import inspect_database
+from dl.lines import DEFAULT_LINE, lock_file
 from dl.manifest import Instance
 from dl.options import load, manifest_option, outside_paths_option, select_instances
 
 HERE = Path(__file__).resolve().parent
-LOCK_FILE = HERE / "lock" / "lambda.txt"
+LOCK_FILE = lock_file(DEFAULT_LINE)  # the default line's; a build uses its Target's (Target.lock)
 RUNTIME_SOURCE = HERE / "runtime"
 INSTANCE_FORMAT = 1
 CACHE_FORMAT = 5  # bump when the install/lean/compile steps change what a cached tree contains
@@ -142,6 +143,11 @@ class Target:
     python_version: str  # "3.13"
     platforms: tuple[str, ...]  # pip --platform values; empty for host (pip uses this machine's tags)
     label: str  # for messages: "python3.13 arm64 (manylinux)" / "python3.13 on this machine"
+    line: str = DEFAULT_LINE  # the Datasette line, whose lock is installed (dl/lines.py)
+
+    @property
+    def lock(self) -> Path:
+        return lock_file(self.line)
 
 
 # --- public entry point -------------------------------------------------------------------------------------
@@ -329,8 +335,9 @@ def result_from_record(record: dict, path: Path) -> PackageResult | None:
 def target_spec(instance: Instance, target: str) -> Target:
     """The pip platform/Python for a build target."""
     version = instance.python_version
+    line = getattr(instance, "datasette", DEFAULT_LINE)
     if target == "host":
-        return Target("host", version, (), f"python{version} on this machine")
+        return Target("host", version, (), f"python{version} on this machine", line)
     if target != "lambda":
         raise DlError(f"unknown package target {target!r} (expected 'lambda' or 'host')")
     if version not in LAMBDA_GLIBC:
@@ -340,7 +347,8 @@ def target_spec(instance: Instance, target: str) -> Target:
         raise DlError(f"architecture {instance.architecture} is not supported (arm64 or x86_64)")
     glibc = LAMBDA_GLIBC[version]
     platforms = (f"manylinux2014_{arch}", *(f"manylinux_2_{minor}_{arch}" for minor in range(glibc, 16, -1)))
-    return Target("lambda", version, platforms, f"{instance.runtime} {instance.architecture} (manylinux)")
+    label = f"{instance.runtime} {instance.architecture} (manylinux)"
+    return Target("lambda", version, platforms, label, line)
 
 
 @functools.cache
@@ -429,7 +437,7 @@ def dependency_key(spec: Target, plugins: tuple[str, ...], compiler: Path | None
         "target": spec.kind,
         "python": spec.python_version,
         "platforms": spec.platforms or [sysconfig.get_platform(), platform.machine()],
-        "lock": LOCK_FILE.read_text(),
+        "lock": spec.lock.read_text(),
         "plugins": sorted(plugins),
         "compiled": bool(compiler),
     }
@@ -451,7 +459,7 @@ def pip_command(spec: Target, plugins: tuple[str, ...], tree: Path, pins: Path) 
         # Plugins carry no hashes, and this machine's wheels may not be the manylinux ones the lock hashes:
         # the same exact versions are still enforced (as == pins), without hash checking.
         return [*cmd, "-r", str(pins), *plugins]
-    return [*cmd, "--require-hashes", "-r", str(LOCK_FILE)]
+    return [*cmd, "--require-hashes", "-r", str(spec.lock)]
 
 
 def lock_pins(lock_text: str) -> str:
@@ -468,7 +476,7 @@ def lock_pins(lock_text: str) -> str:
 def pip_install(spec: Target, plugins: tuple[str, ...], tree: Path) -> None:
     """Run pip into ``tree``; its output is shown only when it fails."""
     pins = tree.parent / "pins.txt"
-    pins.write_text(lock_pins(LOCK_FILE.read_text()))
+    pins.write_text(lock_pins(spec.lock.read_text()))
     done = subprocess.run(pip_command(spec, plugins, tree, pins), capture_output=True, text=True)
     if done.returncode:
         detail = "\n".join(
@@ -478,7 +486,7 @@ def pip_install(spec: Target, plugins: tuple[str, ...], tree: Path) -> None:
         )
         hint = (
             " (plugins must publish wheels compatible with the target; versions of Datasette's own dependencies "
-            "are pinned by dl/lock/lambda.txt)"
+            f"are pinned by dl/lock/{spec.lock.name})"
             if plugins
             else ""
         )

@@ -307,6 +307,11 @@ def _data_details(o: dict, n: dict) -> list[str]:
 def attribute_changes(before: dict, after: dict) -> list[Change]:
     """Every changed attribute of two specs (databases excluded: see database_changes)."""
     changes = [Change(k, before.get(k), after.get(k)) for k in SCALARS if before.get(k) != after.get(k)]
+    # the Datasette line: a spec names it only when it is not the default (older specs stay comparable)
+    old_line = before.get("datasette", "0.65") if before else None
+    new_line = after.get("datasette", "0.65") if after else None
+    if old_line != new_line and (before or new_line != "0.65"):
+        changes.append(Change("datasette", old_line, new_line))
     changes += keyed_changes(before.get("config"), after.get("config"), "config")
     changes += keyed_changes(before.get("metadata"), after.get("metadata"), "metadata")
     changes += keyed_changes(before.get("versions"), after.get("versions"), "versions")

@@ -118,7 +118,8 @@ def create_changes(changes: tuple[Change, ...]) -> tuple[list[Change], int]:
             keep = c.path.count(".") == 1
             nested += not keep
         else:
-            keep = c.path == "versions.datasette" or c.path.startswith(("config.", "tags."))
+            # "datasette" (the line) is a change of a create only when it is not the default line
+            keep = c.path in ("versions.datasette", "datasette") or c.path.startswith(("config.", "tags."))
         if keep:
             shown.append(c)
     return shown, nested

@@ -8,7 +8,8 @@ exactly that plan.
    reviewable (``state=review``, with the plan's ``review_digest``).
 2. ``dl apply --require-reviewed-plan`` (``ApplyReview``) finds the pull request merged as the pushed commit
    (``GET /repos/{owner}/{repo}/commits/{sha}/pulls``), reads the digest of dl's own comment on it and goes
-   on only when the plan made now has the same digest. Otherwise it refuses before anything is written,
+   on only when the plan made now has the same digest and the comment's body is exactly what dl wrote for
+   that plan (its author is the bot every workflow of the repository posts as). Otherwise it refuses before anything is written,
    posts the new plan to the pull request as *not reviewed* (a state that never counts as reviewed, so
    re-running the job cannot approve itself) and the CLI exits 1. A push without a pull request is refused
    unless ``--allow-unreviewed``.
@@ -20,19 +21,26 @@ Pure decisions (``review_verdict``) are separate from the GitHub calls, which li
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dl.comment import (
+    DEFAULT_FULL_PLAN_HINT,
     PLAN,
     REVIEW,
     ApplyReport,
     apply_comment_parts,
+    compose_comment,
     compose_job_summary,
     failure_parts,
+    footer_commit,
+    footer_timestamp,
     no_credentials_parts,
     not_reviewed_parts,
+    parse_marker,
+    shortened_hint,
 )
 from dl.errors import DlError, ManifestError
 from dl.github import (
@@ -43,6 +51,7 @@ from dl.github import (
     comment_state,
     complete_parts,
     event_head,
+    full_plan_hint,
     is_fork_pull_request,
     merged_pull_request,
     planned_commit,
@@ -52,6 +61,7 @@ from dl.github import (
     read_comment,
     refuse_base_checkout,
     repository_of,
+    runs_prefix,
     write_outputs,
     write_step_summary,
 )
@@ -156,10 +166,13 @@ class Verdict:
     why: str = ""
 
 
-def review_verdict(marker, digest: str, number: int | None, *, allow_unreviewed: bool) -> Verdict:
+def review_verdict(
+    marker, digest: str, number: int | None, *, allow_unreviewed: bool, shown: bool = True
+) -> Verdict:
     """The decision of ``--require-reviewed-plan``, from the marker of dl's comment on the merged pull
-    request (None when there is none), the digest of the plan made now, and the pull request's number (None
-    when the push came without one). Pure."""
+    request (None when there is none), the digest of the plan made now, the pull request's number (None
+    when the push came without one) and whether the comment's body shows the plan made now (``shows_plan``).
+    Pure."""
     if number is None:
         if allow_unreviewed:
             return Verdict(True)
@@ -182,7 +195,59 @@ def review_verdict(marker, digest: str, number: int | None, *, allow_unreviewed:
             f"The plan made now differs from the one reviewed on pull request #{number} (reviewed "
             f"{marker.digest[:12]}, now {digest[:12]}): the manifest, its files or AWS changed after the review.",
         )
+    if not shown:
+        return Verdict(
+            False,
+            f"The comment on pull request #{number} does not show the plan its digest names: it was edited "
+            "after dl wrote it (every workflow of the repository can edit comments of the bot it posts as), so "
+            "what was reviewed is not known.",
+        )
     return Verdict(True)
+
+
+def _hint_written(body: str, runs: str | None) -> str | None:
+    """The hint to the full plan that dl wrote in ``body`` (any, when the body was not shortened); None when
+    the body names a place dl never points to (anything but a run of this repository)."""
+    hint = shortened_hint(body)
+    if hint is None or hint == DEFAULT_FULL_PLAN_HINT:
+        return DEFAULT_FULL_PLAN_HINT
+    link = re.search(r"\]\((\S+)\)\.$", hint)
+    url = link.group(1) if link else ""
+    if runs and re.fullmatch(re.escape(runs) + r"\d+(?:/attempts/\d+)?", url) and full_plan_hint(url) == hint:
+        return hint
+    return None
+
+
+def shows_plan(body: str, plan: Plan, runs: str | None = None) -> bool:
+    """Whether ``body`` is exactly what ``dl plan --comment`` writes for ``plan`` (with either allow-destroy
+    setting). The marker's digest alone is not enough: the comment's author is the identity every workflow
+    of the repository posts as, so its text could have been changed under an intact marker. The body is
+    composed again from its own marker, planned line, footer (commit, time) and, when shortened, the hint
+    to the full plan, which must be a run of this repository (``runs``: ``dl.github.runs_prefix``). Pure."""
+    from dl.render import comment_parts
+
+    body = _normal(body)  # the API returns a body as it was sent; line endings and a final newline aside
+    found = parse_marker(body)
+    blocks = body.split("\n\n")
+    if found is None or len(blocks) < 3:
+        return False
+    timestamp = footer_timestamp(body) or ""
+    hint = _hint_written(body, runs)
+    if hint is None:
+        return False
+    for allow_destroy in (False, True):
+        parts = comment_parts(
+            plan, manifest=found.manifest, commit=footer_commit(body), allow_destroy=allow_destroy
+        )
+        parts = replace(parts, planned=blocks[1], state=REVIEW, timestamp=timestamp)
+        if _normal(compose_comment(parts, full_plan_hint=hint)) == body:
+            return True
+    return False
+
+
+def _normal(text: str | None) -> str:
+    """``text`` with LF line endings and no trailing white space: the same Markdown as rendered."""
+    return (text or "").replace("\r\n", "\n").rstrip()
 
 
 class ApplyReview:
@@ -206,12 +271,17 @@ class ApplyReview:
             else None
         )
         self.marker = found[1] if found else None
+        self.body = (found[0].get("body") or "") if found else ""
 
     def check(self, plan: Plan, *, allow_unreviewed: bool, log: Log) -> None:
         """Go on, or post the plan to the pull request as not reviewed and raise DlError (nothing written to
         AWS yet)."""
         verdict = review_verdict(
-            self.marker, review_digest(plan), self.number, allow_unreviewed=allow_unreviewed
+            self.marker,
+            review_digest(plan),
+            self.number,
+            allow_unreviewed=allow_unreviewed,
+            shown=self.marker is None or shows_plan(self.body, plan, runs_prefix(self.env)),
         )
         if verdict.ok:
             if self.number is None:

@@ -224,6 +224,31 @@ def rule_secrets(document: dict, context: Context) -> Iterator[Finding]:
                 )
 
 
+def rule_settings_of_the_line(document: dict, context: Context) -> Iterator[Finding]:
+    """Each setting in `config` exists in the instance's Datasette line (the schema knows every line's)."""
+    from dl.lines import LINES, line_of, settings
+
+    for name in document["instances"]:
+        s = instance_settings(document, name)
+        line = s["datasette"]
+        if line not in LINES:
+            continue  # the schema reports it
+        known = {setting.name for setting in settings(line)}
+        for key in s["config"]:
+            if key in known:
+                continue
+            where = ("instances", name, "config", key)
+            if key not in document["instances"][name].get("config", {}):
+                where = ("defaults", "config", key)
+            lines = " or ".join(f'"{x}"' for x in line_of(key))
+            yield Finding(
+                where,
+                f"{key} is a setting of Datasette {lines}, not of Datasette {line} (this instance's "
+                f"`datasette:` line): remove it or set datasette: {lines}",
+                key=True,
+            )
+
+
 RULES = (
     rule_database_files,
     rule_database_names,
@@ -231,6 +256,7 @@ RULES = (
     rule_unique_domains,
     rule_front_door,
     rule_secrets,
+    rule_settings_of_the_line,
 )
 
 

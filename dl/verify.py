@@ -6,9 +6,10 @@ The checks, against ``<url><prefix>`` (the public endpoint: CloudFront, a Functi
 
 1. ``-/versions.json`` answers 200 with ``{"datasette": {"version": <expected>}}``;
 2. every database's page answers 200;
-3. for every database given a table, ``<db>/<table>.json?_size=1`` answers 200 and its
-   ``filtered_table_rows_count`` is the expected row count (Datasette 0.65's table JSON; with inspect data the
-   count comes from the deployed inspection, so it also proves which database file is live).
+3. for every database given a table, ``<db>/<table>.json?_size=1&_extra=count`` answers 200 and its row count
+   is the expected one (``filtered_table_rows_count`` in Datasette 0.65's table JSON, which ignores ``_extra``;
+   ``count`` in 1.0's, which includes it on request; with inspect data the count comes from the deployed
+   inspection, so it also proves which database file is live).
 
 Every request carries a fresh ``_dl_verify=<nonce>`` query parameter so a CDN cannot answer from a cache filled
 before the deploy (Datasette ignores unknown ``_`` parameters). All checks run each attempt; failed attempts are
@@ -233,14 +234,15 @@ def check_database_page(exp: Expectation, db: DatabaseExpectation, get: Fetch, n
 
 
 def check_row_count(exp: Expectation, db: DatabaseExpectation, get: Fetch, nonce: str) -> Check:
-    url = f"{exp.base}{tilde_encode(db.name)}/{tilde_encode(db.table)}.json?_size=1&_dl_verify={nonce}"
+    table = f"{tilde_encode(db.name)}/{tilde_encode(db.table)}.json"
+    url = f"{exp.base}{table}?_size=1&_extra=count&_dl_verify={nonce}"
     what = f"row count of {db.name}/{db.table}"
     expected = "HTTP 200" + ("" if db.rows is None else f" with {db.rows} rows")
     response = get(url)
     doc = _json(response) if response.status == 200 else None
     if doc is None:
         return Check(what, url, False, expected, _got(response))
-    count = doc.get("filtered_table_rows_count")
+    count = doc.get("filtered_table_rows_count", doc.get("count"))  # Datasette 0.65, 1.0
     got = "HTTP 200 with " + ("no row count (did counting time out?)" if count is None else f"{count} rows")
     return Check(what, url, db.rows is None or count == db.rows, expected, got)
 

@@ -11,6 +11,7 @@ kind of link Datasette builds without the prefix.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from . import units
@@ -22,6 +23,7 @@ from datasette.app import Datasette  # noqa: E402
 from datasette.database import Database  # noqa: E402
 from datasette.plugins import pm  # noqa: E402
 from datasette.utils.asgi import Request  # noqa: E402
+from datasette.version import __version__ as _datasette_version  # noqa: E402
 
 from . import links  # noqa: E402
 from .instance import InstanceSpec  # noqa: E402
@@ -30,14 +32,14 @@ from .instance import InstanceSpec  # noqa: E402
 class _Router(datasette.app.DatasetteRouter):
     """Datasette's router, routing the already-unprefixed path as is."""
 
-    async def __call__(self, scope, receive, send):
-        raw_path = scope.get("raw_path")
-        path = (raw_path.decode("ascii") if raw_path else scope["path"]).partition("?")[0]
+    async def route_path(self, scope, receive, send, path):
+        """``path`` is what Datasette's ``__call__`` read from the (unprefixed) raw path; Datasette 1.0's
+        ``__call__`` also sets up per-request state, so only this step is replaced, on both lines."""
         base_url = self.ds.setting("base_url")
         if base_url != "/":
             path = base_url.rstrip("/") + path  # route_path strips it again: exactly once in all
         links.current_request.set(Request(scope, receive))
-        return await self.route_path(scope, receive, send, path)
+        return await super().route_path(scope, receive, send, path)
 
     async def handle_404(self, request, send, exception=None):
         """Datasette's 404 redirects (trailing slash, % to ~) reuse the request path: give it the prefix."""
@@ -51,6 +53,7 @@ class _Router(datasette.app.DatasetteRouter):
 
 
 datasette.app.DatasetteRouter = _Router
+DATASETTE_1 = not _datasette_version.startswith("0.")  # the 1.0 line (alphas included)
 
 
 def build_datasette(spec: InstanceSpec, paths: dict[str, Path], secret: str | None) -> Datasette:
@@ -60,8 +63,7 @@ def build_datasette(spec: InstanceSpec, paths: dict[str, Path], secret: str | No
     settings = dict(spec.settings, base_url=spec.prefix)
     ds = Datasette(
         files=[],
-        metadata=spec.metadata or None,
-        settings=settings,
+        **configuration(spec.metadata, settings),
         cors=spec.cors,
         inspect_data=spec.inspect or None,
         secret=secret,
@@ -71,3 +73,40 @@ def build_datasette(spec: InstanceSpec, paths: dict[str, Path], secret: str | No
     for db in spec.databases:
         ds.add_database(Database(ds, path=str(paths[db.name]), is_mutable=False), name=db.name)
     return ds
+
+
+def configuration(metadata: dict, settings: dict) -> dict:
+    """The constructor arguments carrying metadata and settings, where this Datasette expects them.
+
+    0.65: ``metadata=`` (plugin configuration and permissions included) and ``settings=``. 1.0: settings, plugin
+    configuration, permissions (``allow``, ``allow_sql``), canned ``queries``, ``extra_css_urls``/``extra_js_urls``
+    and table options in ``config=`` (its ``datasette.yaml``); descriptive metadata in ``metadata=``. Datasette's
+    own ``move_plugins_and_allow`` and ``move_table_config`` move what they know; the rest is moved here first.
+    """
+    if not DATASETTE_1:
+        return {"metadata": metadata or None, "settings": settings}
+    from datasette.utils import move_plugins_and_allow, move_table_config
+
+    metadata, config = _move_config_keys(metadata or {})
+    metadata, config = move_plugins_and_allow(metadata, config)
+    metadata, config = move_table_config(metadata, config)
+    return {"metadata": metadata or None, "config": {**config, "settings": settings}}
+
+
+CONFIG_KEYS = ("allow_sql", "extra_css_urls", "extra_js_urls")  # top level of 1.0's configuration
+DATABASE_CONFIG_KEYS = ("allow_sql", "queries")  # per database
+
+
+def _move_config_keys(metadata: dict) -> tuple[dict, dict]:
+    """(metadata, config) with the 0.65 metadata keys that 1.0 reads only from its configuration moved there."""
+    metadata = json.loads(json.dumps(metadata))  # a deep copy of plain JSON
+    config: dict = {key: metadata.pop(key) for key in CONFIG_KEYS if key in metadata}
+    for name, database in list((metadata.get("databases") or {}).items()):
+        moved = {key: database.pop(key) for key in DATABASE_CONFIG_KEYS if key in database}
+        if moved:
+            config.setdefault("databases", {})[name] = moved
+        if not database:
+            del metadata["databases"][name]
+    if metadata.get("databases") == {}:
+        del metadata["databases"]
+    return metadata, config

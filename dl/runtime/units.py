@@ -7,11 +7,14 @@ them. :func:`install` imports that module with a stand-in for pint, so its ``ure
 :class:`LazyUnitRegistry`: the same registry (same arguments), created (pint imported) the first time
 anything is asked of it, and then answering everything the real one answers (attributes, calls, ``in``).
 Everything else that imports pint gets the real module. It must run before ``datasette.app`` is imported.
+
+Datasette 1.0 has no ``datasette.vendored`` (units support left with pint): there :func:`install` does nothing.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import threading
 import types
@@ -67,7 +70,7 @@ class LazyUnitRegistry:
 def install() -> None:
     """Import ``datasette.views.base`` with a lazy ``ureg`` and without importing pint (no-op if it was imported
     already). Pint itself is imported when the registry is first used: importing it costs as much again."""
-    if "datasette.views.base" in sys.modules:
+    if "datasette.views.base" in sys.modules or importlib.util.find_spec("datasette.vendored") is None:
         return
     stand_in = _PintStandIn(PINT)
     sys.modules.setdefault(PINT, stand_in)

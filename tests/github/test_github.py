@@ -10,7 +10,14 @@ import pytest
 from fake_github import HEAD_SHA, PR_NUMBER, FakeGitHub, pull_request_event
 from git_checkout import merge_checkout
 
-from dl.comment import COMMENT_LIMIT, ApplyReport, CommentParts, marker, no_credentials_parts
+from dl.comment import (
+    COMMENT_LIMIT,
+    STEP_SUMMARY_LIMIT,
+    ApplyReport,
+    CommentParts,
+    marker,
+    no_credentials_parts,
+)
 from dl.errors import DlError, Problem
 from dl.github import (
     Checkout,
@@ -232,6 +239,22 @@ def test_plan_and_apply_summaries_append_to_the_job_summary(github_env):
     text = github_env.summary_text()
     assert text.index(SUMMARY) < text.index("**Apply complete.**")
     assert "](https://d1.example.net/) |" in text  # a link in the URL table
+
+
+def test_writes_to_one_steps_summary_stay_within_githubs_limit_together(github_env):
+    # The Action plans and applies in one step: GitHub refuses a step's whole summary over 1 MiB ("upload
+    # aborted"), counting every write to it, so each write fits in the room the earlier ones left.
+    row = "| `fixtures` | " + "x" * 100 + " |\n"
+    big = plan(body=row * 6_000)  # about 700 KB of details
+    write_plan_summary(big)
+    whole = github_env.summary_text()
+    assert 600_000 < len(whole.encode("utf-8")) <= STEP_SUMMARY_LIMIT
+    write_plan_summary(big)  # e.g. the plan posted again when apply refuses it
+    write_apply_summary(ApplyReport(summary="**Apply refused.**"))
+    text = github_env.summary_text()
+    assert len(text.encode("utf-8")) <= STEP_SUMMARY_LIMIT
+    assert text.count("Cut to fit GitHub's 1 MiB limit for a step's job summary") >= 1
+    assert text.startswith(whole)  # the first write is kept whole
 
 
 def test_summary_and_outputs_are_no_ops_outside_actions(monkeypatch, tmp_path):

@@ -194,3 +194,61 @@ def test_a_cancelled_plan_does_not_leave_the_old_plan_in_the_comment(merged, git
     assert (
         parse_marker(body).state == "failed" and "the run was cancelled" in body and "1 to create" not in body
     )
+
+
+def test_apply_refuses_when_dls_comment_was_edited_to_show_another_plan(merged, github_env, monkeypatch):
+    # Every workflow of the repository posts as github-actions[bot], so any of them (one pushed on another
+    # branch, say) can edit dl's comment: keep the marker and its digest, change what the reviewer reads.
+    assert dl("plan", "--comment").exit_code == 0
+    [comment] = github_env.fake.comments[PR_NUMBER]
+    marker_line, rest = comment["body"].split("\n", 1)
+    assert "1 to create" in rest
+    comment["body"] = marker_line + "\n" + rest.replace("1 to create", "0 to create").split("<details>")[0]
+    github_env.fake.add_pull(PR_NUMBER, head=merged.head, merge_commit=merged.merge)
+    on_push(github_env, monkeypatch, merged.merge)
+    result = dl("apply", "--yes", "--no-verify", "--require-reviewed-plan")
+    assert result.exit_code == 1
+    assert "does not show the plan its digest names" in result.output
+    assert stacks() == []  # nothing written to AWS
+    assert parse_marker(our_body(github_env)).state == "not-reviewed"
+
+
+def test_the_actions_saved_plan_applies_when_the_reviewed_comment_shows_it(merged, github_env, monkeypatch):
+    # The Action plans to a file, then applies that file: the comment is checked against the saved plan.
+    assert dl("plan", "--comment").exit_code == 0
+    github_env.fake.add_pull(PR_NUMBER, head=merged.head, merge_commit=merged.merge)
+    on_push(github_env, monkeypatch, merged.merge)
+    saved = merged.path.parent / "plan.json"
+    assert dl("plan", "--out", str(saved)).exit_code == 0
+    result = dl("apply", str(saved), "--yes", "--no-verify", "--require-reviewed-plan")
+    assert result.exit_code == 0, result.output
+    assert "review-test-alpha" in stacks()
+
+
+SECRET_MANIFEST = MANIFEST + "    secrets: {API_TOKEN: CITIES_API_TOKEN}\n"
+
+
+@pytest.mark.parametrize("plan_sees_the_secret", [False, True])
+def test_a_rotated_secret_applies_only_when_the_reviewed_plan_saw_it(
+    merged, github_env, monkeypatch, plan_sees_the_secret
+):
+    # A secret's value enters the plan only as a keyed fingerprint; a plan job without the secret assumes it
+    # unchanged. So a rotation is reviewed only when the plan job gets the secret too (README says so).
+    (merged.path / "datasette-lambda.yml").write_text(SECRET_MANIFEST, encoding="utf-8")
+    monkeypatch.setenv("CITIES_API_TOKEN", "v1")
+    assert dl("apply", "--yes", "--no-verify").exit_code == 0  # deployed before, with the old value
+    if plan_sees_the_secret:
+        monkeypatch.setenv("CITIES_API_TOKEN", "v2")
+    else:
+        monkeypatch.delenv("CITIES_API_TOKEN")
+    assert dl("plan", "--comment").exit_code == 0
+    github_env.fake.add_pull(PR_NUMBER, head=merged.head, merge_commit=merged.merge)
+    on_push(github_env, monkeypatch, merged.merge)
+    monkeypatch.setenv("CITIES_API_TOKEN", "v2")  # the apply job has the new value
+    result = dl("apply", "--yes", "--no-verify", "--require-reviewed-plan")
+    if plan_sees_the_secret:
+        assert result.exit_code == 0, result.output
+        assert parse_marker(our_body(github_env)).state == "applied"
+    else:
+        assert result.exit_code == 1
+        assert "differs from the one reviewed" in result.output

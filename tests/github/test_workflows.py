@@ -168,6 +168,10 @@ def test_the_example_plans_on_pull_requests_and_never_cancels_an_apply():
     assert jobs["apply"]["concurrency"]["cancel-in-progress"] is False
     # apply and the drift check queue behind each other instead of racing
     assert jobs["apply"]["concurrency"] == jobs["drift"]["concurrency"]
+    # GitHub's default (queue: single) keeps one pending job per group and cancels it when another arrives:
+    # a nightly drift check (or a third merge) would cancel a merge's pending apply, which then never runs and
+    # never tells its pull request. queue: max keeps every pending job, in order.
+    assert jobs["apply"]["concurrency"]["queue"] == "max"
     assert jobs["plan"]["permissions"] == {"contents": "read", "pull-requests": "write", "id-token": "write"}
     assert jobs["apply"]["permissions"] == {"contents": "read", "pull-requests": "write", "id-token": "write"}
     assert jobs["apply"]["environment"]  # required reviewers are possible
@@ -382,6 +386,9 @@ def test_the_apply_roles_trust_policy_names_the_apply_jobs_environment():
     [statement] = trust["Statement"]
     sub = statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
     assert sub == f"repo:OWNER/REPO:environment:{environment}"
+    # that sub holds for any branch's job in the environment: the file users copy says to limit it to main
+    header = " ".join(line.lstrip("# ") for line in EXAMPLE.read_text(encoding="utf-8").splitlines()[:12])
+    assert "limit its deployment branches to main" in header
 
 
 def test_action_preview_deploys_then_plans_with_the_preview_urls(tmp_path):
@@ -449,5 +456,8 @@ def test_the_example_removes_previews_when_a_pull_request_closes_and_sweeps_nigh
     assert cleanup["steps"][1]["with"]["role-to-assume"] == "${{ vars.DL_PREVIEW_ROLE_ARN }}"
     assert sweep["steps"][-1]["with"]["command"] == "preview-gc"
     assert sweep["permissions"]["pull-requests"] == "read"  # to ask which pull requests are closed
+    assert sweep["concurrency"]["group"] == jobs["apply"]["concurrency"]["group"]  # queued with applies,
+    assert sweep["concurrency"]["queue"] == "max" and not sweep["concurrency"]["cancel-in-progress"]  # never
+    # taking a pending apply's place
     [preview] = [s["with"]["preview"] for s in jobs["plan"]["steps"] if "preview" in s.get("with", {})]
     assert preview == "${{ vars.DL_PREVIEW_ROLE_ARN != '' }}"

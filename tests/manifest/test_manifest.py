@@ -6,7 +6,9 @@ import json
 
 import pytest
 from datasette.app import SETTINGS
+from datasette.version import __version__ as datasette_version
 
+from dl.lines import LINES, lock_file, locked_version, settings
 from dl.manifest import canonical_prefix, load_manifest
 from dl.schema import schema
 from tests.conftest import make_db
@@ -83,12 +85,43 @@ def test_metadata_from_file_and_inline(repo):
     assert (m.instances["c"].metadata["title"], m.instances["c"].metadata_source) == ("Inline", None)
 
 
-def test_schema_config_matches_the_pinned_datasette_settings():
-    """schema.json lists exactly Datasette's settings (minus base_url, which `prefix` replaces), typed alike."""
+def test_schema_config_lists_every_lines_settings():
+    """schema.json lists exactly the settings of every Datasette line (minus base_url, which `prefix`
+    replaces), typed alike; which line has which is checked by validation (tests/manifest/test_validate_cli.py)."""
     config = schema()["$defs"]["instance"]["properties"]["config"]["properties"]
-    expected = {s.name: type(s.default) for s in SETTINGS if s.name != "base_url"}
+    expected = {s.name: s.type for line in LINES for s in settings(line) if s.name != "base_url"}
     types = {"integer": int, "boolean": bool, "string": str}
     assert {name: types[p["type"]] for name, p in config.items()} == expected
+    assert schema()["$defs"]["instance"]["properties"]["datasette"]["enum"] == list(LINES)
+
+
+@pytest.mark.skipif(not datasette_version.startswith("0.65."), reason="needs Datasette 0.65 installed")
+def test_shipped_settings_of_the_default_line_are_the_installed_datasettes():
+    """The 0.65 line's settings data (written by dl/lock/regenerate.py) is Datasette 0.65.5's own list."""
+    assert locked_version("0.65") == datasette_version
+    assert [(s.name, s.default, s.help) for s in settings("0.65")] == [tuple(s) for s in SETTINGS]
+
+
+def test_line_locks_pin_the_version_their_settings_describe():
+    for line in LINES:
+        assert f"datasette=={locked_version(line)} " in lock_file(line).read_text()
+    assert locked_version("1.0a").startswith("1.0a")
+
+
+def test_datasette_line_defaults_to_065_and_can_be_set_in_defaults(repo):
+    m = write(
+        repo,
+        "project: p\ndefaults: {datasette: '1.0a'}\ninstances:\n  a: {databases: [data/northwind.db]}\n"
+        "  b: {databases: [data/cities.db], datasette: '0.65', config: {default_page_size: 5}}\n"
+        "  c: {databases: [data/cities.db], config: {max_insert_rows: 5}}\n",
+    )
+    assert [i.datasette for i in m.instances.values()] == ["1.0a", "0.65", "1.0a"]
+    assert (
+        write(repo, "project: p\ninstances:\n  a: {databases: [data/northwind.db]}\n")
+        .instances["a"]
+        .datasette
+        == "0.65"
+    )
 
 
 def test_top_level_schema_json_is_the_shipped_one():

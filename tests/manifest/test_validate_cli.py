@@ -288,6 +288,24 @@ BROKEN = [
         {},
         "datasette-lambda.yml:3:43: instances.a.plugins: expected a list, got 'datasette-x'",
     ),
+    (  # a 1.0 setting on the default line (0.65): checked against the line's own list
+        "project: p\ninstances:\n  a:\n    databases: [northwind.db]\n    config: {max_insert_rows: 10}\n",
+        {},
+        "datasette-lambda.yml:5:14: instances.a.config.max_insert_rows: max_insert_rows is a setting of "
+        'Datasette "1.0a", not of Datasette 0.65 (this instance\'s `datasette:` line): remove it or set '
+        'datasette: "1.0a"',
+    ),
+    (
+        "project: p\ninstances:\n  a: {databases: [northwind.db], datasette: '1.0'}\n",
+        {},
+        "datasette-lambda.yml:3:45: instances.a.datasette: expected one of 0.65, 1.0a, got '1.0' (did you mean '1.0a'?)",
+    ),
+    (  # the line's types: 1.0a's max_insert_rows is an integer
+        "project: p\ninstances:\n  a:\n    databases: [northwind.db]\n    datasette: '1.0a'\n"
+        "    config: {max_insert_rows: many}\n",
+        {},
+        "datasette-lambda.yml:6:31: instances.a.config.max_insert_rows: expected integer, got 'many'",
+    ),
 ]
 
 

@@ -80,3 +80,14 @@ def names(built) -> set[str]:
     """Entry names of the session's package."""
     with zipfile.ZipFile(built[1].path) as zf:
         return set(zf.namelist())
+
+
+@pytest.fixture(scope="session")
+def built_10(package_dir, package_cache):
+    """(instance, PackageResult) of the same instance on the Datasette 1.0 alpha line (manifest datasette: 1.0a)."""
+    data = package_dir / "data-10"
+    instance = make_instance({"northwind": northwind_db(data / "northwind.db")}, datasette="1.0a")
+    result = build_package(
+        instance, package_dir / "northwind-10.zip", cache_dir=package_cache, log=lambda _: None
+    )
+    return instance, result

@@ -39,6 +39,30 @@ def test_package_holds_datasette_mangum_handler_and_databases(built, names):
     assert not [n for n in names if n.startswith("yaml/_yaml.")]
     assert result.versions["datasette"] == "0.65.5"
     assert result.versions["mangum"] == "0.22.0"
+    # the tool is not shipped: only dl/runtime, as dl_runtime (no `datasette publish lambda` plugin, no CLI)
+    assert not [n for n in names if n.startswith("dl/") or n.startswith("dl_runtime/publish")]
+    assert not [n for n in names if n.startswith("datasette_lambda")]
+
+
+def test_datasette_10_line_package_installs_its_own_lock_and_stays_lean(built_10):
+    """1.0a declares pip and setuptools (only its `datasette install` command uses pip) and adds pydantic,
+    sqlite-utils and opentelemetry-api; the package keeps what it imports and drops the installers."""
+    from dl.lines import locked_version
+
+    _, result = built_10
+    with zipfile.ZipFile(result.path) as zf:
+        names = set(zf.namelist())
+    tops = {n.split("/", 1)[0] for n in names}
+    assert result.versions["datasette"] == locked_version("1.0a")
+    assert f"datasette-{locked_version('1.0a')}.dist-info/entry_points.txt" in names
+    for kept in ("pydantic", "pydantic_core", "sqlite_utils", "opentelemetry", "datasette", "mangum"):
+        assert kept in tops, kept
+    assert [n for n in names if n.startswith("pydantic_core/_pydantic_core.cpython-313-aarch64-linux-gnu")]
+    for dropped in ("pip", "setuptools", "pkg_resources", "_distutils_hack", "bin"):
+        assert dropped not in tops
+    assert not [t for t in tops if t.startswith(("pip-", "setuptools-"))]
+    assert "datasette/vendored" not in {n.rsplit("/", 1)[0] for n in names}  # 1.0 has no vendored pint
+    assert result.unzipped_size < LAMBDA_UNZIPPED_LIMIT
 
 
 def test_package_is_lean_but_keeps_plugin_metadata(built, names):

@@ -221,6 +221,22 @@ def test_a_custom_domain_that_moves_or_goes_is_a_replace():
     assert plan.instances[0].action is Action.UPDATE  # adding a domain keeps the old URL working
 
 
+def test_a_change_of_datasette_line_is_shown_and_specs_without_a_line_mean_065():
+    to_10 = changed(datasette="1.0a", versions={**SPEC["versions"], "datasette": "1.0a41"})
+    (item,) = make_plan("p", "eu-west-1", {"a": to_10}, observed(a=SPEC)).instances
+    assert item.action is Action.UPDATE
+    assert ("datasette", "0.65", "1.0a") in [(c.path, c.before, c.after) for c in item.changes]
+    assert "versions.datasette" in [c.path for c in item.changes]
+    (back,) = make_plan("p", "eu-west-1", {"a": SPEC}, observed(a=to_10)).instances
+    assert ("datasette", "1.0a", "0.65") in [(c.path, c.before, c.after) for c in back.changes]
+    # a spec deployed before lines existed (no "datasette" key) is the 0.65 line: no change
+    assert make_plan("p", "eu-west-1", {"a": SPEC}, observed(a=SPEC)).is_empty()
+    created = make_plan("p", "eu-west-1", {"a": to_10}, observed())
+    assert ("datasette", None, "1.0a") in [(c.path, c.before, c.after) for c in created.instances[0].changes]
+    assert "+ datasette: 1.0a" in render_text(created)
+    assert "+ datasette:" not in render_text(make_plan("p", "eu-west-1", {"a": SPEC}, observed()))
+
+
 def test_a_create_shows_every_setting_that_differs_from_the_default_in_text_and_markdown():
     from dl.render import render_markdown
 
@@ -295,3 +311,39 @@ def test_the_review_digest_follows_what_the_plan_does_not_when_or_how_it_is_word
     other_action = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC, gone=SPEC))
     digests = {review_digest(p) for p in (base, other_desired, other_observed, other_action)}
     assert len(digests) == 4
+
+
+def test_a_reviewed_comment_counts_only_when_its_body_shows_the_plan():
+    from dataclasses import replace
+
+    from dl.comment import compose_comment
+    from dl.review import shows_plan
+
+    hint = "The full plan is in the [job summary of this run](https://github.com/o/r/actions/runs/1)."
+
+    def posted(plan, *, allow_destroy=False) -> str:  # what `dl plan --comment` writes
+        parts = comment_parts(plan, manifest="m.yml", commit="c" * 40, allow_destroy=allow_destroy)
+        parts = replace(parts, planned="Planned commit " + "c" * 40 + ".", timestamp="2026-12-01 10:00 UTC")
+        return compose_comment(parts, full_plan_hint=hint)
+
+    plan = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC, gone=SPEC))
+    for allow_destroy in (False, True):
+        assert shows_plan(posted(plan, allow_destroy=allow_destroy), plan)
+    body = posted(plan)
+    assert shows_plan(body.replace("\n", "\r\n").rstrip(), plan)  # CRLF or no final newline: same Markdown
+    assert not shows_plan(body.replace("1 to update", "0 to update"), plan)
+    summary = comment_parts(plan).summary
+    assert not shows_plan(body.replace(summary, f"<!--\n{summary}\n-->\n\nAll fine."), plan)  # hidden
+    other = make_plan("p", "eu-west-1", {"a": changed(memory=4096)}, observed(a=SPEC, gone=SPEC))
+    assert not shows_plan(body, other)
+    # a plan too long for one comment is shortened, with the hint to the full plan: still recognised
+    many = {f"i{n}": changed(metadata={"title": "t" * 4000, "description": "d" * 4000}) for n in range(20)}
+    long_plan = make_plan("p", "eu-west-1", many, observed(**dict.fromkeys(many, SPEC)))
+    long_body = posted(long_plan)
+    assert "This comment was shortened" in long_body
+    runs = "https://github.com/o/r/actions/runs/"
+    assert shows_plan(long_body, long_plan, runs)
+    assert shows_plan(long_body.replace("runs/1)", "runs/2/attempts/3)"), long_plan, runs)
+    # the hint must point to a run of this repository, never to a page showing another plan
+    assert not shows_plan(long_body, long_plan, "https://github.com/o/other/actions/runs/")
+    assert not shows_plan(long_body.replace(runs + "1", "https://evil.example/plan"), long_plan, runs)

@@ -4,6 +4,8 @@
 built from the same databases: `site` (prefix /data/, cors, metadata, default_page_size 5, a plugin) and
 `plain` (everything default, to compare with plain Datasette). The first build of a session installs the
 locked dependencies for this machine into the tool's cache (DL_CACHE_DIR); later sessions reuse them.
+
+Every test using `served` runs once per Datasette line (`line`: "0.65", "1.0a"; manifest `datasette:`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from pathlib import Path
 import pytest
 from serving import make_shop_db, start_serve, stop_serve
 
+from dl.lines import LINES
+
 PLUGIN = "datasette-block-robots==1.1.1"
 
 
 MANIFEST = """\
 version: 1
 project: runtime-test
+defaults:
+  datasette: "LINE"
 instances:
   site:
     databases: [data.db, other.db]
@@ -31,6 +37,13 @@ instances:
         data:
           tables:
             items: {description: Things for sale}
+            owners: {sort_desc: name}
+          queries:
+            cheap: {sql: "select name, value from items where value < 5 order by id", title: Cheap things}
+        other:
+          allow_sql: {id: root}
+      plugins:
+        datasette-block-robots: {disallow: [/data/other]}
     config:
       default_page_size: 5
     plugins: [PLUGIN]
@@ -40,13 +53,19 @@ instances:
 """.replace("PLUGIN", PLUGIN)
 
 
+@pytest.fixture(scope="session", params=LINES)
+def line(request) -> str:
+    """The Datasette line the served instances run."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def shop_files(tmp_path_factory) -> Path:
+def shop_files(tmp_path_factory, line) -> Path:
     """The folder holding the session manifest and its databases."""
-    folder = tmp_path_factory.mktemp("served")
+    folder = tmp_path_factory.mktemp(f"served-{line}")
     make_shop_db(folder / "data.db")
     make_shop_db(folder / "other.db", items=4)
-    (folder / "datasette-lambda.yml").write_text(MANIFEST)
+    (folder / "datasette-lambda.yml").write_text(MANIFEST.replace("LINE", line))
     return folder
 
 

@@ -1,16 +1,22 @@
-"""The handler in-process: event formats, S3 databases against the moto server, downloads, limits, origin.
+"""The handler: event formats, S3 databases against the moto server, downloads, limits, origin.
 
 The instance folder is what `dl package` writes (``dl.package.instance_document`` and
-``decide_locations``, with ``inline_limit=0`` to send databases to S3), without the dependencies: Datasette
-and Mangum come from the test environment here. `test_serve.py` runs the real package.
+``decide_locations``, with ``inline_limit=0`` to send databases to S3). On the 0.65 line the handler runs
+in-process (Datasette and Mangum from the test environment); tests taking ``line`` also run on the 1.0a
+line, where the handler runs in a separate interpreter on that line's locked dependency tree (the one
+`dl serve` runs), fed the same Lambda events through ``dl.serve.Worker``. `test_serve.py` runs the real
+package over HTTP.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
+import re
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
@@ -53,11 +59,67 @@ def write_instance(folder: Path, manifest_body: str, *, inline: bool = True) -> 
     return target
 
 
-def runtime_for(instance_dir: Path, tmp_path: Path, **env) -> tuple[Runtime, list[str]]:
+def runtime_for(instance_dir: Path, tmp_path: Path, line: str = "0.65", **env) -> tuple[Runtime, list[str]]:
     """A Runtime as a fresh Lambda sandbox would build it; also the request log lines it writes."""
     environ = {"DL_INSTANCE_DIR": str(instance_dir), "DL_FETCH_DIR": str(tmp_path / "tmp-dbs"), **env}
+    if line != "0.65":
+        return WorkerRuntime.start(instance_dir, tmp_path, line, environ)
     log: list[str] = []
     return Runtime(RuntimeSettings.from_environ(environ), log=log.append), log
+
+
+class WorkerRuntime:
+    """The handler of ``dl_runtime`` on another line's locked dependencies, in an isolated interpreter."""
+
+    started: list = []
+    REQUEST_LINE = re.compile(r"^(GET|HEAD|POST) /")
+
+    def __init__(self, worker, requests: list[str]):
+        self.worker = worker
+        self.requests = requests
+
+    def __call__(self, event, context):
+        """One event; returns once the handler's request log line for it has been relayed too."""
+        before = len(self.requests)
+        response = self.worker.invoke(event)
+        deadline = time.monotonic() + 5
+        while len(self.requests) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return response
+
+    @classmethod
+    def start(cls, instance_dir: Path, tmp_path: Path, line: str, environ: dict):
+        from dl.package import RUNTIME_SOURCE, ensure_dependencies, find_interpreter, target_spec
+        from dl.serve import Worker
+
+        manifest = instance_dir.parent / "src" / "datasette-lambda.yml"
+        instance = dataclasses.replace(load_manifest(manifest).instances["shop"], datasette=line)
+        spec = target_spec(instance, "host")
+        python = find_interpreter(spec.python_version)
+        tree, _ = ensure_dependencies(spec, (), python, log=lambda _: None)
+        root = Path(tmp_path) / f"task-{len(cls.started)}"
+        root.mkdir()
+        for entry in tree.iterdir():
+            (root / entry.name).symlink_to(entry)
+        shutil.copytree(RUNTIME_SOURCE, root / "dl_runtime")
+        requests: list[str] = []
+        output: list[str] = []
+
+        def log(line: str) -> None:
+            (requests if cls.REQUEST_LINE.match(line) else output).append(line)
+
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(tmp_path), **environ}
+        worker = Worker(root, python, env, timeout=60, log=log)
+        cls.started.append(worker)
+        worker.start()
+        return cls(worker, requests), requests
+
+
+@pytest.fixture(autouse=True)
+def _stop_workers():
+    yield
+    while WorkerRuntime.started:
+        WorkerRuntime.started.pop().stop()
 
 
 def url_event(path: str, query: str = "", headers: dict | None = None, method: str = "GET") -> dict:
@@ -133,8 +195,21 @@ def site(tmp_path) -> Path:
 # --- event formats and absolute URLs ---------------------------------------------------------------------------
 
 
-def test_function_url_event_next_url_uses_the_forwarded_public_host(site, tmp_path):
-    runtime, _ = runtime_for(site, tmp_path)
+def sql_path(line: str, database: str, extension: str = "json") -> str:
+    """Where a line answers SQL queries: /db.json?sql= (0.65), /db/-/query.json?sql= (1.0)."""
+    return f"/data/{database}.{extension}" if line == "0.65" else f"/data/{database}/-/query.{extension}"
+
+
+def test_the_handler_runs_the_lines_datasette(site, tmp_path, line):
+    from dl.lines import locked_version
+
+    runtime, _ = runtime_for(site, tmp_path, line)
+    versions = json.loads(runtime(url_event("/data/-/versions.json"), None)["body"])
+    assert versions["datasette"]["version"] == locked_version(line)
+
+
+def test_function_url_event_next_url_uses_the_forwarded_public_host(site, tmp_path, line):
+    runtime, _ = runtime_for(site, tmp_path, line)
     response = runtime(
         url_event("/data/data/items.json", headers={"x-forwarded-host": "data.example.org"}), None
     )
@@ -142,21 +217,21 @@ def test_function_url_event_next_url_uses_the_forwarded_public_host(site, tmp_pa
     assert json.loads(response["body"])["next_url"] == "https://data.example.org/data/data/items.json?_next=5"
 
 
-def test_without_forwarded_host_urls_name_the_function(site, tmp_path):
-    runtime, _ = runtime_for(site, tmp_path)
+def test_without_forwarded_host_urls_name_the_function(site, tmp_path, line):
+    runtime, _ = runtime_for(site, tmp_path, line)
     response = runtime(url_event("/data/data/items.json"), None)
     assert json.loads(response["body"])["next_url"] == f"https://{FUNCTION_HOST}/data/data/items.json?_next=5"
 
 
-def test_rest_api_events(site, tmp_path):
-    runtime, _ = runtime_for(site, tmp_path)
+def test_rest_api_events(site, tmp_path, line):
+    runtime, _ = runtime_for(site, tmp_path, line)
     query = {"_size": ["2"], "_col": ["name", "value"]}
     response = runtime(
         rest_event("/data/data/items.json", query, {"X-Forwarded-Host": "api.example.org"}), None
     )
     assert response["statusCode"] == 200
     data = json.loads(response["body"])
-    assert data["columns"] == ["id", "name", "value"]
+    assert data.get("columns", list(data["rows"][0])) == ["id", "name", "value"]  # 1.0: rows are objects
     assert (
         data["next_url"]
         == "https://api.example.org/data/data/items.json?_size=2&_col=name&_col=value&_next=2"
@@ -167,8 +242,8 @@ def test_rest_api_events(site, tmp_path):
     assert runtime(rest_event("/elsewhere"), None)["statusCode"] == 404
 
 
-def test_request_log_line_per_request(site, tmp_path):
-    runtime, log = runtime_for(site, tmp_path)
+def test_request_log_line_per_request(site, tmp_path, line):
+    runtime, log = runtime_for(site, tmp_path, line)
     runtime(url_event("/data/data/items.json", "_size=1"), None)
     runtime(url_event("/nope"), None)
     assert [line.rsplit(" ", 1)[0] for line in log] == [
@@ -179,25 +254,25 @@ def test_request_log_line_per_request(site, tmp_path):
 
 
 @pytest.mark.parametrize("extension", ["json", "csv"])
-def test_oversized_responses_are_413_with_advice(site, tmp_path, extension):
-    runtime, _ = runtime_for(site, tmp_path)
+def test_oversized_responses_are_413_with_advice(site, tmp_path, extension, line):
+    runtime, _ = runtime_for(site, tmp_path, line)
     query = "sql=select+hex(zeroblob(7000))+from+items+a,+items+b&_size=max"
-    response = runtime(url_event(f"/data/data.{extension}", query), None)
+    response = runtime(url_event(sql_path(line, "data", extension), query), None)
     assert response["statusCode"] == 413
     assert "larger than 6 MB" in response["body"]
     assert len(json.dumps(response)) < 10_000
 
 
-def test_response_just_under_the_limit_is_sent(site, tmp_path):
-    runtime, _ = runtime_for(site, tmp_path)
+def test_response_just_under_the_limit_is_sent(site, tmp_path, line):
+    runtime, _ = runtime_for(site, tmp_path, line)
     query = "sql=select+hex(zeroblob(5000))+from+items+a,+items+b&_size=max&_shape=array"  # 5.3 MB
-    response = runtime(url_event("/data/data.json", query), None)
+    response = runtime(url_event(sql_path(line, "data"), query), None)
     assert response["statusCode"] == 200
     assert len(json.loads(response["body"])) == 23 * 23
 
 
-def test_origin_secret_required_when_configured(site, tmp_path):
-    runtime, _ = runtime_for(site, tmp_path, DL_ORIGIN_SECRET="s3cret")
+def test_origin_secret_required_when_configured(site, tmp_path, line):
+    runtime, _ = runtime_for(site, tmp_path, line, DL_ORIGIN_SECRET="s3cret")
     assert runtime(url_event("/data/"), None)["statusCode"] == 403
     assert runtime(url_event("/data/", headers={"x-dl-origin-secret": "wrong"}), None)["statusCode"] == 403
     assert runtime(url_event("/data/", headers={"x-dl-origin-secret": "s3cret"}), None)["statusCode"] == 200
@@ -322,14 +397,14 @@ def test_database_download_redirects_to_a_presigned_s3_url(s3_site, tmp_path):
         assert 'filename="data.db"' in download.headers["content-disposition"]
 
 
-def test_download_redirect_respects_allow_download(tmp_path, aws):
+def test_download_redirect_respects_allow_download(tmp_path, aws, line):
     folder = write_instance(tmp_path, SITE.replace("default_page_size: 5", "allow_download: false"))
-    runtime, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET)
+    runtime, _ = runtime_for(folder, tmp_path, line, DL_ARTIFACT_BUCKET=BUCKET)
     assert runtime(url_event("/data/data.db"), None)["statusCode"] == 403
 
 
-def test_without_bucket_datasette_serves_small_downloads(site, tmp_path):
-    runtime, _ = runtime_for(site, tmp_path)
+def test_without_bucket_datasette_serves_small_downloads(site, tmp_path, line):
+    runtime, _ = runtime_for(site, tmp_path, line)
     response = runtime(url_event("/data/other.db"), None)
     assert response["statusCode"] == 200
     assert body_of(response) == (tmp_path / "src" / "other.db").read_bytes()
