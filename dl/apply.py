@@ -515,10 +515,16 @@ class Executor:
         parallelism: int = 4,
         verify: bool = False,
         rollback_on_failure: bool = False,
+        lock=None,
+        lock_timeout: float = 0.0,
+        operation: str = "apply",
         preview: int | None = None,
     ):
         self.aws = aws
         self.manifest = manifest
+        self.lock = lock  # a dl.project_lock.ProjectLock the caller holds, or None: execute() takes one
+        self.lock_timeout = lock_timeout
+        self.operation = operation
         self.preview = (
             preview  # the pull request whose previews this executes (dl/preview.py); None: production
         )
@@ -691,7 +697,7 @@ class Executor:
             self.invalidate(instance, outputs["DistributionId"], plan)
         url = None
         if changed and self.verify:
-            url = self.check(name, spec, previous, deployer, parameters)
+            url = self.check(name, spec, previous, deployer, parameters, external_dns=zone is None)
         return Outcome(instance.name, plan.action, True, "applied" if changed else "no changes", url, changed)
 
     def previous_deployment(self, name: str, plan: InstancePlan) -> tuple[dict, dict] | None:
@@ -704,19 +710,39 @@ class Executor:
         stack = self.aws.stack(name)
         return (json.loads(body) if isinstance(body, str) else body), dict(stack.tags if stack else {})
 
-    def check(self, name: str, spec: dict, previous, deployer: StackDeployer, parameters: dict) -> str | None:
-        """Verify the deployed instance over HTTP; on failure re-deploy `previous` when asked to. Returns the URL."""
+    def check(
+        self,
+        name: str,
+        spec: dict,
+        previous,
+        deployer: StackDeployer,
+        parameters: dict,
+        *,
+        external_dns: bool = False,
+    ) -> str | None:
+        """Verify the deployed instance over HTTP; on failure re-deploy `previous` when asked to. Returns the URL.
+
+        A custom domain whose DNS is not in Route 53 (``external_dns``: the user creates its record, maybe
+        only after this apply) is checked through the distribution's own ``*.cloudfront.net`` host, which
+        serves the same distribution whatever the domain's DNS says."""
         from urllib.parse import urlsplit
 
-        from dl import verify
-        from dl.status import public_url
+        from dl import status, verify
 
         stack = self.aws.stack(name)
-        url = public_url(self.aws, stack, spec) if stack else None
-        if not url:
+        url = status.public_url(self.aws, stack, spec) if stack else None
+        target = url
+        if stack and url and spec.get("domain") and external_dns:
+            target = status.distribution_url(self.aws, stack, spec)
+            if target:
+                self.log(
+                    f"{spec['instance']}: verifying through the distribution's own host {target}: "
+                    f"{spec['domain']} is not in Route 53, so it is not checked until its DNS record exists"
+                )
+        if not target:
             self.log(f"{spec['instance']}: not verified: AWS reports no public URL for it (an emulator?)")
             return None
-        parts = urlsplit(url)
+        parts = urlsplit(target)
         inspections = {
             d["name"]: {"tables": {t: {"count": v.get("rows")} for t, v in d.get("tables", {}).items()}}
             for d in spec["databases"]
@@ -731,7 +757,7 @@ class Executor:
             expectation, timeout=float(os.environ.get("DL_VERIFY_SECONDS", "120"))
         )
         if result.ok:
-            self.log(f"{spec['instance']}: verified {url}")
+            self.log(f"{spec['instance']}: verified {target}")
             return url
         if previous is not None:
             self.log(f"{spec['instance']}: verification failed; re-deploying the previous spec")
@@ -818,6 +844,7 @@ class Executor:
             self.foreign_keys = self.referenced_elsewhere()
         pool = ThreadPoolExecutor(max_workers=max(1, self.parallelism))
         futures = []
+        taken = None  # a lock this call took (the caller's own lock is the caller's to release)
         try:
             bucket = (
                 self.ensure_bootstrap(observed)
@@ -825,11 +852,23 @@ class Executor:
                 else observed.bucket
             )
             self.progress.pop("bootstrap", None)  # done (or not needed)
+            if self.lock is None and bucket:
+                # no bucket to hold a lock before this apply created it: take it now, and make sure nothing
+                # changed between the plan and the lock
+                taken = self.lock = self.take_lock(bucket)
+                observed = observe(
+                    self.aws, self.manifest.project, parallelism=self.parallelism, preview=self.preview
+                )
+                refuse_stale(plan, observed, desired)
+            if self.lock is not None:
+                self.lock.on_lost = lambda _message: self.cancel.set()
             if any(i.action is not Action.DESTROY for i in work):
                 key_object = dl_secrets.KEY_OBJECT if self.preview is None else PREVIEW_KEY_OBJECT
                 self.key = dl_secrets.ensure_key(self.aws, bucket, key_object)
-            futures = [pool.submit(self.run_one, i, desired, bucket, secrets, observed) for i in work]
+            futures = self.submit_in_order(pool, work, desired, bucket, secrets, observed)
             result.outcomes = [f.result() for f in futures]
+            if bucket and result.ok and self.lock is not None and self.lock.held:
+                self.collect_garbage(bucket)  # only under the lock: a concurrent apply may reuse artifacts
         except (KeyboardInterrupt, Interrupted):
             self.cancel.set()
             pool.shutdown(wait=False, cancel_futures=True)
@@ -837,9 +876,49 @@ class Executor:
             raise ApplyInterrupted(self.interruption_report(futures)) from None
         finally:
             pool.shutdown(wait=False)
-        if bucket and result.ok:
-            self.collect_garbage(bucket)
+            if taken is not None:
+                taken.release()
         return result
+
+    def submit_in_order(self, pool, work, desired, bucket, secrets, observed) -> list:
+        """Submit every instance; one that claims a domain another instance releases waits for that release to
+        finish (:func:`dl.plan.domain_handovers`), the others start at once. Releasers are submitted first, so
+        a waiting claimer never holds the pool's threads from the work it waits for. Futures in plan order."""
+        waits = handover_waits(work, desired, observed)
+        releasers = {r for releases in waits.values() for r in releases.values()}
+        pending = sorted(work, key=lambda i: (i.name in waits, i.name not in releasers))  # releasers first
+        futures: dict[str, object] = {}
+        while pending:  # topological: an instance after every instance it waits for (swaps were refused)
+            item = next(i for i in pending if all(r in futures for r in waits.get(i.name, {}).values()))
+            pending.remove(item)
+            before = [(futures[r], r, d) for d, r in waits.get(item.name, {}).items()]
+            futures[item.name] = pool.submit(self.run_after, before, item, desired, bucket, secrets, observed)
+        return [futures[i.name] for i in work]
+
+    def run_after(self, before, plan: InstancePlan, desired, bucket, secrets, observed) -> Outcome:
+        for future, releaser, domain in before:
+            outcome = future.result()
+            if not outcome.ok:
+                return Outcome(
+                    plan.name, plan.action, False, f"not started: {releaser} did not release {domain}"
+                )
+            self.log(f"{plan.name}: {releaser} released {domain}; claiming it now")
+        return self.run_one(plan, desired, bucket, secrets, observed)
+
+    def take_lock(self, bucket: str):
+        from dl.preview import lock_key
+        from dl.project_lock import ProjectLock
+
+        lock = ProjectLock(
+            self.aws,
+            bucket,
+            operation=self.operation,
+            commit=self.commit,
+            log=self.log,
+            key=lock_key(self.preview),
+        )
+        lock.acquire(self.lock_timeout)
+        return lock
 
     def interruption_report(self, futures) -> str:
         """What Ctrl-C left: instances done, in progress (and where), not started; how to converge."""
@@ -903,6 +982,33 @@ class Executor:
             self.log(f"artifacts: deleted {len(stale)} no stack references any more (kept as old versions)")
 
 
+def handover_waits(work, desired, observed) -> dict[str, dict[str, str]]:
+    """{claimer: {domain: releaser}} among the instances being worked on. A domain swap (each instance claims
+    what the other releases) cannot be ordered: DlError, before anything is written."""
+    from dl.plan import domain_handovers
+
+    names = [i.name for i in work]
+    specs = {n: d.spec for n, d in desired.items()}
+    waits: dict[str, dict[str, str]] = {}
+    for h in domain_handovers(specs, observed, names):
+        waits.setdefault(h.claimer, {})[h.domain] = h.releaser
+    placed = {n for n in names if n not in waits}
+    progress = True
+    while progress:
+        progress = False
+        for claimer, releases in waits.items():
+            if claimer not in placed and all(r in placed for r in releases.values()):
+                placed.add(claimer)
+                progress = True
+    stuck = sorted(c for c in waits if c not in placed)
+    if stuck:
+        raise DlError(
+            f"{', '.join(stuck)} swap domains: none can claim its new domain before another released it. "
+            "Apply in two steps (first remove the domains that move, then set them); nothing was changed"
+        )
+    return waits
+
+
 def dns_record_advice(aws: Aws, domain: str, distribution_id: str | None) -> str:
     """The DNS record a user must create for a domain no Route 53 zone holds (with the real target when known)."""
     target = None
@@ -937,14 +1043,20 @@ def apply_plan(
     observed: ObservedState | None = None,
     verify: bool = False,
     rollback_on_failure: bool = False,
+    lock=None,
+    lock_timeout: float = 0.0,
 ) -> ApplyResult:
-    """Execute `plan`. Refuses (before writing anything) unsafe or stale plans and missing secrets."""
+    """Execute `plan`. Refuses (before writing anything) unsafe or stale plans and missing secrets.
+
+    ``lock``: the project's lock (dl/project_lock.py) when the caller took it before observing; without one the
+    executor takes it (waiting up to ``lock_timeout`` seconds) as soon as there is a bucket to hold it."""
     refuse_unsafe(plan, allow_destroy=allow_destroy)
     if observed is None:
         observed = observe(aws, manifest.project, parallelism=parallelism, preview=plan.preview)
     refuse_stale(plan, observed, desired)
     deploying = [i.name for i in plan.instances if i.action not in (Action.NOOP, Action.DESTROY)]
     secrets = secret_values(manifest, deploying)
+    handover_waits([i for i in plan.instances if i.action is not Action.NOOP], desired, observed)  # swaps
     executor = Executor(
         aws,
         manifest,
@@ -952,6 +1064,8 @@ def apply_plan(
         parallelism=parallelism,
         verify=verify,
         rollback_on_failure=rollback_on_failure,
+        lock=lock,
+        lock_timeout=lock_timeout,
         preview=plan.preview,
     )
     return executor.execute(plan, desired, observed, secrets)

@@ -129,3 +129,16 @@ def _read(
         instances=instances,
         preview=preview,
     )
+
+
+def bootstrap_bucket(aws: Aws, project: str) -> str | None:
+    """The artifact bucket of the project's bootstrap stack (found by its settled name, one DescribeStacks),
+    or None when there is none yet. Used to take the project's lock before anything else is read."""
+    from dl.templates import bootstrap_stack_name
+
+    stack = aws.stack(bootstrap_stack_name(project))
+    if stack is None or stack.tags.get(TAG_PROJECT) != project:
+        return None
+    if stack.status.startswith(("REVIEW_", "ROLLBACK_", "DELETE_", "CREATE_IN", "CREATE_FAILED")):
+        return None  # no bucket yet (or none any more)
+    return stack.outputs.get("BucketName") or aws.stack_resource(stack.stack_id, BUCKET_LOGICAL_ID)

@@ -27,6 +27,8 @@ class Prepared:
     observed: ObservedState
     plan: Plan
     production: Plan | None = None  # for a preview: the plan against production that chose its instances
+    lock: object | None = None  # the project's dl.project_lock.ProjectLock when the caller took it
+    conflicts: tuple = ()  # dl.conflicts.Conflict: what exists on AWS and would make the plan fail
 
 
 def prepare(
@@ -37,12 +39,15 @@ def prepare(
     log: Log = print,
     manifest_label: str = "",
     preview: PreviewRequest | None = None,
+    check_conflicts: bool = True,
 ) -> Prepared:
-    """Validate (done by the caller's load) -> build the desired state -> observe AWS -> plan.
+    """Validate (done by the caller's load) -> build the desired state -> observe AWS -> plan -> conflicts
+    (dl/conflicts.py: resources that already exist and would make the plan fail; read-only).
 
     With ``preview`` (dl/preview.py), the same again for the pull request's preview copies of the instances
     whose production plan is not empty (or of every instance): their plan is against that pull request's
-    previews, which it creates, updates, or destroys when an instance no longer differs from production."""
+    previews, which it creates, updates, or destroys when an instance no longer differs from production; the
+    conflicts are the previews' (production is not deployed)."""
     aws = Aws(manifest.region)
     require_credentials(aws)  # before the packages are built: both checks take no time
     names = [n for n in manifest.instances if not targets or n in targets]
@@ -66,11 +71,24 @@ def prepare(
         targets=targets or None,
         manifest=manifest_label,
     )
-    if preview is None:
-        return Prepared(manifest, aws, desired, observed, plan)
-    return prepare_preview(
-        manifest, aws, plan, preview, targets=targets, parallelism=parallelism, log=log, label=manifest_label
-    )
+    if preview is not None:
+        return prepare_preview(
+            manifest,
+            aws,
+            plan,
+            preview,
+            targets=targets,
+            parallelism=parallelism,
+            log=log,
+            label=manifest_label,
+            check_conflicts=check_conflicts,
+        )
+    conflicts = ()
+    if check_conflicts:
+        from dl.conflicts import find_conflicts
+
+        conflicts = tuple(find_conflicts(aws, manifest.project, plan, observed))
+    return Prepared(manifest, aws, desired, observed, plan, conflicts=conflicts)
 
 
 def prepare_preview(
@@ -83,6 +101,7 @@ def prepare_preview(
     parallelism: int,
     log: Log,
     label: str,
+    check_conflicts: bool = True,
 ) -> Prepared:
     """The preview half of :func:`prepare`: build -> observe (that pull request's previews) -> plan."""
     from dl import preview as previews
@@ -103,7 +122,12 @@ def prepare_preview(
         manifest=label,
         preview=request.number,
     )
-    return Prepared(copies, aws, desired, observed, plan, production=production)
+    conflicts = ()
+    if check_conflicts:
+        from dl.conflicts import find_conflicts
+
+        conflicts = tuple(find_conflicts(aws, manifest.project, plan, observed))
+    return Prepared(copies, aws, desired, observed, plan, production=production, conflicts=conflicts)
 
 
 def seal_secrets(

@@ -13,6 +13,8 @@ executor in dl/apply.py); what makes it a preview is decided here:
 - **Artifacts** live under ``previews/`` in the project's bucket (:func:`artifact_prefix`): the CI preview role
   may write nowhere else, so a pull request can neither overwrite nor plant (content-addressed keys are
   predictable) an artifact that production deploys. Previews of different pull requests share them.
+- **Lock**: preview applies and destroys hold the previews' own lock (:data:`LOCK_KEY`), which serialises them
+  with each other and with the garbage collection of ``previews/``, and never delays or blocks production's.
 - **Secrets**: Datasette's signing secret of a preview is derived from the previews' own key
   (``previews/keys/secrets.key``), never from production's: a preview cannot forge production's cookies.
 
@@ -38,6 +40,7 @@ from dl.plan import Action, InstancePlan, Plan
 
 PREFIX = "previews/"  # every artifact a preview uploads, and the previews' secrets key
 KEY_OBJECT = f"{PREFIX}keys/secrets.key"
+LOCK_KEY = f"{PREFIX}locks/previews.json"  # previews' applies take this lock, never production's
 LOG_RETENTION_DAYS = 3  # a CloudWatch Logs retention value (templates.LOG_RETENTION_DAYS)
 
 
@@ -53,6 +56,13 @@ class PreviewRequest:
 def artifact_prefix(preview: int | None) -> str:
     """Where a scope's artifacts live in the bucket: production at the top, previews under ``previews/``."""
     return "" if preview is None else PREFIX
+
+
+def lock_key(preview: int | None) -> str:
+    """The lock object a scope's applies and destroys hold: production's, or the previews' own."""
+    from dl.project_lock import LOCK_KEY as PRODUCTION
+
+    return PRODUCTION if preview is None else LOCK_KEY
 
 
 def preview_instance(instance: Instance, *, cdn: bool = False) -> Instance:
@@ -86,6 +96,8 @@ def check_number(number: int) -> int:
 
 def destroy_plan(project: str, region: str, observed, names: list[str] | None = None) -> Plan:
     """A plan destroying the previews of one pull request (all of them, or the named instances')."""
+    from dl.desired import spec_digest
+
     names = list(observed.instances) if names is None else names
     items = tuple(
         InstancePlan(
@@ -94,6 +106,8 @@ def destroy_plan(project: str, region: str, observed, names: list[str] | None = 
             f"preview of pull request {observed.preview}",
             stack_id=observed.instances[name].stack.stack_id,
             stack_status=observed.instances[name].stack.status,
+            # what was observed: the executor refuses it if the stack changed before it held the lock
+            before_digest=spec_digest(spec) if (spec := observed.instances[name].spec) is not None else None,
         )
         for name in names
     )
@@ -250,12 +264,21 @@ def closed_pull_requests(numbers: list[int], env=None) -> set[int]:
     return closed
 
 
-def destroy_previews(aws, manifest: Manifest, observed, *, names=None, log, parallelism: int = 4):
-    """Delete one pull request's previews (or the named ones) and the artifacts no other stack uses."""
+def destroy_previews(aws, manifest: Manifest, observed, *, names=None, log, parallelism: int = 4, lock=None):
+    """Delete one pull request's previews (or the named ones) and the artifacts no other stack uses; `lock`:
+    the previews' lock when the caller holds it (else the executor takes it)."""
     from dl.apply import Executor
 
     plan = destroy_plan(manifest.project, aws.region, observed, names)
-    executor = Executor(aws, manifest, log=log, parallelism=parallelism, preview=observed.preview)
+    executor = Executor(
+        aws,
+        manifest,
+        log=log,
+        parallelism=parallelism,
+        preview=observed.preview,
+        lock=lock,
+        operation="destroy",
+    )
     return plan, executor.execute(plan, {}, observed, {})
 
 

@@ -84,6 +84,7 @@ def instance_lines(i: InstancePlan) -> list[str]:
         lines.append("# the stack, its function, front door and logs are deleted")
         if i.protected:
             lines.append("! protected (protect: true): apply refuses to destroy it")
+        lines += [f"! {clean(c)}" for c in i.consequences]  # e.g. the domain it releases, and to whom
         return lines
     if i.action is Action.CREATE:
         changes, nested = create_changes(i.changes)

@@ -23,15 +23,26 @@ def _output(stack: Stack, key: str) -> str | None:
     return value if value not in (None, "", "None") else None
 
 
+def distribution_url(aws: Aws, stack: Stack, spec: dict) -> str | None:
+    """https://dXXXX.cloudfront.net/prefix/: the distribution's own host, which answers whatever the DNS of a
+    custom domain says; None without a distribution (or when AWS, or the emulator, cannot tell)."""
+    if not (spec.get("cdn") and _output(stack, "DistributionId")):
+        return None
+    try:
+        dist = aws.client("cloudfront", "us-east-1").get_distribution(Id=_output(stack, "DistributionId"))
+        return f"https://{dist['Distribution']['DomainName']}{spec.get('prefix', '/')}"
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, KeyError):
+        return None
+
+
 def public_url(aws: Aws, stack: Stack, spec: dict) -> str | None:
     """https://host/prefix/ of a deployed instance, or None when AWS (or the emulator) cannot tell."""
     prefix = spec.get("prefix", "/")
     if _output(stack, "Url"):
         return _output(stack, "Url")
+    if spec.get("cdn"):
+        return distribution_url(aws, stack, spec)
     try:
-        if spec.get("cdn") and _output(stack, "DistributionId"):
-            dist = aws.client("cloudfront", "us-east-1").get_distribution(Id=_output(stack, "DistributionId"))
-            return f"https://{dist['Distribution']['DomainName']}{prefix}"
         if spec.get("endpoint") == "http-api" and _output(stack, "HttpApiId"):
             return f"https://{_output(stack, 'HttpApiId')}.execute-api.{aws.region}.amazonaws.com{prefix}"
         if spec.get("endpoint", "function-url") == "function-url":
@@ -147,6 +158,7 @@ def status_command(instances, as_json, parallelism, manifest_path, allow_outside
         targets=list(instances) or None,
         parallelism=parallelism,
         log=lambda line: click.echo(line, err=True),
+        check_conflicts=False,
     )
     rows = instance_statuses(prepared)
     click.echo(status_json(rows) if as_json else render_status(rows), nl=False)

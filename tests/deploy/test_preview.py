@@ -213,3 +213,26 @@ def test_an_instance_removed_from_production_is_kept_from_previews(pull_request)
     result = dl("destroy", "beta", "--yes")
     assert result.exit_code == 0, result.output
     assert "shop--pr9--beta" in stacks() and kept <= bucket_keys()
+
+
+def test_previews_have_their_own_lock(pull_request):
+    """A merge's apply holding production's lock never delays a preview, and the reverse."""
+    from dl.aws import Aws
+    from dl.project_lock import ProjectLock
+
+    project = pull_request
+    write_manifest(project, MANIFEST)
+    assert dl("apply", "--yes").exit_code == 0
+    add_rows(project / "beta.db", "cities", 1)
+    [bucket] = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+    production = ProjectLock(Aws("eu-west-1"), bucket, operation="apply", commit="c" * 40, log=lambda _: None)
+    production.acquire(0)
+    try:
+        result = dl("apply", "--preview", "7", "--yes", "--no-verify")
+        assert result.exit_code == 0, result.output
+        assert "shop--pr7--beta" in stacks()
+        result = dl("apply", "--yes", "--no-verify")  # production's own apply is refused: its lock is held
+        assert result.exit_code == 1
+    finally:
+        production.release()
+    assert not any(k.startswith("previews/locks/") for k in bucket_keys())  # released after the preview apply
