@@ -5,7 +5,9 @@ Pipeline position: manifest -> desired state -> observed state -> plan -> **appl
 Order of work (like Chalice's executor, one small function per step):
 1. refuse what the plan may not do (destroys without --allow-destroy, protected instances, stale plans,
    missing secret values) before anything is written;
-2. the bootstrap stack (artifact bucket), once per project and region;
+2. the bootstrap stack (bucket, execution role, boundary, shared CloudFront; dl/bootstrap.py), created or
+   upgraded when missing or older and the caller may (the CI roles may not: they are told to run
+   `dl bootstrap`); every instance and certificate change set then runs as its execution role (``RoleARN``);
 3. per instance, in parallel (bounded): artifacts uploaded under content-addressed keys (skipped when present),
    the stack brought to its template through a change set (created, described, executed, events streamed),
    CloudFront invalidated when content changed; destroys delete the stack and its unshared artifacts;
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import botocore.exceptions
 
-from dl import __version__, templates
+from dl import __version__, bootstrap, hosts, templates
 from dl import secrets as dl_secrets
 from dl.aws import (
     TAG_COMMIT,
@@ -216,9 +218,12 @@ class StackDeployer:
         cancel: threading.Event | None = None,
         step: Callable[[str], None] | None = None,
         key_prefix: str = "",
+        role_arn: str | None = None,
     ):
         self.aws = aws
         self.key_prefix = key_prefix  # where large templates go in the bucket (a preview's: previews/)
+        # the bootstrap's execution role: CloudFormation acts as it, not as the caller
+        self.role_arn = role_arn
         self.log = log
         self.cfn = aws.client("cloudformation", cfn_region)
         self.cfn_once = aws.client("cloudformation", cfn_region, retries=False)  # see once()
@@ -265,7 +270,7 @@ class StackDeployer:
 
     def delete(self, stack_id: str, name: str) -> None:
         self.step("stack deletion started (CloudFormation finishes it)")
-        self.cfn.delete_stack(StackName=stack_id)
+        self.cfn.delete_stack(StackName=stack_id, **({"RoleARN": self.role_arn} if self.role_arn else {}))
         deadline = time.monotonic() + STACK_WAIT_SECONDS
         while True:
             stack = self.describe(stack_id)
@@ -370,7 +375,13 @@ class StackDeployer:
         return {"TemplateURL": f"https://{self.bucket}.s3.{region}.amazonaws.com/{key}"}
 
     def deploy(
-        self, name: str, template: dict, *, tags: dict, parameters: dict | None = None
+        self,
+        name: str,
+        template: dict,
+        *,
+        tags: dict,
+        parameters: dict | None = None,
+        capabilities: tuple[str, ...] = ("CAPABILITY_IAM",),
     ) -> tuple[bool, dict]:
         """Create or update stack `name`. Returns (changed?, stack description)."""
         self.checkpoint("interrupted before its stack was changed")
@@ -382,10 +393,12 @@ class StackDeployer:
             "ChangeSetName": change_set_name,
             "ChangeSetType": kind,
             "ClientToken": change_set_name,
-            "Capabilities": ["CAPABILITY_IAM"],
+            "Capabilities": list(capabilities),
             "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
             **self.template_argument(template),
         }
+        if self.role_arn:
+            kwargs["RoleARN"] = self.role_arn
         if parameters:
             kwargs["Parameters"] = [
                 {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())
@@ -540,7 +553,10 @@ class Executor:
             from dl.github import head_commit
 
             self.commit = head_commit() or self.commit
-        self.key: bytes | None = None  # the project's HMAC key (dl/secrets.py), read after the bootstrap
+        self.keys: dl_secrets.Keys | None = None  # fingerprint and derivation keys, read after the bootstrap
+        self.role_arn: str | None = None  # the bootstrap's CloudFormation execution role
+        # a preview destroyed as production's execution role (the nightly sweep runs with the apply role)
+        self.as_production = False
         self.cancel = threading.Event()  # set by Ctrl-C: workers stop at their next safe point
         self.progress: dict[str, str] = {}  # instance -> "not started" | what it is doing | "done" | ...
 
@@ -551,14 +567,16 @@ class Executor:
     def step(self, name: str, what: str) -> None:
         self.progress[name] = what
 
-    def deployer(self, name: str, **kwargs) -> StackDeployer:
-        """A StackDeployer that stops at Ctrl-C and records its steps under `name`."""
+    def deployer(self, name: str, *, as_caller: bool = False, **kwargs) -> StackDeployer:
+        """A StackDeployer that stops at Ctrl-C and records its steps under `name`. CloudFormation acts as the
+        execution role, except for the bootstrap stack (``as_caller``), which creates that role."""
         return StackDeployer(
             self.aws,
             self.log,
             cancel=self.cancel,
             step=lambda what: self.step(name, what),
             key_prefix=artifact_prefix(self.preview),
+            role_arn=None if as_caller else self.role_arn,
             **kwargs,
         )
 
@@ -569,24 +587,67 @@ class Executor:
             tags[TAG_PREVIEW] = str(self.preview)
         return tags
 
-    def ensure_bootstrap(self, observed: ObservedState) -> str:
-        if observed.bucket:
-            return observed.bucket
-        if self.preview is not None:
+    def preview_bootstrap(self, observed: ObservedState) -> bootstrap.Deployed:
+        """Previews use production's bootstrap and never change it: its bucket, and the preview execution role
+        CloudFormation acts as for every preview stack."""
+        if not observed.bucket or (observed.bootstrap_version or 0) < bootstrap.VERSION:
             raise DlError(
-                f"project {self.manifest.project} has no artifact bucket in {self.aws.region}: previews use "
-                "production's; deploy production once (`dl apply`) first"
+                f"project {self.manifest.project} has no current bootstrap in {self.aws.region}: previews use "
+                "production's; deploy production once (`dl apply`) first, or run `dl bootstrap`"
             )
-        name = templates.bootstrap_stack_name(self.manifest.project)
-        self.log(f"bootstrap: creating the artifact bucket stack {name}")
-        deployer = self.deployer("bootstrap")
-        deployer.deploy(
-            name, templates.bootstrap_template(self.manifest.project), tags=self.base_tags("bootstrap")
+        self.role_arn = self.preview_role_arn(observed)
+        return bootstrap.Deployed(bootstrap.VERSION, observed.bucket, self.role_arn)
+
+    def preview_role_arn(self, observed: ObservedState) -> str | None:
+        if observed.bootstrap is None or (observed.bootstrap_version or 0) < bootstrap.VERSION:
+            return None
+        return bootstrap.preview_execution_role_arn(
+            observed.bootstrap.stack_id, self.manifest.project, self.aws.region
         )
+
+    def ensure_bootstrap(self, observed: ObservedState, *, force: bool = False) -> bootstrap.Deployed:
+        """The project's bootstrap at the current version: created or upgraded when missing or older (or,
+        with ``force``, brought to its template whatever it is: `dl bootstrap`). The caller's credentials
+        deploy it; the CI roles may not, and are told to run `dl bootstrap`."""
+        project, region = self.manifest.project, self.aws.region
+        name = templates.bootstrap_stack_name(project)
+        if self.preview is not None:
+            return self.preview_bootstrap(observed)
+        current = observed.bucket and (observed.bootstrap_version or 0) >= bootstrap.VERSION
+        if current and not force:
+            self.role_arn = observed.execution_role_arn()
+            return bootstrap.Deployed(bootstrap.VERSION, observed.bucket, self.role_arn)
+        if observed.bootstrap is None or not observed.bucket:
+            what = "creating"
+        elif (observed.bootstrap_version or 0) < bootstrap.VERSION:
+            what = f"upgrading (version {observed.bootstrap_version} to {bootstrap.VERSION})"
+        else:
+            what = "updating"
+        self.log(
+            f"bootstrap: {what} the bootstrap stack {name} (bucket, execution role, boundary, CloudFront)"
+        )
+        try:
+            self.deployer("bootstrap", as_caller=True).deploy(
+                name,
+                bootstrap.bootstrap_template(project),
+                tags=self.base_tags("bootstrap"),
+                capabilities=("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"),
+            )
+        except (DlError, botocore.exceptions.ClientError) as exc:
+            if bootstrap.is_access_denied(exc):
+                detail = (
+                    explain_client_error(exc) if isinstance(exc, botocore.exceptions.ClientError) else exc
+                )
+                raise DlError(
+                    bootstrap.denied_message(project, region, what.split(" ")[0], str(detail))
+                ) from None
+            raise
         bucket = self.aws.stack_resource(name, "ArtifactBucket")
-        if not bucket:
-            raise DlError(f"{name}: created, but its bucket cannot be found")
-        return bucket
+        stack = self.aws.stack(name)
+        if not bucket or stack is None:
+            raise DlError(f"{name}: deployed, but its bucket cannot be found")
+        self.role_arn = bootstrap.execution_role_arn(stack.stack_id, project, region)
+        return bootstrap.Deployed(bootstrap.VERSION, bucket, self.role_arn)
 
     def upload_artifacts(self, bucket: str, desired: DesiredInstance) -> int:
         """Upload the package and databases that are not in the bucket yet. Returns bytes uploaded."""
@@ -650,10 +711,13 @@ class Executor:
         self.upload_artifacts(bucket, desired)
         certificate_arn, zone = self.certificate(desired)
         spec = desired.spec
-        if self.key and any(v is None for v in (spec.get("secrets") or {}).values()):
+        keys = self.keys
+        if keys and any(v is None for v in (spec.get("secrets") or {}).values()):
             # no key when planned (first apply): the fingerprints are filled in now that there is one
             spec["secrets"] = {
-                env: dl_secrets.fingerprint(self.key, self.manifest.project, instance.name, env, secrets[env])
+                env: dl_secrets.fingerprint(
+                    keys.fingerprint, self.manifest.project, instance.name, env, secrets[env]
+                )
                 for env in sorted(secrets)
             }
         artifacts = templates.InstanceArtifacts.from_spec(
@@ -672,15 +736,15 @@ class Executor:
         parameters = {templates.secret_parameter(k): v for k, v in secrets.items()}
         # a preview's derived secrets: from the previews' own key, and different for every pull request
         derived_as = instance.name if self.preview is None else f"pr{self.preview}--{instance.name}"
-        if self.key and "DATASETTE_SECRET" not in secrets:
+        if keys and "DATASETTE_SECRET" not in secrets:
             parameters[templates.DATASETTE_SECRET_PARAMETER] = dl_secrets.datasette_secret(
-                self.key, self.manifest.project, derived_as
+                keys.derivation, self.manifest.project, derived_as
             )
         if instance.cdn and instance.endpoint == "http-api":
-            if not self.key:
+            if not keys:
                 raise DlError(f"{instance.name}: no project key to derive the origin secret from")
             parameters[templates.ORIGIN_SECRET_PARAMETER] = dl_secrets.origin_secret(
-                self.key, self.manifest.project, derived_as
+                keys.derivation, self.manifest.project, derived_as
             )
         name = templates.instance_stack_name(self.manifest.project, instance.name, self.preview)
         deployer = self.deployer(instance.name, bucket=bucket)
@@ -689,15 +753,17 @@ class Executor:
         previous = self.previous_deployment(name, plan)
         changed, stack = deployer.deploy(name, template, tags=tags, parameters=parameters)
         outputs = {o["OutputKey"]: o.get("OutputValue") for o in (stack or {}).get("Outputs") or []}
+        distribution = outputs.get("DistributionId")
+        host = None
+        if distribution and distribution != "None":  # the emulator has no CloudFront: "None"
+            host = hosts.record(self.aws, bucket, instance.name, distribution, self.preview)
         if instance.domain and zone is None:
-            self.log(
-                f"{instance.name}: {dns_record_advice(self.aws, instance.domain, outputs.get('DistributionId'))}"
-            )
+            self.log(f"{instance.name}: {dns_record_advice(instance.domain, distribution, host)}")
         if changed and plan.action is Action.UPDATE and outputs.get("DistributionId"):
             self.invalidate(instance, outputs["DistributionId"], plan)
         url = None
         if changed and self.verify:
-            url = self.check(name, spec, previous, deployer, parameters, external_dns=zone is None)
+            url = self.check(name, spec, previous, deployer, parameters, bucket, external_dns=zone is None)
         return Outcome(instance.name, plan.action, True, "applied" if changed else "no changes", url, changed)
 
     def previous_deployment(self, name: str, plan: InstancePlan) -> tuple[dict, dict] | None:
@@ -717,6 +783,7 @@ class Executor:
         previous,
         deployer: StackDeployer,
         parameters: dict,
+        bucket: str,
         *,
         external_dns: bool = False,
     ) -> str | None:
@@ -730,10 +797,10 @@ class Executor:
         from dl import status, verify
 
         stack = self.aws.stack(name)
-        url = status.public_url(self.aws, stack, spec) if stack else None
+        url = status.public_url(self.aws, stack, spec, bucket) if stack else None
         target = url
         if stack and url and spec.get("domain") and external_dns:
-            target = status.distribution_url(self.aws, stack, spec)
+            target = status.distribution_url(self.aws, stack, spec, bucket)
             if target:
                 self.log(
                     f"{spec['instance']}: verifying through the distribution's own host {target}: "
@@ -789,6 +856,7 @@ class Executor:
             if existing is not None:
                 cert.delete(existing["StackId"], cert_name)
         self.delete_unshared_artifacts(plan.name, observed)
+        hosts.forget(self.aws, observed.bucket, plan.name, self.preview)
         return Outcome(plan.name, Action.DESTROY, True, "destroyed", changed=True)
 
     def delete_unshared_artifacts(self, name: str, observed: ObservedState) -> None:
@@ -846,11 +914,12 @@ class Executor:
         futures = []
         taken = None  # a lock this call took (the caller's own lock is the caller's to release)
         try:
-            bucket = (
-                self.ensure_bootstrap(observed)
-                if any(i.action is not Action.DESTROY for i in work)
-                else observed.bucket
-            )
+            if any(i.action is not Action.DESTROY for i in work):
+                bucket = self.ensure_bootstrap(observed).bucket
+            else:  # destroys only: whatever bootstrap there is (an older one has no execution role)
+                bucket, self.role_arn = observed.bucket, observed.execution_role_arn()
+                if self.preview is not None and not self.as_production:
+                    self.role_arn = self.preview_role_arn(observed)  # what the CI preview role may pass
             self.progress.pop("bootstrap", None)  # done (or not needed)
             if self.lock is None and bucket:
                 # no bucket to hold a lock before this apply created it: take it now, and make sure nothing
@@ -863,8 +932,10 @@ class Executor:
             if self.lock is not None:
                 self.lock.on_lost = lambda _message: self.cancel.set()
             if any(i.action is not Action.DESTROY for i in work):
-                key_object = dl_secrets.KEY_OBJECT if self.preview is None else PREVIEW_KEY_OBJECT
-                self.key = dl_secrets.ensure_key(self.aws, bucket, key_object)
+                if self.preview is None:
+                    self.keys = dl_secrets.ensure_keys(self.aws, bucket)
+                else:  # production's fingerprint key, the previews' own derivation key
+                    self.keys = dl_secrets.preview_keys(self.aws, bucket, PREVIEW_KEY_OBJECT)
             futures = self.submit_in_order(pool, work, desired, bucket, secrets, observed)
             result.outcomes = [f.result() for f in futures]
             if bucket and result.ok and self.lock is not None and self.lock.held:
@@ -1009,17 +1080,10 @@ def handover_waits(work, desired, observed) -> dict[str, dict[str, str]]:
     return waits
 
 
-def dns_record_advice(aws: Aws, domain: str, distribution_id: str | None) -> str:
+def dns_record_advice(domain: str, distribution_id: str | None, host: str | None) -> str:
     """The DNS record a user must create for a domain no Route 53 zone holds (with the real target when known)."""
-    target = None
-    if distribution_id and distribution_id != "None":
-        try:
-            dist = aws.client("cloudfront", "us-east-1").get_distribution(Id=distribution_id)
-            target = dist["Distribution"]["DomainName"]
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, KeyError):
-            target = None
-    target = (
-        target or f"the domain name of CloudFront distribution {distribution_id or '(see the stack outputs)'}"
+    target = host or (
+        f"the domain name of CloudFront distribution {distribution_id or '(see the stack outputs)'}"
     )
     return f"no Route 53 zone holds {domain}: create the DNS record {domain} CNAME {target} (or an ALIAS at an apex)"
 

@@ -308,6 +308,8 @@ def plan(
 def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment, preview=None):
     """(manifest, plan, conflicts, previews): load, check credentials (for --comment), run the pipeline; with
     `preview`, read that pull request's preview URLs (see _preview_urls)."""
+    from dl.plan import Action
+
     manifest = load(manifest_path, allow_outside_paths)
     label = _manifest_label(manifest)
     if comment and not sandbox:
@@ -315,6 +317,14 @@ def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox
     with _prepared(
         manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
     ) as prepared:
+        if prepared.plan.bootstrap is Action.UPDATE:
+            # apply may upgrade it where the caller may; a plan made to be applied later must not count on that
+            from dl.bootstrap import outdated_message
+
+            observed = prepared.observed
+            raise DlError(
+                outdated_message(manifest.project, observed.region, observed.bootstrap_version or 1)
+            )
         previews = _preview_urls(prepared, preview) if preview is not None else None
         return manifest, prepared.plan, prepared.conflicts, previews
 
@@ -830,6 +840,7 @@ def sandbox_down() -> None:
 
 
 # --- command registration: one line per command module -------------------------------------------
+from dl.bootstrap import bootstrap_command; main.add_command(bootstrap_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip

@@ -7,7 +7,8 @@ dl/preview.py) are never part of production's state: ``observe(preview=N)`` read
 ``observe_previews`` every pull request's. Each instance stack's template
 carries, in its Metadata, the spec it was deployed from, so the stack and its spec change (and roll back)
 together. Cost: one paginated ``DescribeStacks`` for the whole project, then one ``GetTemplate`` per
-deployed instance, plus one ``DescribeStackResource`` for the bootstrap bucket.
+deployed instance, plus, for the bootstrap stack, one ``GetTemplate`` (its version, dl/bootstrap.py) and one
+``DescribeStackResource`` (its bucket, when the Outputs do not say).
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ class ObservedState:
     bucket: str | None
     instances: dict[str, ObservedInstance] = field(default_factory=dict)  # by instance name
     preview: int | None = None  # the pull request whose previews these are; None: production
+    bootstrap_version: int | None = None  # None: no usable bootstrap stack
+
+    def execution_role_arn(self) -> str | None:
+        """The CloudFormation execution role of a current bootstrap (None before, or of an older one)."""
+        from dl import bootstrap
+
+        if self.bootstrap is None or (self.bootstrap_version or 0) < bootstrap.VERSION:
+            return None
+        return bootstrap.execution_role_arn(self.bootstrap.stack_id, self.project, self.region)
 
 
 def spec_of(metadata: dict) -> dict | None:
@@ -116,17 +126,22 @@ def _read(
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         instances = dict(zip(stacks, pool.map(read, stacks), strict=True))
-    bucket = None
+    bucket = version = None
     if bootstrap is not None and bootstrap.status not in ("REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE"):
+        from dl.bootstrap import version_of
+
         bucket = bootstrap.outputs.get("BucketName") or aws.stack_resource(
             bootstrap.stack_id, BUCKET_LOGICAL_ID
         )
+        # the template, not the Outputs: an emulator may not refresh Outputs when a change set runs
+        version = version_of(aws.template_metadata(bootstrap.stack_id))
     return ObservedState(
         project=project,
         region=aws.region,
         bootstrap=bootstrap,
         bucket=bucket,
         instances=instances,
+        bootstrap_version=version,
         preview=preview,
     )
 

@@ -112,7 +112,7 @@ def prepare_preview(
     copies = previews.preview_manifest(manifest, cdn=request.cdn)
     desired = desired_state(copies, chosen, parallelism=parallelism, log=log, preview=request.number)
     observed = observe(aws, manifest.project, parallelism=parallelism, preview=request.number)
-    seal_secrets(copies, desired, observed, aws, log, key_object=previews.KEY_OBJECT)
+    seal_secrets(copies, desired, observed, aws, log)  # the project's fingerprint key, as production's
     plan = make_plan(
         manifest.project,
         aws.region,
@@ -136,13 +136,12 @@ def seal_secrets(
     observed: ObservedState,
     aws,
     log,
-    key_object: str | None = None,
 ) -> None:
     """Secret values enter the specs only as keyed fingerprints (dl/secrets.py); one read of the key."""
     from dl import secrets
 
     if not any(d.instance.secrets for d in desired.values()):
         return
-    key = secrets.read_key(aws, observed.bucket, key_object or secrets.KEY_OBJECT)
+    key = secrets.read_fingerprint_key(aws, observed.bucket)
     deployed = {name: o.spec for name, o in observed.instances.items()}
     secrets.seal({n: d.spec for n, d in desired.items()}, manifest, key, deployed, log=log)

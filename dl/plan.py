@@ -517,12 +517,19 @@ def make_plan(
             replace(i, consequences=(*i.consequences, *extra[i.name])) if i.name in extra else i
             for i in instances
         )
-    needs_bootstrap = observed.bucket is None and any(i.action is not Action.DESTROY for i in instances)
+    from dl.bootstrap import VERSION as BOOTSTRAP_VERSION
+
+    deploys = any(i.action is not Action.DESTROY for i in instances)
+    bootstrap = Action.NOOP
+    if observed.bucket is None and deploys:
+        bootstrap = Action.CREATE
+    elif observed.bucket and (observed.bootstrap_version or 0) < BOOTSTRAP_VERSION and deploys:
+        bootstrap = Action.UPDATE  # `dl plan` refuses this; `dl apply` upgrades it where the caller may
     return Plan(
         project=project,
         region=region,
         instances=instances,
-        bootstrap=Action.CREATE if needs_bootstrap else Action.NOOP,
+        bootstrap=bootstrap,
         manifest=manifest,
         preview=preview,
     )

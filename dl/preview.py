@@ -127,7 +127,11 @@ def preview_urls(aws, plan: Plan, observed) -> tuple[tuple[str, str | None], ...
     rows = []
     for name in names:
         inst = observed.instances.get(name)
-        url = public_url(aws, inst.stack, inst.spec) if inst is not None and inst.serving else None
+        url = (
+            public_url(aws, inst.stack, inst.spec, observed.bucket)
+            if inst is not None and inst.serving
+            else None
+        )
         rows.append((name, url))
     return tuple(rows)
 
@@ -207,7 +211,9 @@ def preview_rows(aws, previews: dict, now: datetime) -> list[PreviewRow]:
                     commit=inst.stack.tags.get(TAG_COMMIT),
                     deployed_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None,
                     age_seconds=int((now - moment).total_seconds()) if moment else None,
-                    url=public_url(aws, inst.stack, inst.spec) if inst.spec and inst.serving else None,
+                    url=public_url(aws, inst.stack, inst.spec, observed.bucket)
+                    if inst.spec and inst.serving
+                    else None,
                 )
             )
     return rows
@@ -264,9 +270,21 @@ def closed_pull_requests(numbers: list[int], env=None) -> set[int]:
     return closed
 
 
-def destroy_previews(aws, manifest: Manifest, observed, *, names=None, log, parallelism: int = 4, lock=None):
+def destroy_previews(
+    aws,
+    manifest: Manifest,
+    observed,
+    *,
+    names=None,
+    log,
+    parallelism: int = 4,
+    lock=None,
+    sweep: bool = False,
+):
     """Delete one pull request's previews (or the named ones) and the artifacts no other stack uses; `lock`:
-    the previews' lock when the caller holds it (else the executor takes it)."""
+    the previews' lock when the caller holds it (else the executor takes it). CloudFormation deletes them as
+    the preview execution role (what the CI preview role may pass), or with `sweep` as production's (the
+    nightly sweep runs with the apply role, which may pass only that one)."""
     from dl.apply import Executor
 
     plan = destroy_plan(manifest.project, aws.region, observed, names)
@@ -279,6 +297,7 @@ def destroy_previews(aws, manifest: Manifest, observed, *, names=None, log, para
         lock=lock,
         operation="destroy",
     )
+    executor.as_production = sweep
     return plan, executor.execute(plan, {}, observed, {})
 
 
@@ -369,7 +388,7 @@ def _gc(manifest: Manifest, age: timedelta, check_closed, dry_run: bool) -> None
         if dry_run:
             continue
         _, result = destroy_previews(
-            aws, manifest, previews[number], log=lambda line: click.echo(line, err=True)
+            aws, manifest, previews[number], log=lambda line: click.echo(line, err=True), sweep=True
         )
         failed = failed or not result.ok
     kept = len(previews) - len(reasons)

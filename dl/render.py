@@ -143,6 +143,8 @@ def render_text(plan: Plan, *, colour: bool = False, show_unchanged: bool = Fals
         )
     if plan.bootstrap is Action.CREATE:
         out.append(paint("+ artifact bucket (bootstrap stack): create", Action.CREATE))
+    elif plan.bootstrap is Action.UPDATE:
+        out.append(paint("~ bootstrap stack: upgrade (dl bootstrap)", Action.UPDATE))
     for i in plan.instances:
         if i.action is Action.NOOP and not show_unchanged:
             continue
@@ -208,6 +210,8 @@ def comment_parts(
     summary = f"**{escape_markdown(plan.summary())}**"
     if plan.bootstrap is Action.CREATE:
         summary += "\n\nThe project's artifact bucket (bootstrap stack) is created first."
+    elif plan.bootstrap is Action.UPDATE:
+        summary += "\n\nThe project's bootstrap stack is upgraded first (`dl bootstrap`)."
     unchanged = [i.name for i in plan.instances if i.action is Action.NOOP]
     if unchanged:
         summary += "\n\nUnchanged: " + ", ".join(escape_markdown(n) for n in unchanged)

@@ -94,7 +94,8 @@ def test_scripted_history(project, calls):
         c for c in calls if c.split(".")[1].startswith(("Put", "Create", "Execute", "Upload", "Delete"))
     ]
     assert writes == ["s3.PutObject", "s3.DeleteObject"]  # only the project lock, taken and released
-    assert len([c for c in calls if c == "cloudformation.GetTemplate"]) == 2  # one read per instance
+    # one read per instance, and one of the bootstrap stack (its version)
+    assert len([c for c in calls if c == "cloudformation.GetTemplate"]) == 3
 
     # 3. rows added to one table and a column to another, in alpha's database only
     add_rows(project / "alpha.db", "orders", 2)

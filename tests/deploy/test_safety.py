@@ -152,7 +152,9 @@ def test_unreferenced_artifacts_are_collected_after_the_grace_period(project, mo
 
     def keys():
         objects = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-        return {o["Key"] for o in objects if not o["Key"].startswith("keys/")}  # the secrets key stays
+        return {
+            o["Key"] for o in objects if not o["Key"].startswith(("keys/", "state/"))
+        }  # keys, records stay
 
     first = keys()
     add_rows(project / "alpha.db", "orders", 1)

@@ -40,7 +40,7 @@ def public_site(project, tmp_path_factory, monkeypatch):
         serve.start()
         started.append(serve)
         url = serve.urls["alpha"]
-        monkeypatch.setattr(status, seam, lambda aws, stack, spec: url)
+        monkeypatch.setattr(status, seam, lambda aws, stack, spec, bucket=None: url)
         return url
 
     yield start
