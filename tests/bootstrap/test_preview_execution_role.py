@@ -4,7 +4,6 @@ and distributions. Evaluated offline (tests/iam_policy.py), like the production 
 
 from __future__ import annotations
 
-
 import pytest
 
 from dl import bootstrap
@@ -16,8 +15,8 @@ from tests.bootstrap.test_execution_role import (
     BUCKET,
     MANIFEST,
     PROJECT,
-    REGION,
     REFUSED,
+    REGION,
     UNSCOPED,
     UNUSED,
     handler_permissions,
@@ -42,7 +41,9 @@ def preview_templates(tmp_path_factory) -> dict[str, dict]:
     for name, instance in manifest.instances.items():
         for cdn in (False, True):
             copy = preview_instance(instance, cdn=cdn)
-            artifacts = InstanceArtifacts(bucket=BUCKET, package_key=PREVIEW_PACKAGE, database_keys=(PREVIEW_DATABASE,))
+            artifacts = InstanceArtifacts(
+                bucket=BUCKET, package_key=PREVIEW_PACKAGE, database_keys=(PREVIEW_DATABASE,)
+            )
             built[f"{name}-{cdn}"] = instance_template(
                 PROJECT, copy, artifacts, spec={"instance": name, "preview": NUMBER}, preview=NUMBER
             )
@@ -145,7 +146,9 @@ def test_an_untagged_api_or_distribution_cannot_be_made_a_preview():
     distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/E1A2B3C4D5E6F7"
     assert not allowed([policy], "cloudfront:TagResource", distribution, tagging)
     assert not allowed([policy], "cloudfront:UpdateDistribution", distribution, {})
-    assert allowed([policy], "cloudfront:UpdateDistribution", distribution, {"aws:ResourceTag/dl:preview": "7"})
+    assert allowed(
+        [policy], "cloudfront:UpdateDistribution", distribution, {"aws:ResourceTag/dl:preview": "7"}
+    )
 
 
 def test_the_preview_boundary_allows_only_previews_logs_and_databases():
@@ -166,4 +169,40 @@ def test_the_production_execution_role_cannot_be_the_previews(preview_templates)
     the names differ, so no wildcard of one matches the other."""
     preview = bootstrap.preview_execution_role_name(PROJECT, REGION)
     production = bootstrap.execution_role_name(PROJECT, REGION)
-    assert not matches(f"{PROJECT}--cfn-exec-*", preview) and not matches(f"{PROJECT}--cfn-preview-*", production)
+    assert not matches(f"{PROJECT}--cfn-exec-*", preview) and not matches(
+        f"{PROJECT}--cfn-preview-*", production
+    )
+
+
+def test_the_ci_preview_role_allows_every_call_a_preview_makes(project, monkeypatch):
+    """Recorded like tests/bootstrap/test_ci_roles.py: every call of `dl apply --preview` (a create, then a
+    second push's update) and `dl destroy --preview`, with its resource, is allowed by the CI preview role, and
+    every change set and stack deletion is made as the preview execution role."""
+    from tests.bootstrap.test_ci_roles import MANIFEST as ROLES_MANIFEST
+    from tests.bootstrap.test_ci_roles import record, refused, role_policy
+    from tests.deploy.conftest import add_rows, dl, write_manifest
+
+    write_manifest(project, ROLES_MANIFEST)
+    monkeypatch.setenv("SOURCE_TOKEN", "s3cret-value")
+    assert dl("bootstrap").exit_code == 0  # administrator credentials
+    assert dl("apply", "--yes", "--no-verify").exit_code == 0  # production, as the apply role would
+    recorder = record(monkeypatch)
+    policy = role_policy("preview-role-policy.json")
+    preview_exec = f"arn:aws:iam::{ACCOUNT}:role/{bootstrap.preview_execution_role_name('roles', REGION)}"
+    for phase in (
+        ("apply", "--preview", "7", "--yes", "--no-verify", "--all"),
+        ("apply", "--preview", "7", "--yes", "--no-verify", "--all"),  # a second push: an update
+        ("destroy", "--preview", "7", "--yes"),
+    ):
+        add_rows(project / "alpha.db", "orders", 1)
+        recorder.requests.clear()
+        result = dl(*phase)
+        assert result.exit_code == 0, result.output
+        assert recorder.requests, phase
+        assert refused(policy, recorder.requests) == [], phase
+        writes = [
+            c
+            for a, _, c in recorder.requests
+            if a in ("cloudformation:CreateChangeSet", "cloudformation:DeleteStack")
+        ]
+        assert writes and all(c.get("cloudformation:RoleArn") == preview_exec for c in writes), phase
