@@ -26,6 +26,10 @@ UNSCOPABLE = {
     "cloudformation:ListStacks",
     "route53:ListHostedZones",
     "logs:DescribeLogGroups",
+    # List-level actions without a resource type (Service Authorization Reference): apply counts the
+    # account's distributions and functions for its quota warning (dl/quotas.py)
+    "cloudfront:ListDistributions",
+    "cloudfront:ListFunctions",
 }
 
 
@@ -122,6 +126,8 @@ def test_the_apply_role_is_cloudformation_the_bucket_and_reads():
         "cloudfront:CreateInvalidation",
         "cloudfront:GetDistribution",
         "cloudfront:ListConflictingAliases",
+        "cloudfront:ListDistributions",  # counted for the quota warning (dl/quotas.py)
+        "cloudfront:ListFunctions",
     }
 
 
