@@ -52,6 +52,7 @@ from dl.aws import (
     TAG_DEPLOYED_AT,
     TAG_DOMAIN,
     TAG_INSTANCE,
+    TAG_PREVIEW,
     TAG_PROJECT,
     TAG_ROLE,
     TAG_SPEC,
@@ -65,8 +66,10 @@ from dl.aws import (
 from dl.desired import DesiredInstance, spec_digest
 from dl.errors import DlError
 from dl.manifest import Manifest
-from dl.observed import ObservedState, observe
+from dl.observed import ObservedState, observe, observe_scopes
 from dl.plan import Action, CertificateRemoval, InstancePlan, Plan
+from dl.preview import KEY_OBJECT as PREVIEW_KEY_OBJECT
+from dl.preview import artifact_prefix
 
 TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates go through S3 (TemplateURL)
 STACK_WAIT_SECONDS = 60 * 60  # CloudFront can take a while; a stack is never waited on longer than this
@@ -261,9 +264,11 @@ class StackDeployer:
         bucket: str | None = None,
         cancel: threading.Event | None = None,
         step: Callable[[str], None] | None = None,
+        key_prefix: str = "",
         role_arn: str | None = None,
     ):
         self.aws = aws
+        self.key_prefix = key_prefix  # where large templates go in the bucket (a preview's: previews/)
         # the bootstrap's execution role: CloudFormation acts as it, not as the caller
         self.role_arn = role_arn
         self.log = log
@@ -411,7 +416,7 @@ class StackDeployer:
             )
         import hashlib
 
-        key = f"templates/{hashlib.sha256(body.encode()).hexdigest()}.json"
+        key = f"{self.key_prefix}templates/{hashlib.sha256(body.encode()).hexdigest()}.json"
         if not self.aws.object_exists(self.bucket, key):
             self.aws.put_object(self.bucket, key, body.encode())
         region = self.aws.region
@@ -574,12 +579,17 @@ class Executor:
         lock=None,
         lock_timeout: float = 0.0,
         operation: str = "apply",
+        preview: int | None = None,
     ):
         self.aws = aws
         self.manifest = manifest
         self.lock = lock  # a dl.project_lock.ProjectLock the caller holds, or None: execute() takes one
         self.lock_timeout = lock_timeout
         self.operation = operation
+        self.preview = (
+            preview  # the pull request whose previews this executes (dl/preview.py); None: production
+        )
+        self.foreign_keys: set[str] = set()  # artifacts the other scopes (production, other previews) use
         self.parallelism = parallelism
         self.keep_keys: set[str] = set()  # artifacts the desired state uses: never deleted by a destroy
         self.verify = verify
@@ -587,8 +597,14 @@ class Executor:
         self._print_lock = threading.Lock()
         self._log = log
         self.commit = current_commit(manifest.path.parent)
+        if preview is not None:  # the pull request's head, not the merge commit a pull_request run checks out
+            from dl.github import head_commit
+
+            self.commit = head_commit() or self.commit
         self.keys: dl_secrets.Keys | None = None  # fingerprint and derivation keys, read after the bootstrap
         self.role_arn: str | None = None  # the bootstrap's CloudFormation execution role
+        # a preview destroyed as production's execution role (the nightly sweep runs with the apply role)
+        self.as_production = False
         self.cancel = threading.Event()  # set by Ctrl-C: workers stop at their next safe point
         self.progress: dict[str, str] = {}  # instance -> "not started" | what it is doing | "done" | ...
 
@@ -607,6 +623,7 @@ class Executor:
             self.log,
             cancel=self.cancel,
             step=lambda what: self.step(name, what),
+            key_prefix=artifact_prefix(self.preview),
             role_arn=None if as_caller else self.role_arn,
             **kwargs,
         )
@@ -614,7 +631,27 @@ class Executor:
     def base_tags(self, role: str) -> dict:
         tags = dict(self.manifest.tags)
         tags.update({TAG_PROJECT: self.manifest.project, TAG_ROLE: role, TAG_TOOL: __version__})
+        if self.preview is not None:
+            tags[TAG_PREVIEW] = str(self.preview)
         return tags
+
+    def preview_bootstrap(self, observed: ObservedState) -> bootstrap.Deployed:
+        """Previews use production's bootstrap and never change it: its bucket, and the preview execution role
+        CloudFormation acts as for every preview stack."""
+        if not observed.bucket or (observed.bootstrap_version or 0) < bootstrap.VERSION:
+            raise DlError(
+                f"project {self.manifest.project} has no current bootstrap in {self.aws.region}: previews use "
+                "production's; deploy production once (`dl apply`) first, or run `dl bootstrap`"
+            )
+        self.role_arn = self.preview_role_arn(observed)
+        return bootstrap.Deployed(bootstrap.VERSION, observed.bucket, self.role_arn)
+
+    def preview_role_arn(self, observed: ObservedState) -> str | None:
+        if observed.bootstrap is None or (observed.bootstrap_version or 0) < bootstrap.VERSION:
+            return None
+        return bootstrap.preview_execution_role_arn(
+            observed.bootstrap.stack_id, self.manifest.project, self.aws.region
+        )
 
     def ensure_bootstrap(self, observed: ObservedState, *, force: bool = False) -> bootstrap.Deployed:
         """The project's bootstrap at the current version: created or upgraded when missing or older (or,
@@ -622,6 +659,8 @@ class Executor:
         deploy it; the CI roles may not, and are told to run `dl bootstrap`."""
         project, region = self.manifest.project, self.aws.region
         name = templates.bootstrap_stack_name(project)
+        if self.preview is not None:
+            return self.preview_bootstrap(observed)
         current = observed.bucket and (observed.bootstrap_version or 0) >= bootstrap.VERSION
         if current and not force:
             self.role_arn = observed.execution_role_arn()
@@ -733,7 +772,9 @@ class Executor:
         artifacts = templates.InstanceArtifacts.from_spec(
             spec, bucket, certificate_arn=certificate_arn, hosted_zone_id=zone
         )
-        template = templates.instance_template(self.manifest.project, instance, artifacts, spec=spec)
+        template = templates.instance_template(
+            self.manifest.project, instance, artifacts, spec=spec, preview=self.preview
+        )
         tags = {
             **self.base_tags("instance"),
             TAG_INSTANCE: instance.name,
@@ -742,17 +783,19 @@ class Executor:
             TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         parameters = {templates.secret_parameter(k): v for k, v in secrets.items()}
+        # a preview's derived secrets: from the previews' own key, and different for every pull request
+        derived_as = instance.name if self.preview is None else f"pr{self.preview}--{instance.name}"
         if keys and "DATASETTE_SECRET" not in secrets:
             parameters[templates.DATASETTE_SECRET_PARAMETER] = dl_secrets.datasette_secret(
-                keys.derivation, self.manifest.project, instance.name
+                keys.derivation, self.manifest.project, derived_as
             )
         if instance.cdn and instance.endpoint == "http-api":
             if not keys:
                 raise DlError(f"{instance.name}: no project key to derive the origin secret from")
             parameters[templates.ORIGIN_SECRET_PARAMETER] = dl_secrets.origin_secret(
-                keys.derivation, self.manifest.project, instance.name
+                keys.derivation, self.manifest.project, derived_as
             )
-        name = templates.instance_stack_name(self.manifest.project, instance.name)
+        name = templates.instance_stack_name(self.manifest.project, instance.name, self.preview)
         deployer = self.deployer(instance.name, bucket=bucket)
         if plan.stack_id:
             deployer.remove_stale_change_sets(name, plan.stack_id)
@@ -762,7 +805,7 @@ class Executor:
         distribution = outputs.get("DistributionId")
         host = None
         if distribution and distribution != "None":  # the emulator has no CloudFront: "None"
-            host = hosts.record(self.aws, bucket, instance.name, distribution)
+            host = hosts.record(self.aws, bucket, instance.name, distribution, self.preview)
         if instance.domain and zone is None:
             self.log(f"{instance.name}: {dns_record_advice(instance.domain, distribution, host)}")
         if changed and plan.action is Action.UPDATE and outputs.get("DistributionId"):
@@ -851,12 +894,12 @@ class Executor:
         self.log(f"{instance.name}: CloudFront invalidation {invalidation} for {paths[0]}")
 
     def destroy_instance(self, plan: InstancePlan, observed: ObservedState) -> Outcome:
-        name = templates.instance_stack_name(self.manifest.project, plan.name)
+        name = templates.instance_stack_name(self.manifest.project, plan.name, self.preview)
         deployer = self.deployer(plan.name)
         self.log(f"{plan.name}: deleting stack {name}")
         deployer.delete(plan.stack_id, name)  # its certificate stack is the plan's to remove (orphans)
         self.delete_unshared_artifacts(plan.name, observed)
-        hosts.forget(self.aws, observed.bucket, plan.name)
+        hosts.forget(self.aws, observed.bucket, plan.name, self.preview)
         return Outcome(plan.name, Action.DESTROY, True, "destroyed", changed=True)
 
     def delete_unshared_artifacts(self, name: str, observed: ObservedState) -> None:
@@ -867,6 +910,7 @@ class Executor:
             return
         mine = artifact_keys(gone.spec)
         others = set(self.keep_keys)  # what instances deployed by this very apply use (a rename, a move)
+        others |= self.foreign_keys  # production's and the other pull requests' previews'
         for other, inst in observed.instances.items():
             if other != name and inst.spec is not None:
                 others |= artifact_keys(inst.spec)
@@ -907,6 +951,8 @@ class Executor:
         for item in work:
             self.progress[item.name] = "not started"
         self.keep_keys = set().union(*(artifact_keys(d.spec) for d in desired.values()))
+        if any(i.action is Action.DESTROY for i in work):
+            self.foreign_keys = self.referenced_elsewhere()
         pool = ThreadPoolExecutor(max_workers=max(1, self.parallelism))
         futures = []
         taken = None  # a lock this call took (the caller's own lock is the caller's to release)
@@ -915,17 +961,24 @@ class Executor:
                 bucket = self.ensure_bootstrap(observed).bucket
             else:  # destroys only: whatever bootstrap there is (an older one has no execution role)
                 bucket, self.role_arn = observed.bucket, observed.execution_role_arn()
+                if self.preview is not None and not self.as_production:
+                    self.role_arn = self.preview_role_arn(observed)  # what the CI preview role may pass
             self.progress.pop("bootstrap", None)  # done (or not needed)
             if self.lock is None and bucket:
                 # no bucket to hold a lock before this apply created it: take it now, and make sure nothing
                 # changed between the plan and the lock
                 taken = self.lock = self.take_lock(bucket)
-                observed = observe(self.aws, self.manifest.project, parallelism=self.parallelism)
+                observed = observe(
+                    self.aws, self.manifest.project, parallelism=self.parallelism, preview=self.preview
+                )
                 refuse_stale(plan, observed, desired)
             if self.lock is not None:
                 self.lock.on_lost = lambda _message: self.cancel.set()
             if any(i.action is not Action.DESTROY for i in work):
-                self.keys = dl_secrets.ensure_keys(self.aws, bucket)
+                if self.preview is None:
+                    self.keys = dl_secrets.ensure_keys(self.aws, bucket)
+                else:  # production's fingerprint key, the previews' own derivation key
+                    self.keys = dl_secrets.preview_keys(self.aws, bucket, PREVIEW_KEY_OBJECT)
             self.warn_near_quotas(work, desired, observed)
             futures = self.submit_in_order(pool, work, desired, bucket, secrets, observed)
             result.outcomes = [f.result() for f in futures]
@@ -1027,9 +1080,17 @@ class Executor:
         return self.run_one(plan, desired, bucket, secrets, observed)
 
     def take_lock(self, bucket: str):
+        from dl.preview import lock_key
         from dl.project_lock import ProjectLock
 
-        lock = ProjectLock(self.aws, bucket, operation=self.operation, commit=self.commit, log=self.log)
+        lock = ProjectLock(
+            self.aws,
+            bucket,
+            operation=self.operation,
+            commit=self.commit,
+            log=self.log,
+            key=lock_key(self.preview),
+        )
         lock.acquire(self.lock_timeout)
         return lock
 
@@ -1058,22 +1119,36 @@ class Executor:
         )
         return "\n".join(lines)
 
+    def referenced_elsewhere(self) -> set[str]:
+        """Artifact keys the stacks of every other scope reference (production's, other pull requests')."""
+        scopes = observe_scopes(self.aws, self.manifest.project, parallelism=self.parallelism)
+        keys: set[str] = set()
+        for number, observed in scopes.items():
+            if number != self.preview:
+                for inst in observed.instances.values():
+                    keys |= artifact_keys(inst.spec or {})
+        return keys
+
     def collect_garbage(self, bucket: str) -> None:
         """Delete artifacts no stack of the project references any more, once they are older than the grace
         period (so a concurrent apply's fresh uploads are never taken). The bucket is versioned: the bytes stay
-        recoverable until its lifecycle rule expires them."""
+        recoverable until its lifecycle rule expires them. Previews count (their stacks' keys are
+        referenced too); each scope collects under its own prefix only (a preview's: previews/)."""
         grace = timedelta(hours=float(os.environ.get("DL_ARTIFACT_GRACE_HOURS", "24")))
-        observed = observe(self.aws, self.manifest.project, parallelism=self.parallelism)
+        scopes = observe_scopes(self.aws, self.manifest.project, parallelism=self.parallelism)
         referenced: set[str] = set()
-        for inst in observed.instances.values():
-            if inst.spec is None or inst.stack.status.endswith("_IN_PROGRESS"):
-                return  # keys unknown, or a rollback may still need the old ones: delete nothing
-            referenced |= artifact_keys(inst.spec)
+        for number, observed in scopes.items():
+            for inst in observed.instances.values():
+                unsettled = inst.spec is None or inst.stack.status.endswith("_IN_PROGRESS")
+                if unsettled and (number is None) == (self.preview is None):
+                    return  # keys unknown, or a rollback may still need the old ones: delete nothing
+                referenced |= artifact_keys(inst.spec or {})  # (another scope's keys: another prefix)
         cutoff = datetime.now(UTC) - grace
+        root = artifact_prefix(self.preview)
         stale = [
             obj["Key"]
             for prefix in ("packages/", "databases/", "templates/")
-            for obj in self.aws.list_objects(bucket, prefix)
+            for obj in self.aws.list_objects(bucket, root + prefix)
             if obj["Key"] not in referenced and obj["LastModified"] <= cutoff
         ]
         if stale:
@@ -1186,7 +1261,8 @@ def apply_plan(
     ``lock``: the project's lock (dl/project_lock.py) when the caller took it before observing; without one the
     executor takes it (waiting up to ``lock_timeout`` seconds) as soon as there is a bucket to hold it."""
     refuse_unsafe(plan, allow_destroy=allow_destroy)
-    observed = observed if observed is not None else observe(aws, manifest.project, parallelism=parallelism)
+    if observed is None:
+        observed = observe(aws, manifest.project, parallelism=parallelism, preview=plan.preview)
     refuse_stale(plan, observed, desired)
     deploying = [i.name for i in plan.instances if i.action not in (Action.NOOP, Action.DESTROY)]
     secrets = secret_values(manifest, deploying)
@@ -1201,5 +1277,6 @@ def apply_plan(
         rollback_on_failure=rollback_on_failure,
         lock=lock,
         lock_timeout=lock_timeout,
+        preview=plan.preview,
     )
     return executor.execute(plan, desired, observed, secrets)

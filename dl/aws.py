@@ -26,6 +26,7 @@ from dl.tags import (  # noqa: F401 (re-exported: dl's own tag keys live with th
     TAG_DEPLOYED_AT,
     TAG_DOMAIN,
     TAG_INSTANCE,
+    TAG_PREVIEW,
     TAG_PROJECT,
     TAG_ROLE,
     TAG_SPEC,

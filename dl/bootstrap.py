@@ -13,6 +13,10 @@
 - the **permissions boundary** ``<project>--boundary-<region>``, a managed policy every role dl's stacks
   create must carry (the execution role may create roles only with it): the most a function role can ever
   do is write its project's logs and read its project's databases;
+- the **preview execution role** ``<project>--cfn-preview-<region>`` and the **preview boundary**
+  ``<project>--preview-boundary-<region>``: what CloudFormation acts as for pull request previews
+  (dl/preview.py), on ``<project>--pr*`` resources only, so the CI preview role, which a pull request's own
+  workflow uses, can never make CloudFormation touch production;
 - the project's **shared CloudFront resources**: one cache policy and one origin access control, exported
   for the instance stacks (one per instance would exhaust the account's default quota of 20 cache policies).
 
@@ -383,6 +387,194 @@ def boundary_policy(project: str) -> dict:
     }
 
 
+# --- previews: their own execution role and boundary (dl/preview.py) -----------------------------------
+
+
+def preview_execution_role_name(project: str, region: str) -> str:
+    return f"{project}--cfn-preview-{region}"
+
+
+def preview_boundary_policy_name(project: str, region: str) -> str:
+    return f"{project}--preview-boundary-{region}"
+
+
+def preview_role_path(project: str) -> str:
+    """IAM path of the function roles of previews: inside the project's, so production's execution role can
+    clean them up too, while the preview execution role may create roles only here."""
+    return f"{function_role_path(project)}previews/"
+
+
+def preview_boundary_arn_sub(project: str) -> dict:
+    return {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/"
+        + preview_boundary_policy_name(project, "${AWS::Region}")
+    }
+
+
+def preview_execution_role_arn(stack_id: str, project: str, region: str) -> str:
+    parts = stack_id.split(":")
+    return f"arn:{parts[1]}:iam::{parts[4]}:role/{preview_execution_role_name(project, region)}"
+
+
+def _only_preview_resources() -> list[dict]:
+    """HTTP APIs and CloudFront resources have generated ids, so no name scopes them: deny acting on one that
+    is not a preview's (not tagged dl:preview, and not being created with that tag), and deny tagging one that
+    is not already a preview's (which would make it one)."""
+    return [
+        {
+            "Sid": "OnlyPreviewApisAndDistributions",
+            "Effect": "Deny",
+            "Action": ["apigateway:*", "cloudfront:*"],
+            "Resource": "*",
+            "Condition": {
+                "Null": {"aws:ResourceTag/dl:preview": "true", "aws:RequestTag/dl:preview": "true"}
+            },
+        },
+        {
+            "Sid": "NeverTagAnotherResourceAsAPreview",
+            "Effect": "Deny",
+            "Action": ["cloudfront:TagResource", "cloudfront:UntagResource", "apigateway:*"],
+            "Resource": ["arn:*:cloudfront::*:*", "arn:*:apigateway:*::/tags/*"],
+            "Condition": {"Null": {"aws:ResourceTag/dl:preview": "true"}},
+        },
+    ]
+
+
+def preview_execution_policy(project: str) -> dict:
+    """What CloudFormation may do for a preview: the handlers' calls on ``<project>--pr*`` resources only.
+
+    A pull request controls its own workflow, so everything a preview stack's template could ask for must stay
+    inside the previews: functions and log groups ``<project>--pr*``, roles under ``/dl/<project>/previews/``
+    with the previews' boundary, code from ``previews/packages/``; HTTP APIs and (with --preview-cdn)
+    CloudFront only on resources tagged ``dl:preview``. No certificates, no DNS (a preview has no domain)."""
+    account = "${AWS::AccountId}"
+    partition = "${AWS::Partition}"
+    region = "${AWS::Region}"
+    roles = f"arn:{partition}:iam::{account}:role{preview_role_path(project)}*"
+    statements = [
+        {
+            "Sid": "PreviewLogGroups",
+            "Effect": "Allow",
+            "Action": "logs:*",
+            "Resource": _sub(f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{project}--pr*"),
+        },
+        {"Sid": "FindLogGroups", "Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
+        {
+            "Sid": "PreviewFunctions",
+            "Effect": "Allow",
+            "Action": "lambda:*",
+            "Resource": _sub(f"arn:{partition}:lambda:{region}:{account}:function:{project}--pr*"),
+        },
+        {
+            "Sid": "PreviewFunctionCode",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": _bucket_arn("/previews/packages/*"),
+        },
+        {
+            "Sid": "PreviewFunctionRolesOnlyWithThePreviewBoundary",
+            "Effect": "Allow",
+            "Action": [
+                "iam:CreateRole",
+                "iam:PutRolePolicy",
+                "iam:AttachRolePolicy",
+                "iam:PutRolePermissionsBoundary",
+            ],
+            "Resource": _sub(roles),
+            "Condition": {"StringEquals": {"iam:PermissionsBoundary": preview_boundary_arn_sub(project)}},
+        },
+        {
+            "Sid": "PreviewFunctionRoles",
+            "Effect": "Allow",
+            "Action": [
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:UpdateRole",
+                "iam:UpdateRoleDescription",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:TagRole",
+                "iam:UntagRole",
+                "iam:DeleteRolePolicy",
+                "iam:DetachRolePolicy",
+                "iam:DeleteRole",
+            ],
+            "Resource": _sub(roles),
+        },
+        {
+            "Sid": "PassPreviewFunctionRolesToLambdaOnly",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": _sub(roles),
+            "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+        },
+        {
+            "Sid": "PreviewHttpApis",
+            "Effect": "Allow",
+            "Action": "apigateway:*",
+            "Resource": [
+                _sub(f"arn:{partition}:apigateway:{region}::/apis"),
+                _sub(f"arn:{partition}:apigateway:{region}::/apis/*"),
+                _sub(f"arn:{partition}:apigateway:{region}::/tags/*"),
+            ],
+        },
+        {
+            "Sid": "PreviewDistributions",
+            "Effect": "Allow",
+            "Action": "cloudfront:*",
+            "Resource": [
+                _sub(f"arn:{partition}:cloudfront::{account}:distribution/*"),
+                _sub(f"arn:{partition}:cloudfront::{account}:function/{project}--pr*"),
+            ],
+        },
+        *_only_preview_resources(),
+        {
+            "Sid": "NeverUnboundARole",
+            "Effect": "Deny",
+            "Action": "iam:DeleteRolePermissionsBoundary",
+            "Resource": "*",
+        },
+        {
+            "Sid": "NeverTheBootstrapItself",
+            "Effect": "Deny",
+            "Action": "iam:*",
+            "Resource": [
+                _sub(f"arn:{partition}:iam::{account}:role/{project}--*"),
+                _sub(f"arn:{partition}:iam::{account}:policy/{project}--*"),
+            ],
+        },
+        *_project_tag_guards(project),
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def preview_boundary_policy(project: str) -> dict:
+    """The most a preview's function role may do: write previews' logs, read previews' databases."""
+    account = "${AWS::AccountId}"
+    partition = "${AWS::Partition}"
+    region = "${AWS::Region}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PreviewFunctionLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": _sub(
+                    f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{project}--pr*:*"
+                ),
+            },
+            {
+                "Sid": "PreviewDatabases",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": _bucket_arn("/previews/databases/*"),
+            },
+        ],
+    }
+
+
 def _artifact_bucket(retention_days: int) -> tuple[dict, dict]:
     bucket = {
         "Type": "AWS::S3::Bucket",
@@ -515,6 +707,34 @@ def bootstrap_template(project: str) -> dict:
                 "Policies": [{"PolicyName": "project-stacks", "PolicyDocument": execution_policy(project)}],
             },
         },
+        "PreviewPermissionsBoundary": {
+            "Type": "AWS::IAM::ManagedPolicy",
+            "Properties": {
+                "ManagedPolicyName": _sub(preview_boundary_policy_name(project, "${AWS::Region}")),
+                "Description": f"datasette-lambda {project}: the most any role of a preview may do",
+                "PolicyDocument": preview_boundary_policy(project),
+            },
+        },
+        "PreviewExecutionRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": _sub(preview_execution_role_name(project, "${AWS::Region}")),
+                "Description": f"datasette-lambda {project}: CloudFormation deploys pull request previews as this",
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudformation.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "Policies": [
+                    {"PolicyName": "preview-stacks", "PolicyDocument": preview_execution_policy(project)}
+                ],
+            },
+        },
         "CachePolicy": {
             "Type": "AWS::CloudFront::CachePolicy",
             "Properties": {"CachePolicyConfig": shared_cache_policy_config(project)},
@@ -538,6 +758,10 @@ def bootstrap_template(project: str) -> dict:
         "ExecutionRoleArn": {
             "Description": "the role CloudFormation deploys the project's stacks as",
             "Value": {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
+        },
+        "PreviewExecutionRoleArn": {
+            "Description": "the role CloudFormation deploys pull request previews as (dl/preview.py)",
+            "Value": {"Fn::GetAtt": ["PreviewExecutionRole", "Arn"]},
         },
         "PermissionsBoundaryArn": {
             "Description": "boundary every role of the project's stacks carries",

@@ -145,6 +145,7 @@ def _prepared(
     label: str,
     lock: str | None = None,
     lock_timeout=0.0,
+    preview=None,
 ):
     """The pipeline's result (manifest -> desired -> observed -> plan), inside the sandbox when asked: the
     emulator lives as long as the block, so `apply` can act on what it planned.
@@ -159,24 +160,27 @@ def _prepared(
     from dl.pipeline import prepare
 
     with aws_context(sandbox, manifest.region):
-        with _project_lock(manifest, lock, lock_timeout) if lock else nullcontext() as held:
+        number = preview.number if preview is not None else None
+        with _project_lock(manifest, lock, lock_timeout, number) if lock else nullcontext() as held:
             prepared = prepare(
                 manifest,
                 targets=list(dict.fromkeys(targets)),
                 parallelism=parallelism,
                 log=_stderr,
                 manifest_label=label,
+                preview=preview,
             )
             yield replace(prepared, lock=held)
 
 
 @contextmanager
-def _project_lock(manifest, operation: str, timeout: float):
+def _project_lock(manifest, operation: str, timeout: float, preview: int | None = None):
     """The project's lock, held for the block (None when the project has no artifact bucket yet: the executor
-    takes it once the bootstrap has created one)."""
+    takes it once the bootstrap has created one); with `preview`, the previews' own lock (dl/preview.py)."""
     from dl.apply import current_commit
     from dl.aws import Aws
     from dl.observed import bootstrap_bucket
+    from dl.preview import lock_key
     from dl.project_lock import ProjectLock
 
     aws = Aws(manifest.region)
@@ -185,7 +189,12 @@ def _project_lock(manifest, operation: str, timeout: float):
         yield None
         return
     lock = ProjectLock(
-        aws, bucket, operation=operation, commit=current_commit(manifest.path.parent), log=_stderr
+        aws,
+        bucket,
+        operation=operation,
+        commit=current_commit(manifest.path.parent),
+        log=_stderr,
+        key=lock_key(preview),
     )
     lock.acquire(timeout)
     try:
@@ -233,6 +242,13 @@ def lock_timeout_option(f):
     is_flag=True,
     help="Say that the apply will run with --allow-destroy (only what the plan says about refusals changes).",
 )
+@click.option(
+    "--preview",
+    "preview",
+    type=click.IntRange(1),
+    metavar="PR",
+    help="Show pull request PR's preview URLs (live, or not deployed) beside the plan and in the comment.",
+)
 def plan(
     manifest_path,
     allow_outside_paths,
@@ -244,6 +260,7 @@ def plan(
     detailed_exitcode,
     comment,
     allow_destroy,
+    preview,
 ):
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
     review = None
@@ -258,8 +275,8 @@ def plan(
         review.refuse_base_checkout()  # before anything: the comment stays as it is
     try:
         with _sigterm_as_interrupt() if comment else nullcontext():
-            manifest, result, conflicts = _make_plan(
-                manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment
+            manifest, result, conflicts, previews = _make_plan(
+                manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment, preview
             )
     except (SystemExit, click.exceptions.Exit):
         raise
@@ -270,13 +287,15 @@ def plan(
     label = _manifest_label(manifest)
     _show_plan(result, label, out, fmt)
     if review is not None:
-        outcome = review.post_plan(result, allow_destroy=allow_destroy)
+        outcome = review.post_plan(result, allow_destroy=allow_destroy, previews=previews)
         _stderr(f"Pull request comment {outcome.action}: {outcome.url}".rstrip(": "))
     else:
         from dl.github import write_plan_summary
         from dl.render import comment_parts
 
-        write_plan_summary(comment_parts(result, manifest=label, allow_destroy=allow_destroy))
+        write_plan_summary(
+            _with_previews(comment_parts(result, manifest=label, allow_destroy=allow_destroy), previews)
+        )
     if conflicts:
         from dl.conflicts import render_conflicts
 
@@ -286,8 +305,9 @@ def plan(
         sys.exit(2)
 
 
-def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment):
-    """(manifest, plan, conflicts): load, check credentials (for --comment), run the pipeline."""
+def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment, preview=None):
+    """(manifest, plan, conflicts, previews): load, check credentials (for --comment), run the pipeline; with
+    `preview`, read that pull request's preview URLs (see _preview_urls)."""
     from dl.plan import Action
 
     manifest = load(manifest_path, allow_outside_paths)
@@ -305,7 +325,8 @@ def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox
             raise DlError(
                 outdated_message(manifest.project, observed.region, observed.bootstrap_version or 1)
             )
-        return manifest, prepared.plan, prepared.conflicts
+        previews = _preview_urls(prepared, preview) if preview is not None else None
+        return manifest, prepared.plan, prepared.conflicts, previews
 
 
 def _show_plan(result, label: str, out, fmt: str) -> None:
@@ -361,6 +382,25 @@ def _require_credentials(manifest) -> None:
     raise NoCredentials(f"{reason} {explain_missing_credentials()}")
 
 
+def _preview_urls(prepared, number: int):
+    """(number, ((instance, URL or None), ...)) of pull request `number`'s previews; printed to stderr."""
+    from dl.observed import observe
+    from dl.preview import preview_urls
+
+    observed = observe(prepared.aws, prepared.manifest.project, preview=number)
+    urls = preview_urls(prepared.aws, prepared.plan, observed)
+    for name, url in urls:
+        _stderr(f"preview of #{number}: {name}: {url or 'not deployed'}")
+    return number, urls
+
+
+def _with_previews(parts, previews):
+    """The comment's parts with the previews table after the summary (beside the plan)."""
+    from dl.preview import with_previews
+
+    return with_previews(parts, previews)
+
+
 def _missing_credentials(manifest) -> str | None:
     """Why no plan can be made here (no credentials, as on a pull request from a fork), or None."""
     import boto3
@@ -413,6 +453,18 @@ def _confirm(yes: bool, question: str, verb: str = "apply") -> None:
     help="With --require-reviewed-plan: also apply a push that no pull request merged.",
 )
 @lock_timeout_option
+@click.option(
+    "--preview",
+    "preview",
+    type=click.IntRange(1),
+    metavar="PR",
+    help="Deploy pull request PR's preview copies (stacks <project>--pr<PR>--<instance>) of the instances "
+    "whose plan against production is not empty; production is not touched.",
+)
+@click.option("--all", "every", is_flag=True, help="With --preview: a preview of every instance.")
+@click.option(
+    "--preview-cdn", is_flag=True, help="With --preview: keep CloudFront for instances that have it."
+)
 def apply(
     plan_file,
     manifest_path,
@@ -427,15 +479,29 @@ def apply(
     require_reviewed_plan,
     allow_unreviewed,
     lock_timeout,
+    preview,
+    every,
+    preview_cdn,
 ):
-    """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan."""
+    """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan.
+
+    With --preview PR: the same for a pull request's previews (see the README's "Previews")."""
     import json
 
     from dl.apply import ApplyInterrupted, apply_plan, refuse_unsafe
     from dl.comment import ApplyReport
     from dl.plan import Plan
+    from dl.preview import PreviewRequest
     from dl.render import render_text
 
+    if (every or preview_cdn) and preview is None:
+        raise click.UsageError("--all and --preview-cdn go with --preview PR")
+    if plan_file and preview is not None:
+        raise click.UsageError("--preview makes its own plan: give no PLAN_FILE")
+    if require_reviewed_plan and preview is not None:
+        raise click.UsageError("--require-reviewed-plan is for production; a preview is never reviewed first")
+    request = PreviewRequest(preview, every=every, cdn=preview_cdn) if preview is not None else None
+    allow_destroy = allow_destroy or request is not None  # previews are disposable and never protected
     manifest = load(manifest_path, allow_outside_paths)
     label = _manifest_label(manifest)
     saved = None
@@ -464,8 +530,11 @@ def apply(
         label=label,
         lock="apply",
         lock_timeout=lock_timeout,
+        preview=request,
     ) as prepared:
         chosen = saved or prepared.plan
+        if request is not None:
+            _stderr(_preview_choice(prepared))
         if saved and saved.region != prepared.aws.region:
             raise DlError(f"{plan_file} is a plan for region {saved.region}, not {prepared.aws.region}")
         click.echo(render_text(chosen, colour=_colour()), nl=False)
@@ -492,7 +561,7 @@ def apply(
                 chosen,
                 prepared.desired,
                 prepared.aws,
-                manifest,
+                prepared.manifest,
                 allow_destroy=allow_destroy,
                 parallelism=parallelism,
                 log=_stderr,
@@ -517,11 +586,24 @@ def apply(
             from dl.pipeline import prepare
 
             after = prepare(
-                manifest, targets=list(targets) or None, parallelism=parallelism, log=lambda _: None
+                manifest,
+                targets=list(targets) or None,
+                parallelism=parallelism,
+                log=lambda _: None,
+                preview=request,
             )
             click.echo(f"Sandbox: planning again after the apply: {after.plan.summary()}")
     if not result.ok:
         sys.exit(1)
+
+
+def _preview_choice(prepared) -> str:
+    """Which instances get a preview, and why (stderr, before the plan)."""
+    chosen = list(prepared.desired)
+    number = prepared.plan.preview
+    if not chosen:
+        return f"Preview of pull request #{number}: no instance differs from production."
+    return f"Preview of pull request #{number}: {', '.join(chosen)} (plan against production not empty)."
 
 
 def _refused(review, exc: Exception, label: str, *, verb: str = "Apply refused") -> None:
@@ -579,20 +661,32 @@ def _report(result, command: str = "Apply") -> None:
 @click.argument("instances", nargs=-1)
 @manifest_option
 @click.option("--all", "everything", is_flag=True, help="Destroy every deployed instance of the project.")
+@click.option(
+    "--preview",
+    "preview",
+    type=click.IntRange(1),
+    metavar="PR",
+    help="Destroy pull request PR's previews (all of them, or the named instances'); production is not touched.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (CI=true implies it).")
 @click.option(
     "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances at once."
 )
 @sandbox_option
 @lock_timeout_option
-def destroy(instances, manifest_path, everything, yes, parallelism, sandbox, lock_timeout):
+def destroy(instances, manifest_path, everything, preview, yes, parallelism, sandbox, lock_timeout):
     """Delete the named instances' stacks and their unshared artifacts (or --all of the project's)."""
-    if bool(instances) == everything:
+    if preview is not None and everything:
+        raise click.UsageError("--preview PR destroys that pull request's previews: no --all")
+    if preview is None and bool(instances) == everything:
         raise click.UsageError("name the instances to destroy, or pass --all")
     manifest = load(manifest_path, check_files=False)
     with aws_context(sandbox, manifest.region):
-        with _project_lock(manifest, "destroy", lock_timeout) as lock:
-            _destroy(manifest, instances, everything, yes, parallelism, lock)
+        with _project_lock(manifest, "destroy", lock_timeout, preview) as lock:
+            if preview is not None:
+                _destroy_preview(preview, list(dict.fromkeys(instances)), manifest, yes, parallelism, lock)
+            else:
+                _destroy(manifest, instances, everything, yes, parallelism, lock)
 
 
 def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int, lock=None) -> None:
@@ -644,6 +738,33 @@ def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int,
     )
     executor = Executor(aws, manifest, log=_stderr, parallelism=parallelism, lock=lock, operation="destroy")
     result = executor.execute(chosen, {}, observed, {})
+    _report(result, "Destroy")
+    if not result.ok:
+        sys.exit(1)
+
+
+def _destroy_preview(number: int, names: list[str], manifest, yes: bool, parallelism: int, lock=None) -> None:
+    """`dl destroy --preview PR`: that pull request's previews (and their unshared artifacts), never production."""
+    from dl.aws import Aws, require_credentials
+    from dl.observed import observe
+    from dl.preview import destroy_plan, destroy_previews
+    from dl.render import render_text
+
+    aws = Aws(manifest.region)
+    require_credentials(aws)
+    observed = observe(aws, manifest.project, parallelism=parallelism, preview=number)
+    unknown = [n for n in names if n not in observed.instances]
+    if unknown:
+        raise DlError(f"pull request #{number} has no preview of: {', '.join(unknown)}")
+    if not observed.instances:
+        click.echo(f"Nothing to destroy: pull request #{number} has no previews in {aws.region}.")
+        return
+    click.echo(render_text(destroy_plan(manifest.project, aws.region, observed, names or None)), nl=False)
+    count = len(names or observed.instances)
+    _confirm(yes, f"Destroy {count} preview{'s' if count != 1 else ''} of pull request #{number}?")
+    _, result = destroy_previews(
+        aws, manifest, observed, names=names or None, log=_stderr, parallelism=parallelism, lock=lock
+    )
     _report(result, "Destroy")
     if not result.ok:
         sys.exit(1)
@@ -728,3 +849,4 @@ from dl.package import package_command; main.add_command(package_command)  # noq
 from dl.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.templates import template_command; main.add_command(template_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.status import status_command; main.add_command(status_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.preview import preview_command; main.add_command(preview_command)  # noqa: E402, E702, I001  # fmt: skip

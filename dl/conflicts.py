@@ -71,13 +71,14 @@ def find_conflicts(aws: Aws, project: str, plan: Plan, observed) -> list[Conflic
         if item.action not in (Action.CREATE, Action.UPDATE, Action.REPLACE) or item.desired is None:
             continue
         spec = item.desired
-        stack_name = instance_stack_name(project, item.name)
+        stack_name = instance_stack_name(project, item.name, plan.preview)
         deployed = observed.instances.get(item.name)
         try:
             if deployed is None:
                 conflicts += foreign_stack(aws, project, item.name, stack_name)
             if item.action is Action.CREATE:
-                conflicts += stray_log_group(aws, item.name, log_group_name(project, item.name), deployed)
+                log_group = log_group_name(project, item.name, plan.preview)
+                conflicts += stray_log_group(aws, item.name, log_group, deployed)
             domain = spec.get("domain")
             if domain and served.get(domain) is None:
                 conflicts += existing_records(aws, item.name, domain)

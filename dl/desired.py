@@ -63,10 +63,19 @@ def database_summary(inspection: dict) -> dict:
     }
 
 
-def instance_spec(project: str, instance: Instance, package, *, tags: dict | None = None) -> dict:
+def instance_spec(
+    project: str,
+    instance: Instance,
+    package,
+    *,
+    tags: dict | None = None,
+    key_prefix: str = "",
+    preview: int | None = None,
+) -> dict:
     """The normalised spec of one instance: what was (or will be) deployed. Pure given its inputs.
 
-    `tags`: the manifest's extra stack tags (a change of them is a change of the deployment)."""
+    `tags`: the manifest's extra stack tags (a change of them is a change of the deployment). `preview`: the
+    pull request a preview copy is for (dl/preview.py); its artifacts live under `key_prefix`."""
     databases = []
     for decision in package.databases:
         inspection = inspect_database(decision.source)
@@ -105,13 +114,14 @@ def instance_spec(project: str, instance: Instance, package, *, tags: dict | Non
         "versions": dict(sorted(package.versions.items())),
         "package": {
             "sha256": package.sha256,
-            "key": f"packages/{package.sha256}.zip",
+            "key": f"{key_prefix}packages/{package.sha256}.zip",
             "size": package.zipped_size,
         },
         "tags": dict(sorted((tags or {}).items())),
         "tool_version": __version__,
         # the Datasette line, only when not the default (specs deployed before lines existed stay equal)
         **({"datasette": instance.datasette} if instance.datasette != DEFAULT_LINE else {}),
+        **({"preview": preview} if preview is not None else {}),
     }
 
 
@@ -120,7 +130,13 @@ def packages_dir() -> Path:
 
 
 def build_instance(
-    project: str, instance: Instance, *, target: str = "lambda", log: Log = print, tags: dict | None = None
+    project: str,
+    instance: Instance,
+    *,
+    target: str = "lambda",
+    log: Log = print,
+    tags: dict | None = None,
+    preview: int | None = None,
 ) -> DesiredInstance:
     """Build the instance's package (into the content-addressed package cache) and derive its spec.
 
@@ -128,9 +144,11 @@ def build_instance(
     and ``<cache>/builds/<key>`` records the zip it gave (in ``packages/``) and the build's result.
     """
     from dl.package import build_key, build_package, result_from_record, result_record, unpinned_plugins
+    from dl.preview import artifact_prefix
 
+    key_prefix = artifact_prefix(preview)
     out_dir = packages_dir()
-    key = build_key(instance, target=target)
+    key = build_key(instance, target=target, key_prefix=key_prefix)
     record = read_cache_entry("builds", key)
     package = result_from_record(record, out_dir / f"{record.get('sha256')}.zip") if record else None
     if package is not None:
@@ -142,14 +160,14 @@ def build_instance(
         fd, tmp = tempfile.mkstemp(prefix=f"{instance.name}-", suffix=".zip.tmp", dir=out_dir)
         os.close(fd)
         try:
-            built = build_package(instance, Path(tmp), target=target, log=log)
+            built = build_package(instance, Path(tmp), target=target, log=log, key_prefix=key_prefix)
             final = out_dir / f"{built.sha256}.zip"
             shutil.move(tmp, final)
         finally:
             Path(tmp).unlink(missing_ok=True)
         package = replace(built, path=final)
         write_cache_entry("builds", key, result_record(package))
-    spec = instance_spec(project, instance, package, tags=tags)
+    spec = instance_spec(project, instance, package, tags=tags, key_prefix=key_prefix, preview=preview)
     return DesiredInstance(instance=instance, spec=spec, package_path=package.path, package=package)
 
 
@@ -160,8 +178,12 @@ def desired_state(
     target: str = "lambda",
     parallelism: int = 4,
     log: Log = print,
+    preview: int | None = None,
 ) -> dict[str, DesiredInstance]:
-    """DesiredInstance for each named (default: every) instance, built in parallel, in manifest order."""
+    """DesiredInstance for each named (default: every) instance, built in parallel, in manifest order.
+
+    `preview`: build the preview copies for that pull request (the manifest is already the preview's,
+    dl/preview.py `preview_manifest`)."""
     names = list(manifest.instances) if names is None else names
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         futures = {
@@ -172,6 +194,7 @@ def desired_state(
                 target=target,
                 log=log,
                 tags=dict(manifest.tags),
+                preview=preview,
             )
             for name in names
         }

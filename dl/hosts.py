@@ -23,16 +23,21 @@ import botocore.exceptions
 PREFIX = "state/hosts/"
 
 
-def key(instance: str) -> str:
-    return f"{PREFIX}{instance}.json"
+def key(instance: str, preview: int | None = None) -> str:
+    """A preview's record is its own, under ``previews/`` (the only prefix the CI preview role may write)."""
+    if preview is None:
+        return f"{PREFIX}{instance}.json"
+    return f"previews/{PREFIX}pr{preview}--{instance}.json"
 
 
-def recorded(aws, bucket: str | None, instance: str, distribution_id: str) -> str | None:
+def recorded(
+    aws, bucket: str | None, instance: str, distribution_id: str, preview: int | None = None
+) -> str | None:
     """The host apply recorded for this instance's distribution; None when there is no (current) record."""
     if not bucket:
         return None
     try:
-        body = aws.s3.get_object(Bucket=bucket, Key=key(instance))["Body"].read()
+        body = aws.s3.get_object(Bucket=bucket, Key=key(instance, preview))["Body"].read()
         record = json.loads(body)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, ValueError):
         return None
@@ -42,9 +47,9 @@ def recorded(aws, bucket: str | None, instance: str, distribution_id: str) -> st
     return host if isinstance(host, str) and host else None
 
 
-def record(aws, bucket: str, instance: str, distribution_id: str) -> str | None:
+def record(aws, bucket: str, instance: str, distribution_id: str, preview: int | None = None) -> str | None:
     """Read the distribution's host (apply may call GetDistribution) and record it; None when AWS cannot say."""
-    known = recorded(aws, bucket, instance, distribution_id)
+    known = recorded(aws, bucket, instance, distribution_id, preview)
     if known:
         return known
     try:
@@ -53,10 +58,10 @@ def record(aws, bucket: str, instance: str, distribution_id: str) -> str | None:
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, KeyError):
         return None
     body = json.dumps({"distribution_id": distribution_id, "host": host}, sort_keys=True).encode()
-    aws.put_object(bucket, key(instance), body)
+    aws.put_object(bucket, key(instance, preview), body)
     return host
 
 
-def forget(aws, bucket: str | None, instance: str) -> None:
+def forget(aws, bucket: str | None, instance: str, preview: int | None = None) -> None:
     if bucket:
-        aws.delete_objects(bucket, [key(instance)])
+        aws.delete_objects(bucket, [key(instance, preview)])

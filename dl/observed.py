@@ -2,13 +2,14 @@
 
 Pipeline position: manifest -> desired state -> **observed state** -> plan -> apply -> render.
 
-Stacks are found by their tags (``dl:project``, ``dl:instance``, ``dl:role``). Each instance stack's template
+Stacks are found by their tags (``dl:project``, ``dl:instance``, ``dl:role``). Preview stacks (``dl:preview``,
+dl/preview.py) are never part of production's state: ``observe(preview=N)`` reads one pull request's and
+``observe_previews`` every pull request's. Each instance stack's template
 carries, in its Metadata, the spec it was deployed from, so the stack and its spec change (and roll back)
 together. Cost: one paginated ``DescribeStacks`` for the whole project, then one ``GetTemplate`` per
 deployed instance, plus, for the bootstrap stack, one ``GetTemplate`` (its version, dl/bootstrap.py) and one
 ``DescribeStackResource`` (its bucket, when the Outputs do not say); and one paginated ``DescribeStacks`` in
-us-east-1 for the project's certificate stacks (``dl:role=certificate``), unless the project's region is
-us-east-1 already.
+us-east-1 for the project's certificate stacks (``dl:role=certificate``), unless that is the project's region.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from dl.aws import TAG_DOMAIN, TAG_INSTANCE, TAG_PROJECT, TAG_ROLE, Aws, Stack
+from dl.aws import TAG_DOMAIN, TAG_INSTANCE, TAG_PREVIEW, TAG_PROJECT, TAG_ROLE, Aws, Stack
 from dl.templates import metadata_spec
 
 BUCKET_LOGICAL_ID = "ArtifactBucket"
@@ -59,7 +60,8 @@ class ObservedState:
     bootstrap: Stack | None
     bucket: str | None
     instances: dict[str, ObservedInstance] = field(default_factory=dict)  # by instance name
-    certificates: tuple[ObservedCertificate, ...] = ()  # the project's certificate stacks, by stack name
+    certificates: tuple[ObservedCertificate, ...] = ()  # the project's certificate stacks (production only)
+    preview: int | None = None  # the pull request whose previews these are; None: production
     bootstrap_version: int | None = None  # None: no usable bootstrap stack
 
     def execution_role_arn(self) -> str | None:
@@ -80,12 +82,43 @@ def certificate_of(stack: Stack) -> ObservedCertificate:
 spec_of = metadata_spec  # the spec a template's Metadata holds, nulls restored, as it was deployed
 
 
-def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
-    """Read the project's stacks and the spec each instance was deployed from."""
+def observe(aws: Aws, project: str, *, parallelism: int = 8, preview: int | None = None) -> ObservedState:
+    """Read the project's stacks and the spec each instance was deployed from: production's (stacks tagged
+    ``dl:preview`` excluded), or with ``preview`` the previews of that pull request only."""
+    bootstrap, scopes, certificates = _scan(aws, project)
+    return _read(aws, project, bootstrap, scopes.get(preview, {}), preview, parallelism, certificates)
+
+
+def observe_previews(aws: Aws, project: str, *, parallelism: int = 8) -> dict[int, ObservedState]:
+    """Every pull request's previews of the project, by pull request number (one DescribeStacks in all)."""
+    return {n: o for n, o in observe_scopes(aws, project, parallelism=parallelism).items() if n is not None}
+
+
+def observe_scopes(aws: Aws, project: str, *, parallelism: int = 8) -> dict[int | None, ObservedState]:
+    """Production's state (key None, always present) and every pull request's previews' (by number)."""
+    bootstrap, scopes, certificates = _scan(aws, project)
+    scopes.setdefault(None, {})
+    return {
+        number: _read(aws, project, bootstrap, stacks, number, parallelism, certificates)
+        for number, stacks in sorted(scopes.items(), key=lambda item: -1 if item[0] is None else item[0])
+    }
+
+
+def preview_number(stack: Stack) -> int | None:
+    """The pull request number of a preview's stack; None for production's."""
+    value = stack.tags.get(TAG_PREVIEW)
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else -1  # a malformed tag is still never production's
+
+
+def _scan(aws: Aws, project: str) -> tuple[Stack | None, dict[int | None, dict[str, Stack]], list]:
+    """The bootstrap stack, the instance stacks by scope (None: production; N: pull request N's previews), and
+    the certificate stacks (us-east-1: a second DescribeStacks unless that is the project's region)."""
     from dl.templates import CERTIFICATE_REGION
 
     bootstrap = None
-    stacks: dict[str, Stack] = {}
+    scopes: dict[int | None, dict[str, Stack]] = {}
     certificates: list[ObservedCertificate] = []
     for stack in aws.stacks():
         if stack.tags.get(TAG_PROJECT) != project:
@@ -94,7 +127,7 @@ def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
         if role == "bootstrap":
             bootstrap = stack
         elif role == "instance" and stack.tags.get(TAG_INSTANCE):
-            stacks[stack.tags[TAG_INSTANCE]] = stack
+            scopes.setdefault(preview_number(stack), {})[stack.tags[TAG_INSTANCE]] = stack
         elif role == "certificate" and aws.region == CERTIFICATE_REGION:
             certificates.append(certificate_of(stack))
     if aws.region != CERTIFICATE_REGION:
@@ -103,7 +136,18 @@ def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
             for s in aws.stacks(CERTIFICATE_REGION)
             if s.tags.get(TAG_PROJECT) == project and s.tags.get(TAG_ROLE) == "certificate"
         ]
+    return bootstrap, scopes, sorted(certificates, key=lambda c: c.stack.name)
 
+
+def _read(
+    aws: Aws,
+    project: str,
+    bootstrap: Stack | None,
+    stacks: dict[str, Stack],
+    preview: int | None,
+    parallelism: int,
+    certificates: list,
+) -> ObservedState:
     def read(name: str) -> ObservedInstance:
         stack = stacks[name]
         if stack.status == "REVIEW_IN_PROGRESS":  # created by a change set never executed: nothing deployed
@@ -127,8 +171,9 @@ def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:
         bootstrap=bootstrap,
         bucket=bucket,
         instances=instances,
-        certificates=tuple(sorted(certificates, key=lambda c: c.stack.name)),
+        certificates=tuple(certificates) if preview is None else (),  # a preview never has a domain
         bootstrap_version=version,
+        preview=preview,
     )
 
 

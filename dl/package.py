@@ -162,6 +162,7 @@ def build_package(
     inline_limit: int | None = None,
     python: Path | None = None,
     log: Log = print,
+    key_prefix: str = "",
 ) -> PackageResult:
     """Build the deployment zip of ``instance`` at ``out``.
 
@@ -170,6 +171,7 @@ def build_package(
     inline_limit: most bytes of databases to inline (default: all that fit Lambda's limit with headroom).
     python: interpreter of the target Python version used to compile bytecode (and, for "host", to run the
     package); found automatically (pyenv, PATH, this interpreter) when None.
+    key_prefix: put before every artifact key the package names (``"previews/"`` for a preview: dl/preview.py).
     Raises DlError with a message for the user when something cannot be built.
     """
     spec = target_spec(instance, target)
@@ -190,7 +192,7 @@ def build_package(
     for warning in unpinned_plugins(instance.plugins, versions):
         messages.append(warning)
         log(f"warning: {warning}")
-    decisions = decide_locations(instance.databases, deps_size, inline_limit)
+    decisions = decide_locations(instance.databases, deps_size, inline_limit, key_prefix=key_prefix)
     inspect = {d.name: {**inspect_database(d.source), "file": d.file} for d in decisions}
     document = instance_document(instance, decisions, inspect, versions)
     with tempfile.TemporaryDirectory(prefix="dl-package-") as tmp:
@@ -226,14 +228,16 @@ def build_package(
 BUILD_FORMAT = 1  # bump when what a build record holds changes
 
 
-def build_key(instance: Instance, *, target: str = "lambda", inline_limit: int | None = None) -> str:
+def build_key(
+    instance: Instance, *, target: str = "lambda", inline_limit: int | None = None, key_prefix: str = ""
+) -> str:
     """Cache key of the zip :func:`build_package` would make: sha256 of everything its bytes depend on.
 
     That is: the dependency tree (:func:`dependency_key`: target, Python, platforms, lock, plugins, bytecode),
     the builder and the handler (the sources of this module, ``dl/inspection.py`` and ``dl/runtime``), and the
     inputs of ``instance.json`` and of the inline/S3 decisions: the instance's name, prefix, CORS, settings
     and metadata, each database's name, file, size and sha256 (stat-cached, see ``dl.hashing``), the inline
-    limit. Whatever else the zip holds is a function of these.
+    limit, and the artifact key prefix (a preview's). Whatever else the zip holds is a function of these.
     """
     spec = target_spec(instance, target)
     compiler = find_interpreter(spec.python_version)
@@ -260,6 +264,7 @@ def build_key(instance: Instance, *, target: str = "lambda", inline_limit: int |
             for db in instance.databases
         ],
         "inline_limit": inline_limit,
+        **({"key_prefix": key_prefix} if key_prefix else {}),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -704,7 +709,9 @@ def _name_version(metadata: Path) -> tuple[str, str]:
 # --- databases ----------------------------------------------------------------------------------------------
 
 
-def decide_locations(databases, dependencies_size: int, inline_limit: int | None = None) -> tuple:
+def decide_locations(
+    databases, dependencies_size: int, inline_limit: int | None = None, *, key_prefix: str = ""
+) -> tuple:
     """Inline the smallest databases while the package stays under Lambda's limit; the rest go to S3.
 
     Pure apart from hashing (``sha256_file``, cached). Returns DatabaseDecision tuples in manifest order.
@@ -729,7 +736,7 @@ def decide_locations(databases, dependencies_size: int, inline_limit: int | None
                 sha256=digest,
                 size=size,
                 location=location,
-                key=f"databases/{digest}.db",
+                key=f"{key_prefix}databases/{digest}.db",
                 reason=reason,
                 source=db.path,
             )

@@ -14,17 +14,19 @@ from dl.desired import DesiredInstance, desired_state
 from dl.manifest import Manifest
 from dl.observed import ObservedState, observe
 from dl.plan import Plan, make_plan
+from dl.preview import PreviewRequest
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Prepared:
-    manifest: Manifest
+    manifest: Manifest  # a preview's: the manifest of preview copies (dl/preview.py preview_manifest)
     aws: Aws
     desired: dict[str, DesiredInstance]
     observed: ObservedState
     plan: Plan
+    production: Plan | None = None  # for a preview: the plan against production that chose its instances
     lock: object | None = None  # the project's dl.project_lock.ProjectLock when the caller took it
     conflicts: tuple = ()  # dl.conflicts.Conflict: what exists on AWS and would make the plan fail
 
@@ -36,10 +38,16 @@ def prepare(
     parallelism: int = 4,
     log: Log = print,
     manifest_label: str = "",
+    preview: PreviewRequest | None = None,
     check_conflicts: bool = True,
 ) -> Prepared:
     """Validate (done by the caller's load) -> build the desired state -> observe AWS -> plan -> conflicts
-    (dl/conflicts.py: resources that already exist and would make the plan fail; read-only)."""
+    (dl/conflicts.py: resources that already exist and would make the plan fail; read-only).
+
+    With ``preview`` (dl/preview.py), the same again for the pull request's preview copies of the instances
+    whose production plan is not empty (or of every instance): their plan is against that pull request's
+    previews, which it creates, updates, or destroys when an instance no longer differs from production; the
+    conflicts are the previews' (production is not deployed)."""
     aws = Aws(manifest.region)
     require_credentials(aws)  # before the packages are built: both checks take no time
     names = [n for n in manifest.instances if not targets or n in targets]
@@ -63,6 +71,18 @@ def prepare(
         targets=targets or None,
         manifest=manifest_label,
     )
+    if preview is not None:
+        return prepare_preview(
+            manifest,
+            aws,
+            plan,
+            preview,
+            targets=targets,
+            parallelism=parallelism,
+            log=log,
+            label=manifest_label,
+            check_conflicts=check_conflicts,
+        )
     conflicts = ()
     if check_conflicts:
         from dl.conflicts import find_conflicts
@@ -71,8 +91,51 @@ def prepare(
     return Prepared(manifest, aws, desired, observed, plan, conflicts=conflicts)
 
 
+def prepare_preview(
+    manifest: Manifest,
+    aws: Aws,
+    production: Plan,
+    request: PreviewRequest,
+    *,
+    targets: list[str] | None,
+    parallelism: int,
+    log: Log,
+    label: str,
+    check_conflicts: bool = True,
+) -> Prepared:
+    """The preview half of :func:`prepare`: build -> observe (that pull request's previews) -> plan."""
+    from dl import preview as previews
+
+    chosen = [i.name for i in production.instances if i.name in manifest.instances]
+    if not request.every:
+        chosen = previews.changed_instances(production)
+    copies = previews.preview_manifest(manifest, cdn=request.cdn)
+    desired = desired_state(copies, chosen, parallelism=parallelism, log=log, preview=request.number)
+    observed = observe(aws, manifest.project, parallelism=parallelism, preview=request.number)
+    seal_secrets(copies, desired, observed, aws, log)  # the project's fingerprint key, as production's
+    plan = make_plan(
+        manifest.project,
+        aws.region,
+        {name: d.spec for name, d in desired.items()},
+        observed,
+        targets=targets or None,  # --target limits the previews too (the others are left alone)
+        manifest=label,
+        preview=request.number,
+    )
+    conflicts = ()
+    if check_conflicts:
+        from dl.conflicts import find_conflicts
+
+        conflicts = tuple(find_conflicts(aws, manifest.project, plan, observed))
+    return Prepared(copies, aws, desired, observed, plan, production=production, conflicts=conflicts)
+
+
 def seal_secrets(
-    manifest: Manifest, desired: dict[str, DesiredInstance], observed: ObservedState, aws, log
+    manifest: Manifest,
+    desired: dict[str, DesiredInstance],
+    observed: ObservedState,
+    aws,
+    log,
 ) -> None:
     """Secret values enter the specs only as keyed fingerprints (dl/secrets.py); one read of the key."""
     from dl import secrets

@@ -107,6 +107,7 @@ class Plan:
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     manifest: str = ""
+    preview: int | None = None  # the pull request whose previews this plan is for (dl/preview.py)
 
     def counts(self) -> dict[str, int]:
         counts = {a.value: 0 for a in Action}
@@ -181,6 +182,7 @@ class Plan:
                 tool_version=data["tool_version"],
                 created_at=data["created_at"],
                 manifest=data.get("manifest", ""),
+                preview=data.get("preview"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DlError(f"the plan file is damaged: {exc}") from None
@@ -514,6 +516,7 @@ def make_plan(
     *,
     targets: list[str] | None = None,
     manifest: str = "",
+    preview: int | None = None,
 ) -> Plan:
     """The plan for a project. desired: instance -> spec; observed: an ObservedState. Pure."""
     names = list(desired)
@@ -549,6 +552,7 @@ def make_plan(
         bootstrap=bootstrap,
         certificates=certificate_removals(project, desired, observed, names),
         manifest=manifest,
+        preview=preview,
     )
 
 

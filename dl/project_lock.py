@@ -117,14 +117,14 @@ def _server_time(response: dict) -> datetime:
         return datetime.now(UTC)
 
 
-def read_lock(aws, bucket: str) -> LockInfo | None:
+def read_lock(aws, bucket: str, key: str = LOCK_KEY) -> LockInfo | None:
     """The lock as it is now, or None when nobody holds it."""
     try:
-        response = aws.s3.get_object(Bucket=bucket, Key=LOCK_KEY)
+        response = aws.s3.get_object(Bucket=bucket, Key=key)
     except botocore.exceptions.ClientError as exc:
         if _code(exc) in ("NoSuchKey", "404", "NotFound"):
             return None
-        raise DlError(f"cannot read the lock s3://{bucket}/{LOCK_KEY}: {exc}") from None
+        raise DlError(f"cannot read the lock s3://{bucket}/{key}: {exc}") from None
     try:
         data = json.loads(response["Body"].read())
         fields = {k: data[k] for k in ("holder", "operation", "commit", "since", "token")}
@@ -147,8 +147,11 @@ def read_lock(aws, bucket: str) -> LockInfo | None:
 class ProjectLock:
     """The lock of one project, held by this process between :meth:`acquire` and :meth:`release`."""
 
-    def __init__(self, aws, bucket: str, *, operation: str, commit: str, log: Log = print):
+    def __init__(
+        self, aws, bucket: str, *, operation: str, commit: str, log: Log = print, key: str = LOCK_KEY
+    ):
         self.aws = aws
+        self.key = key  # the object holding it: previews have their own (dl/preview.py LOCK_KEY)
         self.bucket = bucket
         self.log = log
         self.info = LockInfo(
@@ -175,7 +178,7 @@ class ProjectLock:
             try:
                 response = self.aws.s3.put_object(
                     Bucket=self.bucket,
-                    Key=LOCK_KEY,
+                    Key=self.key,
                     Body=self.info.body(),
                     ContentType="application/json",
                     **condition,
@@ -188,9 +191,9 @@ class ProjectLock:
                 if code == "ConditionalRequestConflict" and attempt < 4:  # S3: retry a 409
                     time.sleep(0.2 * 2**attempt)
                     continue
-                raise DlError(f"cannot write the lock s3://{self.bucket}/{LOCK_KEY}: {exc}") from None
+                raise DlError(f"cannot write the lock s3://{self.bucket}/{self.key}: {exc}") from None
             except botocore.exceptions.BotoCoreError as exc:
-                raise DlError(f"cannot write the lock s3://{self.bucket}/{LOCK_KEY}: {exc}") from None
+                raise DlError(f"cannot write the lock s3://{self.bucket}/{self.key}: {exc}") from None
         return None
 
     def acquire(self, timeout: float = 0.0) -> None:
@@ -201,7 +204,7 @@ class ProjectLock:
         while True:
             etag = self._put(IfNoneMatch="*")
             if etag is None:
-                current = read_lock(self.aws, self.bucket)
+                current = read_lock(self.aws, self.bucket, self.key)
                 if current is None:
                     continue  # released between our write and our read: try again at once
                 if current.token == self.info.token:  # our own write landed; a retry of it was refused
@@ -213,7 +216,7 @@ class ProjectLock:
                 self.etag = etag
                 self._start_renewing()
                 return
-            current = current or read_lock(self.aws, self.bucket)
+            current = current or read_lock(self.aws, self.bucket, self.key)
             if current is None:
                 continue
             if time.monotonic() >= deadline:
@@ -244,7 +247,7 @@ class ProjectLock:
                 continue
             if etag is None:  # refused: unless our own renewal landed before a retry of it, it is not ours
                 try:
-                    current = read_lock(self.aws, self.bucket)
+                    current = read_lock(self.aws, self.bucket, self.key)
                 except DlError:
                     continue
                 etag = current.etag if current is not None and current.token == self.info.token else None
@@ -265,11 +268,11 @@ class ProjectLock:
         if self.etag is None or self.lost.is_set():
             return
         try:
-            self.aws.s3.delete_object(Bucket=self.bucket, Key=LOCK_KEY, IfMatch=self.etag)
+            self.aws.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=self.etag)
         except botocore.exceptions.ClientError as exc:
             if _code(exc) not in ("PreconditionFailed", "NoSuchKey", "404"):
                 self.log(
-                    f"lock: could not release s3://{self.bucket}/{LOCK_KEY}: {exc}; `dl unlock` breaks it"
+                    f"lock: could not release s3://{self.bucket}/{self.key}: {exc}; `dl unlock` breaks it"
                 )
         self.etag = None
 

@@ -137,6 +137,10 @@ def render_text(plan: Plan, *, colour: bool = False, show_unchanged: bool = Fals
         return f"\x1b[{COLOUR[action]}m{text}\x1b[0m" if colour else text
 
     out = [f"Project {clean(plan.project)} in {clean(plan.region)}"]
+    if plan.preview is not None:
+        out[0] += (
+            f": previews of pull request #{plan.preview} (stacks {clean(plan.project)}--pr{plan.preview}--*)"
+        )
     if plan.bootstrap is Action.CREATE:
         out.append(paint("+ artifact bucket (bootstrap stack): create", Action.CREATE))
     elif plan.bootstrap is Action.UPDATE:

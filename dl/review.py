@@ -108,11 +108,13 @@ class PlanReview:
         """DlError unless the checkout is the pull request's head (pull_request_target, issue_comment)."""
         refuse_base_checkout(self.checkout, self.env)
 
-    def post_plan(self, plan: Plan, *, allow_destroy: bool = False) -> CommentResult:
+    def post_plan(self, plan: Plan, *, allow_destroy: bool = False, previews=None) -> CommentResult:
+        """``previews``: (pull request, ((instance, URL or None), ...)) shown beside the plan (dl/preview.py)."""
+        from dl.preview import with_previews
         from dl.render import comment_parts
 
         parts = comment_parts(plan, manifest=self.label, commit=self.commit, allow_destroy=allow_destroy)
-        parts = replace(parts, planned=self.planned, state=self.state())
+        parts = replace(with_previews(parts, previews), planned=self.planned, state=self.state())
         return comment_on_pull_request(parts, manifest=self.label, env=self.env)
 
     def state(self) -> str:

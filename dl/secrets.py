@@ -125,6 +125,18 @@ def ensure_keys(aws, bucket: str) -> Keys:
     )
 
 
+def preview_keys(aws, bucket: str, derivation_object: str) -> Keys:
+    """A preview's keys (dl/preview.py): the project's fingerprint key, read only (as plan reads it), and the
+    previews' own derivation key, created when missing; never production's derivation key."""
+    fingerprint = _read(aws, bucket, FINGERPRINT_KEY_OBJECT)
+    if fingerprint is None:
+        raise DlError(
+            f"the project's fingerprint key s3://{bucket}/{FINGERPRINT_KEY_OBJECT} is missing: previews use "
+            "production's; run `dl bootstrap` (or deploy production with `dl apply`) first"
+        )
+    return Keys(fingerprint=fingerprint, derivation=_ensure(aws, bucket, derivation_object))
+
+
 def deployed_fingerprints(spec: dict | None) -> dict[str, str | None]:
     """{FUNCTION_ENV: fingerprint or None} of a stored spec (older specs stored a list of names)."""
     stored = (spec or {}).get("secrets") or {}

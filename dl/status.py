@@ -35,7 +35,7 @@ def distribution_url(aws: Aws, stack: Stack, spec: dict, bucket: str | None) -> 
     distribution = _output(stack, "DistributionId")
     if not (spec.get("cdn") and distribution):
         return None
-    host = hosts.recorded(aws, bucket, spec.get("instance", ""), distribution)
+    host = hosts.recorded(aws, bucket, spec.get("instance", ""), distribution, spec.get("preview"))
     return f"https://{host}{spec.get('prefix', '/')}" if host else None
 
 

@@ -26,6 +26,7 @@ TAG_SPEC = "dl:spec-sha256"
 TAG_COMMIT = "dl:commit"
 TAG_DEPLOYED_AT = "dl:deployed-at"
 TAG_TOOL = "dl:tool-version"
+TAG_PREVIEW = "dl:preview"  # the pull request number of a preview's stack (dl/preview.py)
 
 TAGS_PER_RESOURCE = 50
 # Every tag dl puts on an instance stack (dl.apply: base_tags + instance tags), the stack with most of them
@@ -39,7 +40,9 @@ OWN_INSTANCE_STACK_TAGS = (
     TAG_COMMIT,
     TAG_DEPLOYED_AT,
 )
-OWN_TAGS_MAX = len(OWN_INSTANCE_STACK_TAGS)
+# A pull request's preview stack carries one more (dl/preview.py), and the manifest's tags go on it too.
+OWN_PREVIEW_STACK_TAGS = (*OWN_INSTANCE_STACK_TAGS, TAG_PREVIEW)
+OWN_TAGS_MAX = len(OWN_PREVIEW_STACK_TAGS)
 MANIFEST_TAGS_MAX = TAGS_PER_RESOURCE - OWN_TAGS_MAX
 KEY_MAX = 128
 VALUE_MAX = 256

@@ -8,6 +8,8 @@ Interface
 ``bootstrap_stack_name(project)``                 ``"<project>--bootstrap"`` (per project and region)
 ``instance_stack_name(project, instance)``        ``"<project>-<instance>"``: the stack, the Lambda function and
                                                   the log group ``/aws/lambda/<project>-<instance>``
+``instance_stack_name(project, instance, preview)`` ``"<project>--pr<N>--<instance>"``: a pull request's preview
+``function_name(project, instance, preview=None)`` the stack name, hash-shortened to Lambda's 64 characters
 ``certificate_stack_name(project, domain)``       ``"<project>--cert-<first 16 hex of sha256(domain)>"``: one per
                                                   domain, shared by whichever instance of the project has it
                                                   (always us-east-1; domains run to 253 characters)
@@ -93,6 +95,8 @@ LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 )
 _UNIQUE_NAME_ROOM = 55  # account-wide names: <= 64 characters including "-" and 8 hex characters
+FUNCTION_NAME_LIMIT = 64  # Lambda function names (AWS::Lambda::Function FunctionName maxLength)
+STACK_NAME_LIMIT = 128  # CloudFormation stack names
 
 Template = dict[str, Any]
 
@@ -138,9 +142,25 @@ def bootstrap_stack_name(project: str) -> str:
     return _checked_stack_name(f"{project}--bootstrap")
 
 
-def instance_stack_name(project: str, instance: str) -> str:
-    """The instance's stack; also its Lambda function's name and its log group's suffix."""
-    return _checked_stack_name(f"{project}-{instance}")
+def instance_stack_name(project: str, instance: str, preview: int | None = None) -> str:
+    """The instance's stack; also its Lambda function's name and its log group's suffix.
+
+    A preview's (dl/preview.py): ``<project>--pr<N>--<instance>``, which no production stack can be (project and
+    instance names hold no ``--``); its function name is :func:`function_name`."""
+    if preview is None:
+        return _checked_stack_name(f"{project}-{instance}")
+    return _checked_stack_name(f"{project}--pr{preview}--{instance}", limit=STACK_NAME_LIMIT)
+
+
+def function_name(project: str, instance: str, preview: int | None = None) -> str:
+    """The Lambda function's name: the stack's, shortened with a hash when over Lambda's 64 characters
+    (only a preview's can be: the first 55 characters, '-' and 8 hex of the stack name's sha256). It keeps the
+    stack name's start, ``<project>--pr<N>--``, which the preview IAM policies match."""
+    name = instance_stack_name(project, instance, preview)
+    if len(name) <= FUNCTION_NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: FUNCTION_NAME_LIMIT - 9]}-{digest}"
 
 
 def certificate_stack_name(project: str, domain: str) -> str:
@@ -156,9 +176,9 @@ def legacy_certificate_stack_name(project: str, instance: str) -> str:
     return _checked_stack_name(f"{project}-{instance}--certificate", limit=128)
 
 
-def log_group_name(project: str, instance: str) -> str:
+def log_group_name(project: str, instance: str, preview: int | None = None) -> str:
     """The function's log group (Lambda's default name, which ``dl logs`` relies on)."""
-    return f"/aws/lambda/{instance_stack_name(project, instance)}"
+    return f"/aws/lambda/{function_name(project, instance, preview)}"
 
 
 def secret_parameter(env_name: str) -> str:
@@ -270,19 +290,25 @@ def instance_template(
     *,
     spec: dict,
     secrets: tuple[str, ...] | None = None,
+    preview: int | None = None,
 ) -> Template:
     """The instance's stack: function, role, log group, front door, CDN and DNS.
+
+    ``preview``: the pull request whose preview copy this is (dl/preview.py; the stack and function names).
 
     ``spec``: the normalised, JSON-able spec it is deployed from (stored in Metadata). ``secrets``: function
     environment variable names whose values come in as NoEcho parameters (:func:`secret_parameter`) at
     apply time; default: the keys of ``instance.secrets``. Values never appear in the template.
     """
     _check(instance, artifacts)
-    name = instance_stack_name(project, instance.name)
+    name = instance_stack_name(project, instance.name, preview)
+    function = function_name(project, instance.name, preview)
     env_secrets = tuple(sorted(instance.secrets if secrets is None else secrets))
     spec = json.loads(json.dumps(spec, sort_keys=True))  # a plain, JSON-able copy (fails early otherwise)
     resources: dict[str, Any] = {}
-    resources.update(_function_resources(project, name, instance, artifacts, env_secrets, spec_digest(spec)))
+    resources.update(
+        _function_resources(project, function, instance, artifacts, env_secrets, spec_digest(spec), preview)
+    )
     if instance.endpoint == "http-api":
         resources.update(_http_api_resources(name, instance))
     else:
@@ -293,7 +319,8 @@ def instance_template(
             resources.update(_dns_resources(instance, artifacts.hosted_zone_id))
     template: Template = {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"datasette-lambda instance {instance.name} of project {project}",
+        "Description": f"datasette-lambda instance {instance.name} of project {project}"
+        + (f", preview of pull request {preview}" if preview is not None else ""),
         "Metadata": {
             METADATA_KEY: {
                 "format": FORMAT,
@@ -410,7 +437,10 @@ def _function_resources(
     artifacts: InstanceArtifacts,
     env_secrets: tuple[str, ...],
     digest: str,
+    preview: int | None = None,
 ) -> dict:
+    """``name``: the function's (the stack's, or a preview's shortened one). A preview's role lives under the
+    previews' IAM path with the previews' boundary (dl/bootstrap.py): all the preview execution role may create."""
     log_group = f"/aws/lambda/{name}"
     statements: list[dict] = [
         {
@@ -470,8 +500,12 @@ def _function_resources(
             "Properties": {
                 "Description": f"Lambda role of {name}: its own logs and databases only",
                 # the execution role may create roles only under the project's path, with its boundary
-                "Path": bootstrap.function_role_path(project),
-                "PermissionsBoundary": bootstrap.boundary_arn_sub(project),
+                "Path": bootstrap.function_role_path(project)
+                if preview is None
+                else bootstrap.preview_role_path(project),
+                "PermissionsBoundary": bootstrap.boundary_arn_sub(project)
+                if preview is None
+                else bootstrap.preview_boundary_arn_sub(project),
                 "AssumeRolePolicyDocument": {
                     "Version": "2012-10-17",
                     "Statement": [

@@ -62,7 +62,7 @@ def lint_tree(tmp_path: Path, example_text: str) -> subprocess.CompletedProcess:
 
 def test_the_example_workflow_uses_our_action_pinned_by_commit():
     text = EXAMPLE.read_text(encoding="utf-8")
-    assert len(OUR_ACTION.findall(text)) == 3
+    assert len(OUR_ACTION.findall(text)) == 5  # plan, apply, drift, preview cleanup and sweep
 
 
 def test_actionlint_reports_nothing(tmp_path):
@@ -249,6 +249,9 @@ def run_action_script(
     allow_unreviewed="false",
     ref="refs/heads/main",
     apply_rc=0,
+    preview="false",
+    pr_number="7",
+    head_repo="octo/data",
 ):
     """Run the Action's "Run dl" step as the runner would, with ``dl`` replaced by a recording stub."""
     stub = tmp_path / "dl"
@@ -265,6 +268,12 @@ def run_action_script(
         "DL_ALLOW_DESTROY": allow_destroy,
         "DL_ALLOW_UNREVIEWED": allow_unreviewed,
         "DL_COMMENT_AUTHOR": "github-actions[bot]",
+        "DL_PREVIEW": preview,
+        "DL_PREVIEW_OLDER_THAN": "7d",
+        "DL_PR_NUMBER": pr_number,
+        "DL_PR_HEAD_REPO": head_repo,
+        "GITHUB_REPOSITORY": "octo/data",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
         "DL_DEFAULT_BRANCH": "main",
         "GITHUB_TOKEN": "t",
         "GITHUB_EVENT_NAME": event,
@@ -357,7 +366,8 @@ def test_action_comments_on_pull_request_events(tmp_path, event):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"command": "destroy"}, "command must be plan or apply"),
+        ({"command": "destroy"}, "command must be plan, apply, preview-destroy or preview-gc"),
+        ({"preview": "yes"}, "preview must be true or false"),
         ({"comment": "yes"}, "comment must be true, false or auto"),
         ({"allow_destroy": "1"}, "allow-destroy must be true or false"),
         ({"allow_unreviewed": "yes"}, "allow-unreviewed must be true or false"),
@@ -379,3 +389,75 @@ def test_the_apply_roles_trust_policy_names_the_apply_jobs_environment():
     # that sub holds for any branch's job in the environment: the file users copy says to limit it to main
     header = " ".join(line.lstrip("# ") for line in EXAMPLE.read_text(encoding="utf-8").splitlines()[:12])
     assert "limit its deployment branches to main" in header
+
+
+def test_action_preview_deploys_then_plans_with_the_preview_urls(tmp_path):
+    result, calls, outputs = run_action_script(tmp_path, preview="true", targets="alpha")
+    assert result.returncode == 0, result.stderr
+    plan_json = outputs["plan-json"]
+    assert calls == [
+        ["apply", "--preview", "7", "--yes", "--target", "alpha"],  # first, so the comment shows live URLs
+        [
+            "plan",
+            "--out",
+            plan_json,
+            "--detailed-exitcode",
+            "--target",
+            "alpha",
+            "--comment",
+            "--preview",
+            "7",
+        ],
+    ]
+
+
+def test_action_preview_failure_still_plans_then_fails_the_step(tmp_path):
+    result, calls, outputs = run_action_script(tmp_path, preview="true", apply_rc=1)
+    assert result.returncode == 1
+    assert [c[0] for c in calls] == ["apply", "plan"] and outputs["has-changes"] == "true"
+    assert "the preview could not be deployed" in result.stdout
+
+
+def test_action_preview_of_a_fork_says_so_and_skips(tmp_path):
+    result, calls, _ = run_action_script(tmp_path, preview="true", head_repo="someone/fork")
+    assert result.returncode == 0, result.stderr
+    assert [c[0] for c in calls] == ["plan"] and "--preview" not in calls[0]
+    line = "No preview: this pull request comes from a fork, and GitHub gives its runs no AWS credentials."
+    assert f"::notice title=datasette-lambda::{line}" in result.stdout
+    assert line in (tmp_path / "summary").read_text()
+
+
+def test_action_preview_only_on_pull_request_events(tmp_path):
+    result, calls, _ = run_action_script(tmp_path, preview="true", event="schedule", pr_number="")
+    assert result.returncode == 0 and [c[0] for c in calls] == ["plan"]
+    assert "previews are made on pull_request events only" in result.stdout
+
+
+def test_action_preview_destroy_and_gc(tmp_path):
+    result, calls, _ = run_action_script(tmp_path, command="preview-destroy")
+    assert result.returncode == 0 and calls == [["destroy", "--preview", "7", "--yes"]]
+    (tmp_path / "calls").unlink()
+    result, calls, _ = run_action_script(tmp_path, command="preview-destroy", head_repo="someone/fork")
+    assert result.returncode == 0 and calls == []  # a fork never had previews
+    result, calls, _ = run_action_script(tmp_path, command="preview-destroy", event="push", pr_number="")
+    assert result.returncode == 1 and "preview-destroy needs a pull_request event" in result.stdout
+    result, calls, _ = run_action_script(tmp_path, command="preview-gc", event="schedule", pr_number="")
+    assert result.returncode == 0 and calls == [["preview", "gc", "--older-than", "7d"]]
+
+
+def test_the_example_removes_previews_when_a_pull_request_closes_and_sweeps_nightly():
+    workflow = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    assert "closed" in workflow[True]["pull_request"]["types"]
+    jobs = workflow["jobs"]
+    assert "github.event.action != 'closed'" in jobs["plan"]["if"]
+    cleanup, sweep = jobs["preview-cleanup"], jobs["preview-sweep"]
+    assert "github.event.action == 'closed'" in cleanup["if"] and "schedule" in sweep["if"]
+    assert cleanup["steps"][-1]["with"]["command"] == "preview-destroy"
+    assert cleanup["steps"][1]["with"]["role-to-assume"] == "${{ vars.DL_PREVIEW_ROLE_ARN }}"
+    assert sweep["steps"][-1]["with"]["command"] == "preview-gc"
+    assert sweep["permissions"]["pull-requests"] == "read"  # to ask which pull requests are closed
+    assert sweep["concurrency"]["group"] == jobs["apply"]["concurrency"]["group"]  # queued with applies,
+    assert sweep["concurrency"]["queue"] == "max" and not sweep["concurrency"]["cancel-in-progress"]  # never
+    # taking a pending apply's place
+    [preview] = [s["with"]["preview"] for s in jobs["plan"]["steps"] if "preview" in s.get("with", {})]
+    assert preview == "${{ vars.DL_PREVIEW_ROLE_ARN != '' }}"

@@ -169,3 +169,23 @@ def test_lint_catches_a_broken_template(built):
     assert any(f.startswith("E2531") for f in findings)
     template["Metadata"]["DatasetteLambda"]["spec"]["domain"] = None
     assert null_paths(json.loads(template_json(template))) == ["/Metadata/DatasetteLambda/spec/domain"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cdn", [False, True])
+@pytest.mark.parametrize("name", INSTANCES)
+def test_preview_templates_are_clean(built, name, cdn):
+    """A pull request's preview of every variant (no domain, no protect, short logs; CDN only when asked),
+    with a long name (a hash-shortened function name), from the real desired spec made a preview's."""
+    from dataclasses import replace
+
+    from dl.preview import preview_instance
+
+    instance, spec = built[name]
+    preview = preview_instance(replace(instance, name="i" * 32), cdn=cdn)
+    spec = {**spec, "preview": 1234567, "domain": None, "certificate_arn": None, "cdn": preview.cdn}
+    artifacts = InstanceArtifacts.from_spec(spec, BUCKET)
+    template = instance_template("p" * 24, preview, artifacts, spec=spec, preview=1234567)
+    assert len(template["Resources"]["Function"]["Properties"]["FunctionName"]) == 64
+    assert null_paths(json.loads(template_json(template))) == []
+    assert lint(template, REGIONS) == []

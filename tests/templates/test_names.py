@@ -14,6 +14,7 @@ from dl.errors import DlError
 from dl.templates import (
     bootstrap_stack_name,
     certificate_stack_name,
+    function_name,
     instance_stack_name,
     instance_template,
     legacy_certificate_stack_name,
@@ -86,3 +87,33 @@ def test_an_instance_named_like_the_bootstrap_stack_cannot_collide():
 def test_names_outside_the_schema_are_refused_clearly(project, instance):
     with pytest.raises(DlError, match="not a valid stack name"):
         instance_stack_name(project, instance)
+
+
+PULL_REQUESTS = st.integers(min_value=1, max_value=10**7)
+
+
+@given(PROJECTS, INSTANCES, PULL_REQUESTS, PROJECTS, INSTANCES)
+def test_preview_names_are_valid_and_never_a_production_name(project, instance, number, p2, i2):
+    stack = instance_stack_name(project, instance, number)
+    function = function_name(project, instance, number)
+    assert stack == f"{project}--pr{number}--{instance}" and CFN_STACK_NAME.fullmatch(stack)
+    assert LAMBDA_NAME.fullmatch(function)  # within Lambda's 64 characters
+    assert function.startswith(f"{project}--pr{number}-")  # what the preview IAM policies match
+    assert function == stack or (len(stack) > 64 and len(function) == 64)
+    assert log_group_name(project, instance, number) == f"/aws/lambda/{function}"
+    for production in (instance_stack_name(p2, i2), bootstrap_stack_name(p2), certificate_stack_name(p2, i2)):
+        assert stack != production and function != production
+
+
+def test_long_preview_function_names_are_shortened_with_a_hash():
+    project, instance = "p" * 24, "i" * 32
+    a, b = function_name(project, instance, 123456), function_name(project, instance[:-1] + "j", 123456)
+    assert len(a) == len(b) == 64 and a != b  # distinct though the first 55 characters are equal
+    assert a[:55] == instance_stack_name(project, instance, 123456)[:55]
+    template = instance_template(
+        project, make_instance(name=instance), make_artifacts(), spec={}, preview=123456
+    )
+    function = template["Resources"]["Function"]["Properties"]
+    assert function["FunctionName"] == a
+    assert template["Resources"]["LogGroup"]["Properties"]["LogGroupName"] == f"/aws/lambda/{a}"
+    assert function_name(project, instance) == instance_stack_name(project, instance)  # production unchanged
