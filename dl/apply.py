@@ -5,7 +5,9 @@ Pipeline position: manifest -> desired state -> observed state -> plan -> **appl
 Order of work (like Chalice's executor, one small function per step):
 1. refuse what the plan may not do (destroys without --allow-destroy, protected instances, stale plans,
    missing secret values) before anything is written;
-2. the bootstrap stack (artifact bucket), once per project and region;
+2. the bootstrap stack (bucket, execution role, boundary, shared CloudFront; dl/bootstrap.py), created or
+   upgraded when missing or older and the caller may (the CI roles may not: they are told to run
+   `dl bootstrap`); every instance and certificate change set then runs as its execution role (``RoleARN``);
 3. per instance, in parallel (bounded): artifacts uploaded under content-addressed keys (skipped when present),
    the stack brought to its template through a change set (created, described, executed, events streamed),
    CloudFront invalidated when content changed; destroys delete the stack and its unshared artifacts;
@@ -38,7 +40,7 @@ from pathlib import Path
 
 import botocore.exceptions
 
-from dl import __version__, templates
+from dl import __version__, bootstrap, hosts, templates
 from dl import secrets as dl_secrets
 from dl.aws import (
     TAG_COMMIT,
@@ -231,8 +233,11 @@ class StackDeployer:
         bucket: str | None = None,
         cancel: threading.Event | None = None,
         step: Callable[[str], None] | None = None,
+        role_arn: str | None = None,
     ):
         self.aws = aws
+        # the bootstrap's execution role: CloudFormation acts as it, not as the caller
+        self.role_arn = role_arn
         self.log = log
         self.cfn = aws.client("cloudformation", cfn_region)
         self.cfn_once = aws.client("cloudformation", cfn_region, retries=False)  # see once()
@@ -279,7 +284,7 @@ class StackDeployer:
 
     def delete(self, stack_id: str, name: str) -> None:
         self.step("stack deletion started (CloudFormation finishes it)")
-        self.cfn.delete_stack(StackName=stack_id)
+        self.cfn.delete_stack(StackName=stack_id, **({"RoleARN": self.role_arn} if self.role_arn else {}))
         deadline = time.monotonic() + STACK_WAIT_SECONDS
         while True:
             stack = self.describe(stack_id)
@@ -384,7 +389,13 @@ class StackDeployer:
         return {"TemplateURL": f"https://{self.bucket}.s3.{region}.amazonaws.com/{key}"}
 
     def deploy(
-        self, name: str, template: dict, *, tags: dict, parameters: dict | None = None
+        self,
+        name: str,
+        template: dict,
+        *,
+        tags: dict,
+        parameters: dict | None = None,
+        capabilities: tuple[str, ...] = ("CAPABILITY_IAM",),
     ) -> tuple[bool, dict]:
         """Create or update stack `name`. Returns (changed?, stack description)."""
         self.checkpoint("interrupted before its stack was changed")
@@ -396,10 +407,12 @@ class StackDeployer:
             "ChangeSetName": change_set_name,
             "ChangeSetType": kind,
             "ClientToken": change_set_name,
-            "Capabilities": ["CAPABILITY_IAM"],
+            "Capabilities": list(capabilities),
             "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
             **self.template_argument(template),
         }
+        if self.role_arn:
+            kwargs["RoleARN"] = self.role_arn
         if parameters:
             kwargs["Parameters"] = [
                 {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())
@@ -536,9 +549,15 @@ class Executor:
         parallelism: int = 4,
         verify: bool = False,
         rollback_on_failure: bool = False,
+        lock=None,
+        lock_timeout: float = 0.0,
+        operation: str = "apply",
     ):
         self.aws = aws
         self.manifest = manifest
+        self.lock = lock  # a dl.project_lock.ProjectLock the caller holds, or None: execute() takes one
+        self.lock_timeout = lock_timeout
+        self.operation = operation
         self.parallelism = parallelism
         self.keep_keys: set[str] = set()  # artifacts the desired state uses: never deleted by a destroy
         self.verify = verify
@@ -546,7 +565,8 @@ class Executor:
         self._print_lock = threading.Lock()
         self._log = log
         self.commit = current_commit(manifest.path.parent)
-        self.key: bytes | None = None  # the project's HMAC key (dl/secrets.py), read after the bootstrap
+        self.keys: dl_secrets.Keys | None = None  # fingerprint and derivation keys, read after the bootstrap
+        self.role_arn: str | None = None  # the bootstrap's CloudFormation execution role
         self.cancel = threading.Event()  # set by Ctrl-C: workers stop at their next safe point
         self.progress: dict[str, str] = {}  # instance -> "not started" | what it is doing | "done" | ...
 
@@ -557,10 +577,16 @@ class Executor:
     def step(self, name: str, what: str) -> None:
         self.progress[name] = what
 
-    def deployer(self, name: str, **kwargs) -> StackDeployer:
-        """A StackDeployer that stops at Ctrl-C and records its steps under `name`."""
+    def deployer(self, name: str, *, as_caller: bool = False, **kwargs) -> StackDeployer:
+        """A StackDeployer that stops at Ctrl-C and records its steps under `name`. CloudFormation acts as the
+        execution role, except for the bootstrap stack (``as_caller``), which creates that role."""
         return StackDeployer(
-            self.aws, self.log, cancel=self.cancel, step=lambda what: self.step(name, what), **kwargs
+            self.aws,
+            self.log,
+            cancel=self.cancel,
+            step=lambda what: self.step(name, what),
+            role_arn=None if as_caller else self.role_arn,
+            **kwargs,
         )
 
     def base_tags(self, role: str) -> dict:
@@ -568,19 +594,47 @@ class Executor:
         tags.update({TAG_PROJECT: self.manifest.project, TAG_ROLE: role, TAG_TOOL: __version__})
         return tags
 
-    def ensure_bootstrap(self, observed: ObservedState) -> str:
-        if observed.bucket:
-            return observed.bucket
-        name = templates.bootstrap_stack_name(self.manifest.project)
-        self.log(f"bootstrap: creating the artifact bucket stack {name}")
-        deployer = self.deployer("bootstrap")
-        deployer.deploy(
-            name, templates.bootstrap_template(self.manifest.project), tags=self.base_tags("bootstrap")
+    def ensure_bootstrap(self, observed: ObservedState, *, force: bool = False) -> bootstrap.Deployed:
+        """The project's bootstrap at the current version: created or upgraded when missing or older (or,
+        with ``force``, brought to its template whatever it is: `dl bootstrap`). The caller's credentials
+        deploy it; the CI roles may not, and are told to run `dl bootstrap`."""
+        project, region = self.manifest.project, self.aws.region
+        name = templates.bootstrap_stack_name(project)
+        current = observed.bucket and (observed.bootstrap_version or 0) >= bootstrap.VERSION
+        if current and not force:
+            self.role_arn = observed.execution_role_arn()
+            return bootstrap.Deployed(bootstrap.VERSION, observed.bucket, self.role_arn)
+        if observed.bootstrap is None or not observed.bucket:
+            what = "creating"
+        elif (observed.bootstrap_version or 0) < bootstrap.VERSION:
+            what = f"upgrading (version {observed.bootstrap_version} to {bootstrap.VERSION})"
+        else:
+            what = "updating"
+        self.log(
+            f"bootstrap: {what} the bootstrap stack {name} (bucket, execution role, boundary, CloudFront)"
         )
+        try:
+            self.deployer("bootstrap", as_caller=True).deploy(
+                name,
+                bootstrap.bootstrap_template(project),
+                tags=self.base_tags("bootstrap"),
+                capabilities=("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"),
+            )
+        except (DlError, botocore.exceptions.ClientError) as exc:
+            if bootstrap.is_access_denied(exc):
+                detail = (
+                    explain_client_error(exc) if isinstance(exc, botocore.exceptions.ClientError) else exc
+                )
+                raise DlError(
+                    bootstrap.denied_message(project, region, what.split(" ")[0], str(detail))
+                ) from None
+            raise
         bucket = self.aws.stack_resource(name, "ArtifactBucket")
-        if not bucket:
-            raise DlError(f"{name}: created, but its bucket cannot be found")
-        return bucket
+        stack = self.aws.stack(name)
+        if not bucket or stack is None:
+            raise DlError(f"{name}: deployed, but its bucket cannot be found")
+        self.role_arn = bootstrap.execution_role_arn(stack.stack_id, project, region)
+        return bootstrap.Deployed(bootstrap.VERSION, bucket, self.role_arn)
 
     def upload_artifacts(self, bucket: str, desired: DesiredInstance) -> int:
         """Upload the package and databases that are not in the bucket yet. Returns bytes uploaded."""
@@ -644,10 +698,13 @@ class Executor:
         self.upload_artifacts(bucket, desired)
         certificate_arn, zone = self.certificate(desired)
         spec = desired.spec
-        if self.key and any(v is None for v in (spec.get("secrets") or {}).values()):
+        keys = self.keys
+        if keys and any(v is None for v in (spec.get("secrets") or {}).values()):
             # no key when planned (first apply): the fingerprints are filled in now that there is one
             spec["secrets"] = {
-                env: dl_secrets.fingerprint(self.key, self.manifest.project, instance.name, env, secrets[env])
+                env: dl_secrets.fingerprint(
+                    keys.fingerprint, self.manifest.project, instance.name, env, secrets[env]
+                )
                 for env in sorted(secrets)
             }
         artifacts = templates.InstanceArtifacts.from_spec(
@@ -662,15 +719,15 @@ class Executor:
             TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         parameters = {templates.secret_parameter(k): v for k, v in secrets.items()}
-        if self.key and "DATASETTE_SECRET" not in secrets:
+        if keys and "DATASETTE_SECRET" not in secrets:
             parameters[templates.DATASETTE_SECRET_PARAMETER] = dl_secrets.datasette_secret(
-                self.key, self.manifest.project, instance.name
+                keys.derivation, self.manifest.project, instance.name
             )
         if instance.cdn and instance.endpoint == "http-api":
-            if not self.key:
+            if not keys:
                 raise DlError(f"{instance.name}: no project key to derive the origin secret from")
             parameters[templates.ORIGIN_SECRET_PARAMETER] = dl_secrets.origin_secret(
-                self.key, self.manifest.project, instance.name
+                keys.derivation, self.manifest.project, instance.name
             )
         name = templates.instance_stack_name(self.manifest.project, instance.name)
         deployer = self.deployer(instance.name, bucket=bucket)
@@ -679,15 +736,17 @@ class Executor:
         previous = self.previous_deployment(name, plan)
         changed, stack = deployer.deploy(name, template, tags=tags, parameters=parameters)
         outputs = {o["OutputKey"]: o.get("OutputValue") for o in (stack or {}).get("Outputs") or []}
+        distribution = outputs.get("DistributionId")
+        host = None
+        if distribution and distribution != "None":  # the emulator has no CloudFront: "None"
+            host = hosts.record(self.aws, bucket, instance.name, distribution)
         if instance.domain and zone is None:
-            self.log(
-                f"{instance.name}: {dns_record_advice(self.aws, instance.domain, outputs.get('DistributionId'))}"
-            )
+            self.log(f"{instance.name}: {dns_record_advice(instance.domain, distribution, host)}")
         if changed and plan.action is Action.UPDATE and outputs.get("DistributionId"):
             self.invalidate(instance, outputs["DistributionId"], plan)
         url = None
         if changed and self.verify:
-            url = self.check(name, spec, previous, deployer, parameters)
+            url = self.check(name, spec, previous, deployer, parameters, bucket, external_dns=zone is None)
         return Outcome(instance.name, plan.action, True, "applied" if changed else "no changes", url, changed)
 
     def previous_deployment(self, name: str, plan: InstancePlan) -> tuple[dict, dict] | None:
@@ -700,19 +759,40 @@ class Executor:
         stack = self.aws.stack(name)
         return (json.loads(body) if isinstance(body, str) else body), dict(stack.tags if stack else {})
 
-    def check(self, name: str, spec: dict, previous, deployer: StackDeployer, parameters: dict) -> str | None:
-        """Verify the deployed instance over HTTP; on failure re-deploy `previous` when asked to. Returns the URL."""
+    def check(
+        self,
+        name: str,
+        spec: dict,
+        previous,
+        deployer: StackDeployer,
+        parameters: dict,
+        bucket: str,
+        *,
+        external_dns: bool = False,
+    ) -> str | None:
+        """Verify the deployed instance over HTTP; on failure re-deploy `previous` when asked to. Returns the URL.
+
+        A custom domain whose DNS is not in Route 53 (``external_dns``: the user creates its record, maybe
+        only after this apply) is checked through the distribution's own ``*.cloudfront.net`` host, which
+        serves the same distribution whatever the domain's DNS says."""
         from urllib.parse import urlsplit
 
-        from dl import verify
-        from dl.status import public_url
+        from dl import status, verify
 
         stack = self.aws.stack(name)
-        url = public_url(self.aws, stack, spec) if stack else None
-        if not url:
+        url = status.public_url(self.aws, stack, spec, bucket) if stack else None
+        target = url
+        if stack and url and spec.get("domain") and external_dns:
+            target = status.distribution_url(self.aws, stack, spec, bucket)
+            if target:
+                self.log(
+                    f"{spec['instance']}: verifying through the distribution's own host {target}: "
+                    f"{spec['domain']} is not in Route 53, so it is not checked until its DNS record exists"
+                )
+        if not target:
             self.log(f"{spec['instance']}: not verified: AWS reports no public URL for it (an emulator?)")
             return None
-        parts = urlsplit(url)
+        parts = urlsplit(target)
         inspections = {
             d["name"]: {"tables": {t: {"count": v.get("rows")} for t, v in d.get("tables", {}).items()}}
             for d in spec["databases"]
@@ -727,7 +807,7 @@ class Executor:
             expectation, timeout=float(os.environ.get("DL_VERIFY_SECONDS", "120"))
         )
         if result.ok:
-            self.log(f"{spec['instance']}: verified {url}")
+            self.log(f"{spec['instance']}: verified {target}")
             return url
         if previous is not None:
             self.log(f"{spec['instance']}: verification failed; re-deploying the previous spec")
@@ -758,6 +838,7 @@ class Executor:
         if existing is not None:
             cert.delete(existing["StackId"], cert_name)
         self.delete_unshared_artifacts(plan.name, observed)
+        hosts.forget(self.aws, observed.bucket, plan.name)
         return Outcome(plan.name, Action.DESTROY, True, "destroyed", changed=True)
 
     def delete_unshared_artifacts(self, name: str, observed: ObservedState) -> None:
@@ -810,17 +891,27 @@ class Executor:
         self.keep_keys = set().union(*(artifact_keys(d.spec) for d in desired.values()))
         pool = ThreadPoolExecutor(max_workers=max(1, self.parallelism))
         futures = []
+        taken = None  # a lock this call took (the caller's own lock is the caller's to release)
         try:
-            bucket = (
-                self.ensure_bootstrap(observed)
-                if any(i.action is not Action.DESTROY for i in work)
-                else observed.bucket
-            )
-            self.progress.pop("bootstrap", None)  # done (or not needed)
             if any(i.action is not Action.DESTROY for i in work):
-                self.key = dl_secrets.ensure_key(self.aws, bucket)
-            futures = [pool.submit(self.run_one, i, desired, bucket, secrets, observed) for i in work]
+                bucket = self.ensure_bootstrap(observed).bucket
+            else:  # destroys only: whatever bootstrap there is (an older one has no execution role)
+                bucket, self.role_arn = observed.bucket, observed.execution_role_arn()
+            self.progress.pop("bootstrap", None)  # done (or not needed)
+            if self.lock is None and bucket:
+                # no bucket to hold a lock before this apply created it: take it now, and make sure nothing
+                # changed between the plan and the lock
+                taken = self.lock = self.take_lock(bucket)
+                observed = observe(self.aws, self.manifest.project, parallelism=self.parallelism)
+                refuse_stale(plan, observed, desired)
+            if self.lock is not None:
+                self.lock.on_lost = lambda _message: self.cancel.set()
+            if any(i.action is not Action.DESTROY for i in work):
+                self.keys = dl_secrets.ensure_keys(self.aws, bucket)
+            futures = self.submit_in_order(pool, work, desired, bucket, secrets, observed)
             result.outcomes = [f.result() for f in futures]
+            if bucket and result.ok and self.lock is not None and self.lock.held:
+                self.collect_garbage(bucket)  # only under the lock: a concurrent apply may reuse artifacts
         except (KeyboardInterrupt, Interrupted):
             self.cancel.set()
             pool.shutdown(wait=False, cancel_futures=True)
@@ -828,9 +919,41 @@ class Executor:
             raise ApplyInterrupted(self.interruption_report(futures)) from None
         finally:
             pool.shutdown(wait=False)
-        if bucket and result.ok:
-            self.collect_garbage(bucket)
+            if taken is not None:
+                taken.release()
         return result
+
+    def submit_in_order(self, pool, work, desired, bucket, secrets, observed) -> list:
+        """Submit every instance; one that claims a domain another instance releases waits for that release to
+        finish (:func:`dl.plan.domain_handovers`), the others start at once. Releasers are submitted first, so
+        a waiting claimer never holds the pool's threads from the work it waits for. Futures in plan order."""
+        waits = handover_waits(work, desired, observed)
+        releasers = {r for releases in waits.values() for r in releases.values()}
+        pending = sorted(work, key=lambda i: (i.name in waits, i.name not in releasers))  # releasers first
+        futures: dict[str, object] = {}
+        while pending:  # topological: an instance after every instance it waits for (swaps were refused)
+            item = next(i for i in pending if all(r in futures for r in waits.get(i.name, {}).values()))
+            pending.remove(item)
+            before = [(futures[r], r, d) for d, r in waits.get(item.name, {}).items()]
+            futures[item.name] = pool.submit(self.run_after, before, item, desired, bucket, secrets, observed)
+        return [futures[i.name] for i in work]
+
+    def run_after(self, before, plan: InstancePlan, desired, bucket, secrets, observed) -> Outcome:
+        for future, releaser, domain in before:
+            outcome = future.result()
+            if not outcome.ok:
+                return Outcome(
+                    plan.name, plan.action, False, f"not started: {releaser} did not release {domain}"
+                )
+            self.log(f"{plan.name}: {releaser} released {domain}; claiming it now")
+        return self.run_one(plan, desired, bucket, secrets, observed)
+
+    def take_lock(self, bucket: str):
+        from dl.project_lock import ProjectLock
+
+        lock = ProjectLock(self.aws, bucket, operation=self.operation, commit=self.commit, log=self.log)
+        lock.acquire(self.lock_timeout)
+        return lock
 
     def interruption_report(self, futures) -> str:
         """What Ctrl-C left: instances done, in progress (and where), not started; how to converge."""
@@ -880,17 +1003,37 @@ class Executor:
             self.log(f"artifacts: deleted {len(stale)} no stack references any more (kept as old versions)")
 
 
-def dns_record_advice(aws: Aws, domain: str, distribution_id: str | None) -> str:
+def handover_waits(work, desired, observed) -> dict[str, dict[str, str]]:
+    """{claimer: {domain: releaser}} among the instances being worked on. A domain swap (each instance claims
+    what the other releases) cannot be ordered: DlError, before anything is written."""
+    from dl.plan import domain_handovers
+
+    names = [i.name for i in work]
+    specs = {n: d.spec for n, d in desired.items()}
+    waits: dict[str, dict[str, str]] = {}
+    for h in domain_handovers(specs, observed, names):
+        waits.setdefault(h.claimer, {})[h.domain] = h.releaser
+    placed = {n for n in names if n not in waits}
+    progress = True
+    while progress:
+        progress = False
+        for claimer, releases in waits.items():
+            if claimer not in placed and all(r in placed for r in releases.values()):
+                placed.add(claimer)
+                progress = True
+    stuck = sorted(c for c in waits if c not in placed)
+    if stuck:
+        raise DlError(
+            f"{', '.join(stuck)} swap domains: none can claim its new domain before another released it. "
+            "Apply in two steps (first remove the domains that move, then set them); nothing was changed"
+        )
+    return waits
+
+
+def dns_record_advice(domain: str, distribution_id: str | None, host: str | None) -> str:
     """The DNS record a user must create for a domain no Route 53 zone holds (with the real target when known)."""
-    target = None
-    if distribution_id and distribution_id != "None":
-        try:
-            dist = aws.client("cloudfront", "us-east-1").get_distribution(Id=distribution_id)
-            target = dist["Distribution"]["DomainName"]
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, KeyError):
-            target = None
-    target = (
-        target or f"the domain name of CloudFront distribution {distribution_id or '(see the stack outputs)'}"
+    target = host or (
+        f"the domain name of CloudFront distribution {distribution_id or '(see the stack outputs)'}"
     )
     return f"no Route 53 zone holds {domain}: create the DNS record {domain} CNAME {target} (or an ALIAS at an apex)"
 
@@ -914,13 +1057,19 @@ def apply_plan(
     observed: ObservedState | None = None,
     verify: bool = False,
     rollback_on_failure: bool = False,
+    lock=None,
+    lock_timeout: float = 0.0,
 ) -> ApplyResult:
-    """Execute `plan`. Refuses (before writing anything) unsafe or stale plans and missing secrets."""
+    """Execute `plan`. Refuses (before writing anything) unsafe or stale plans and missing secrets.
+
+    ``lock``: the project's lock (dl/project_lock.py) when the caller took it before observing; without one the
+    executor takes it (waiting up to ``lock_timeout`` seconds) as soon as there is a bucket to hold it."""
     refuse_unsafe(plan, allow_destroy=allow_destroy)
     observed = observed if observed is not None else observe(aws, manifest.project, parallelism=parallelism)
     refuse_stale(plan, observed, desired)
     deploying = [i.name for i in plan.instances if i.action not in (Action.NOOP, Action.DESTROY)]
     secrets = secret_values(manifest, deploying)
+    handover_waits([i for i in plan.instances if i.action is not Action.NOOP], desired, observed)  # swaps
     executor = Executor(
         aws,
         manifest,
@@ -928,5 +1077,7 @@ def apply_plan(
         parallelism=parallelism,
         verify=verify,
         rollback_on_failure=rollback_on_failure,
+        lock=lock,
+        lock_timeout=lock_timeout,
     )
     return executor.execute(plan, desired, observed, secrets)

@@ -136,22 +136,73 @@ def pipeline_options(f):
 
 
 @contextmanager
-def _prepared(manifest, *, sandbox: bool, targets, parallelism: int, label: str):
+def _prepared(
+    manifest,
+    *,
+    sandbox: bool,
+    targets,
+    parallelism: int,
+    label: str,
+    lock: str | None = None,
+    lock_timeout=0.0,
+):
     """The pipeline's result (manifest -> desired -> observed -> plan), inside the sandbox when asked: the
     emulator lives as long as the block, so `apply` can act on what it planned.
 
+    ``lock``: the operation ("apply") that takes the project's lock (dl/project_lock.py) for the whole block,
+    before AWS is observed, so the plan shown is the plan applied; released when the block ends, Ctrl-C included.
+
     Targets keep their order without repeats; they may name deployed instances no longer in the manifest (to
     destroy them); names that are neither are refused by the pipeline once AWS has been read."""
+    from dataclasses import replace
+
     from dl.pipeline import prepare
 
     with aws_context(sandbox, manifest.region):
-        yield prepare(
-            manifest,
-            targets=list(dict.fromkeys(targets)),
-            parallelism=parallelism,
-            log=_stderr,
-            manifest_label=label,
-        )
+        with _project_lock(manifest, lock, lock_timeout) if lock else nullcontext() as held:
+            prepared = prepare(
+                manifest,
+                targets=list(dict.fromkeys(targets)),
+                parallelism=parallelism,
+                log=_stderr,
+                manifest_label=label,
+            )
+            yield replace(prepared, lock=held)
+
+
+@contextmanager
+def _project_lock(manifest, operation: str, timeout: float):
+    """The project's lock, held for the block (None when the project has no artifact bucket yet: the executor
+    takes it once the bootstrap has created one)."""
+    from dl.apply import current_commit
+    from dl.aws import Aws
+    from dl.observed import bootstrap_bucket
+    from dl.project_lock import ProjectLock
+
+    aws = Aws(manifest.region)
+    bucket = bootstrap_bucket(aws, manifest.project)
+    if bucket is None:
+        yield None
+        return
+    lock = ProjectLock(
+        aws, bucket, operation=operation, commit=current_commit(manifest.path.parent), log=_stderr
+    )
+    lock.acquire(timeout)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def lock_timeout_option(f):
+    return click.option(
+        "--lock-timeout",
+        default=0,
+        show_default=True,
+        type=click.IntRange(0),
+        metavar="SECONDS",
+        help="Wait this long for another apply or destroy of the project to release its lock (0: fail at once).",
+    )(f)
 
 
 @main.command()
@@ -207,7 +258,7 @@ def plan(
         review.refuse_base_checkout()  # before anything: the comment stays as it is
     try:
         with _sigterm_as_interrupt() if comment else nullcontext():
-            manifest, result = _make_plan(
+            manifest, result, conflicts = _make_plan(
                 manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment
             )
     except (SystemExit, click.exceptions.Exit):
@@ -226,12 +277,19 @@ def plan(
         from dl.render import comment_parts
 
         write_plan_summary(comment_parts(result, manifest=label, allow_destroy=allow_destroy))
+    if conflicts:
+        from dl.conflicts import render_conflicts
+
+        _stderr(render_conflicts(list(conflicts)))
+        sys.exit(1)
     if detailed_exitcode and not result.is_empty():
         sys.exit(2)
 
 
 def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment):
-    """(manifest, plan): load, check credentials (for --comment), run the pipeline."""
+    """(manifest, plan, conflicts): load, check credentials (for --comment), run the pipeline."""
+    from dl.plan import Action
+
     manifest = load(manifest_path, allow_outside_paths)
     label = _manifest_label(manifest)
     if comment and not sandbox:
@@ -239,7 +297,15 @@ def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox
     with _prepared(
         manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
     ) as prepared:
-        return manifest, prepared.plan
+        if prepared.plan.bootstrap is Action.UPDATE:
+            # apply may upgrade it where the caller may; a plan made to be applied later must not count on that
+            from dl.bootstrap import outdated_message
+
+            observed = prepared.observed
+            raise DlError(
+                outdated_message(manifest.project, observed.region, observed.bootstrap_version or 1)
+            )
+        return manifest, prepared.plan, prepared.conflicts
 
 
 def _show_plan(result, label: str, out, fmt: str) -> None:
@@ -346,6 +412,7 @@ def _confirm(yes: bool, question: str, verb: str = "apply") -> None:
     is_flag=True,
     help="With --require-reviewed-plan: also apply a push that no pull request merged.",
 )
+@lock_timeout_option
 def apply(
     plan_file,
     manifest_path,
@@ -359,6 +426,7 @@ def apply(
     rollback_on_failure,
     require_reviewed_plan,
     allow_unreviewed,
+    lock_timeout,
 ):
     """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan."""
     import json
@@ -389,7 +457,13 @@ def apply(
     elif allow_unreviewed:
         raise click.UsageError("--allow-unreviewed only means something with --require-reviewed-plan")
     with _prepared(
-        manifest, sandbox=sandbox, targets=targets, parallelism=parallelism, label=label
+        manifest,
+        sandbox=sandbox,
+        targets=targets,
+        parallelism=parallelism,
+        label=label,
+        lock="apply",
+        lock_timeout=lock_timeout,
     ) as prepared:
         chosen = saved or prepared.plan
         if saved and saved.region != prepared.aws.region:
@@ -403,6 +477,10 @@ def apply(
         if review is not None:
             review.check(chosen, allow_unreviewed=allow_unreviewed, log=_stderr)
         try:
+            if prepared.conflicts:
+                from dl.conflicts import render_conflicts
+
+                raise DlError("refusing to apply: " + render_conflicts(list(prepared.conflicts)))
             refuse_unsafe(chosen, allow_destroy=allow_destroy)
         except DlError as exc:
             _refused(review, exc, label)
@@ -421,6 +499,8 @@ def apply(
                 observed=prepared.observed,
                 verify=not no_verify,
                 rollback_on_failure=rollback_on_failure,
+                lock=prepared.lock,
+                lock_timeout=lock_timeout,
             )
         except ApplyInterrupted as exc:  # Ctrl-C while writing: say what state was left
             _stderr(str(exc))
@@ -502,16 +582,18 @@ def _report(result, command: str = "Apply") -> None:
     "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances at once."
 )
 @sandbox_option
-def destroy(instances, manifest_path, everything, yes, parallelism, sandbox):
+@lock_timeout_option
+def destroy(instances, manifest_path, everything, yes, parallelism, sandbox, lock_timeout):
     """Delete the named instances' stacks and their unshared artifacts (or --all of the project's)."""
     if bool(instances) == everything:
         raise click.UsageError("name the instances to destroy, or pass --all")
     manifest = load(manifest_path, check_files=False)
     with aws_context(sandbox, manifest.region):
-        _destroy(manifest, instances, everything, yes, parallelism)
+        with _project_lock(manifest, "destroy", lock_timeout) as lock:
+            _destroy(manifest, instances, everything, yes, parallelism, lock)
 
 
-def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int) -> None:
+def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int, lock=None) -> None:
     from dl.apply import Executor
     from dl.aws import Aws, require_credentials
     from dl.observed import observe
@@ -557,11 +639,49 @@ def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int)
         f"Destroy {len(items)} instance{'s' if len(items) != 1 else ''}? This cannot be undone.",
         "destroy",
     )
-    executor = Executor(aws, manifest, log=_stderr, parallelism=parallelism)
+    executor = Executor(aws, manifest, log=_stderr, parallelism=parallelism, lock=lock, operation="destroy")
     result = executor.execute(chosen, {}, observed, {})
     _report(result, "Destroy")
     if not result.ok:
         sys.exit(1)
+
+
+@main.command()
+@manifest_option
+@click.option("--yes", "-y", is_flag=True, help="Break the lock without asking for confirmation.")
+@sandbox_option
+def unlock(manifest_path, yes, sandbox):
+    """Show the project's apply lock and break it (after confirmation): for a lock left by a stopped apply."""
+    manifest = load(manifest_path, check_files=False)
+    with aws_context(sandbox, manifest.region):
+        _unlock(manifest, yes)
+
+
+def _unlock(manifest, yes: bool) -> None:
+    from dl.aws import Aws
+    from dl.observed import bootstrap_bucket
+    from dl.project_lock import LOCK_KEY, break_lock, read_lock
+
+    aws = Aws(manifest.region)
+    bucket = bootstrap_bucket(aws, manifest.project)
+    info = read_lock(aws, bucket) if bucket else None
+    if info is None:
+        click.echo(f"No lock: no apply or destroy of project {manifest.project} ({aws.region}) holds it.")
+        return
+    click.echo(f"Lock s3://{bucket}/{LOCK_KEY}: {info.describe()}")
+    if not info.expired:
+        click.echo(
+            f"Its lease ({info.lease_seconds:.0f} s) has not expired: the holder may still be running; breaking "
+            "the lock lets another apply start beside it."
+        )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise DlError("no terminal to confirm on: pass --yes to break the lock")
+        if not click.confirm("Break this lock?", default=False):
+            raise DlError("cancelled: the lock is kept")
+    if not break_lock(aws, bucket, info):
+        raise DlError("the lock changed since it was shown (renewed or released): run `dl unlock` again")
+    click.echo("Lock broken.")
 
 
 # --- the sandbox: a local AWS emulator that lasts ------------------------------------------------------
@@ -599,6 +719,7 @@ def sandbox_down() -> None:
 
 
 # --- command registration: one line per command module -------------------------------------------
+from dl.bootstrap import bootstrap_command; main.add_command(bootstrap_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip

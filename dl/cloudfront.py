@@ -6,8 +6,10 @@ It runs at the edge on every viewer request, before the cache is looked up, and:
    be spoofed): the origin (Function URL or HTTP API) only sees its own host name, and Datasette needs the
    public one for absolute URLs such as ``next_url``. The header is part of the cache key, so pages rendered for
    one host name are never served under another;
-2. enforces the instance's ``prefix``: ``/prefix`` redirects to ``/prefix/``; any path outside the prefix is
-   answered ``404`` at the edge and never reaches (or bills) the function.
+2. enforces the instance's ``prefix``: ``/prefix`` redirects to ``/prefix/`` keeping the query string (CloudFront
+   hands a Function each name and value as the viewer sent them, still percent-encoded, so they are joined
+   back unchanged; repeated names come as ``multiValue``); any path outside the prefix is answered ``404`` at
+   the edge and never reaches (or bills) the function.
 
 The code is generated from the prefix only, so the same prefix gives byte-identical code (a stable template).
 It is plain ES5 (``var``, ``indexOf``), which both CloudFront runtimes and Node run unchanged.
@@ -23,6 +25,17 @@ FORWARDED_HOST = "x-forwarded-host"
 _CODE = """\
 var PREFIX = %(prefix)s;
 
+function queryString(querystring) {
+  var parts = [];
+  for (var name in querystring) {
+    var entries = querystring[name].multiValue || [querystring[name]];
+    for (var i = 0; i < entries.length; i++) {
+      parts.push(entries[i].value === "" ? name : name + "=" + entries[i].value);
+    }
+  }
+  return parts.length ? "?" + parts.join("&") : "";
+}
+
 function handler(event) {
   var request = event.request;
   var uri = request.uri;
@@ -30,7 +43,10 @@ function handler(event) {
     return {
       statusCode: 301,
       statusDescription: "Moved Permanently",
-      headers: {location: {value: PREFIX}, "cache-control": {value: "max-age=3600"}}
+      headers: {
+        location: {value: PREFIX + queryString(request.querystring || {})},
+        "cache-control": {value: "max-age=3600"}
+      }
     };
   }
   if (uri.indexOf(PREFIX) !== 0) {

@@ -25,6 +25,8 @@ class Prepared:
     desired: dict[str, DesiredInstance]
     observed: ObservedState
     plan: Plan
+    lock: object | None = None  # the project's dl.project_lock.ProjectLock when the caller took it
+    conflicts: tuple = ()  # dl.conflicts.Conflict: what exists on AWS and would make the plan fail
 
 
 def prepare(
@@ -34,8 +36,10 @@ def prepare(
     parallelism: int = 4,
     log: Log = print,
     manifest_label: str = "",
+    check_conflicts: bool = True,
 ) -> Prepared:
-    """Validate (done by the caller's load) -> build the desired state -> observe AWS -> plan."""
+    """Validate (done by the caller's load) -> build the desired state -> observe AWS -> plan -> conflicts
+    (dl/conflicts.py: resources that already exist and would make the plan fail; read-only)."""
     aws = Aws(manifest.region)
     require_credentials(aws)  # before the packages are built: both checks take no time
     names = [n for n in manifest.instances if not targets or n in targets]
@@ -59,7 +63,12 @@ def prepare(
         targets=targets or None,
         manifest=manifest_label,
     )
-    return Prepared(manifest, aws, desired, observed, plan)
+    conflicts = ()
+    if check_conflicts:
+        from dl.conflicts import find_conflicts
+
+        conflicts = tuple(find_conflicts(aws, manifest.project, plan, observed))
+    return Prepared(manifest, aws, desired, observed, plan, conflicts=conflicts)
 
 
 def seal_secrets(
@@ -70,6 +79,6 @@ def seal_secrets(
 
     if not any(d.instance.secrets for d in desired.values()):
         return
-    key = secrets.read_key(aws, observed.bucket)
+    key = secrets.read_fingerprint_key(aws, observed.bucket)
     deployed = {name: o.spec for name, o in observed.instances.items()}
     secrets.seal({n: d.spec for n, d in desired.items()}, manifest, key, deployed, log=log)

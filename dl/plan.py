@@ -444,6 +444,49 @@ def plan_instance(name: str, desired: dict | None, observed) -> InstancePlan:
     )
 
 
+@dataclass(frozen=True)
+class Handover:
+    """``releaser`` gives up ``domain`` (destroyed, or updated to another domain or none) and ``claimer`` takes it:
+    CloudFront lets one distribution hold an alias at a time, and the Route 53 records exist once, so the claim
+    may only start once the release is complete."""
+
+    domain: str
+    releaser: str
+    claimer: str
+
+
+def domain_handovers(
+    desired: dict[str, dict | None], observed, names: list[str] | None = None
+) -> list[Handover]:
+    """Every domain that moves from one instance to another in this change (``desired``: instance -> spec, None or
+    absent when removed). Pure."""
+    names = list(desired) + [n for n in observed.instances if n not in desired] if names is None else names
+    releasers: dict[str, str] = {}
+    for name in names:
+        o = observed.instances.get(name)
+        domain = (o.spec or {}).get("domain") if o is not None and o.serving else None
+        if domain and (desired.get(name) or {}).get("domain") != domain:
+            releasers[domain] = name
+    handovers = []
+    for name in names:
+        domain = (desired.get(name) or {}).get("domain")
+        if domain and domain in releasers and releasers[domain] != name:
+            handovers.append(Handover(domain, releasers[domain], name))
+    return handovers
+
+
+def handover_lines(handover: Handover, claimer_spec: dict | None) -> tuple[str, str]:
+    """(line for the releaser, line for the claimer): the order, and the window in which the domain does not serve."""
+    h = handover
+    issued = "" if (claimer_spec or {}).get("certificate_arn") else ", plus issuing its certificate"
+    order = f"{h.releaser} releases {h.domain} before {h.claimer} claims it"
+    return (
+        f"{order}: {h.claimer} starts only once this is done",
+        f"{order}: {h.claimer} waits for it; {h.domain} does not serve from when {h.releaser} lets it go "
+        f"until the distribution of {h.claimer} is deployed (CloudFront: 5-15 minutes{issued})",
+    )
+
+
 def make_plan(
     project: str,
     region: str,
@@ -459,11 +502,30 @@ def make_plan(
     if targets:
         names = [n for n in names if n in targets]
     instances = tuple(plan_instance(n, desired.get(n), observed.instances.get(n)) for n in names)
-    needs_bootstrap = observed.bucket is None and any(i.action is not Action.DESTROY for i in instances)
+    extra: dict[str, list[str]] = {}
+    for h in domain_handovers(desired, observed, names):
+        released, claimed = handover_lines(h, desired.get(h.claimer))
+        extra.setdefault(h.releaser, []).append(released)
+        extra.setdefault(h.claimer, []).append(claimed)
+    if extra:
+        from dataclasses import replace
+
+        instances = tuple(
+            replace(i, consequences=(*i.consequences, *extra[i.name])) if i.name in extra else i
+            for i in instances
+        )
+    from dl.bootstrap import VERSION as BOOTSTRAP_VERSION
+
+    deploys = any(i.action is not Action.DESTROY for i in instances)
+    bootstrap = Action.NOOP
+    if observed.bucket is None and deploys:
+        bootstrap = Action.CREATE
+    elif observed.bucket and (observed.bootstrap_version or 0) < BOOTSTRAP_VERSION and deploys:
+        bootstrap = Action.UPDATE  # `dl plan` refuses this; `dl apply` upgrades it where the caller may
     return Plan(
         project=project,
         region=region,
         instances=instances,
-        bootstrap=Action.CREATE if needs_bootstrap else Action.NOOP,
+        bootstrap=bootstrap,
         manifest=manifest,
     )

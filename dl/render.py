@@ -84,6 +84,7 @@ def instance_lines(i: InstancePlan) -> list[str]:
         lines.append("# the stack, its function, front door and logs are deleted")
         if i.protected:
             lines.append("! protected (protect: true): apply refuses to destroy it")
+        lines += [f"! {clean(c)}" for c in i.consequences]  # e.g. the domain it releases, and to whom
         return lines
     if i.action is Action.CREATE:
         changes, nested = create_changes(i.changes)
@@ -138,6 +139,8 @@ def render_text(plan: Plan, *, colour: bool = False, show_unchanged: bool = Fals
     out = [f"Project {clean(plan.project)} in {clean(plan.region)}"]
     if plan.bootstrap is Action.CREATE:
         out.append(paint("+ artifact bucket (bootstrap stack): create", Action.CREATE))
+    elif plan.bootstrap is Action.UPDATE:
+        out.append(paint("~ bootstrap stack: upgrade (dl bootstrap)", Action.UPDATE))
     for i in plan.instances:
         if i.action is Action.NOOP and not show_unchanged:
             continue
@@ -203,6 +206,8 @@ def comment_parts(
     summary = f"**{escape_markdown(plan.summary())}**"
     if plan.bootstrap is Action.CREATE:
         summary += "\n\nThe project's artifact bucket (bootstrap stack) is created first."
+    elif plan.bootstrap is Action.UPDATE:
+        summary += "\n\nThe project's bootstrap stack is upgraded first (`dl bootstrap`)."
     unchanged = [i.name for i in plan.instances if i.action is Action.NOOP]
     if unchanged:
         summary += "\n\nUnchanged: " + ", ".join(escape_markdown(n) for n in unchanged)

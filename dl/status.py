@@ -1,8 +1,9 @@
 """`dl status`: what is live, from the manifest and AWS together; and the public URL of a deployed instance.
 
 Drift is the plan's verdict (an instance whose plan is not a no-op has drifted), so status and plan can never
-disagree. Public URLs: the custom domain when there is one, else CloudFront's host, else the front door's
-(HTTP API or Function URL), read with one call as dl/templates.py describes.
+disagree. Public URLs: the custom domain when there is one, else CloudFront's host as apply recorded it
+(dl/hosts.py: never cloudfront:GetDistribution, which returns the origin secret), else the front door's (HTTP
+API or Function URL).
 """
 
 from __future__ import annotations
@@ -23,15 +24,30 @@ def _output(stack: Stack, key: str) -> str | None:
     return value if value not in (None, "", "None") else None
 
 
-def public_url(aws: Aws, stack: Stack, spec: dict) -> str | None:
-    """https://host/prefix/ of a deployed instance, or None when AWS (or the emulator) cannot tell."""
+def distribution_url(aws: Aws, stack: Stack, spec: dict, bucket: str | None) -> str | None:
+    """https://dXXXX.cloudfront.net/prefix/: the distribution's own host, which answers whatever the DNS of a
+    custom domain says; None without a distribution (or when the host was not recorded: an emulator).
+
+    The host is the one apply recorded in the artifact bucket (:mod:`dl.hosts`), never read from CloudFront:
+    GetDistribution returns the origin's secret header, which the plan role must not read."""
+    from dl import hosts
+
+    distribution = _output(stack, "DistributionId")
+    if not (spec.get("cdn") and distribution):
+        return None
+    host = hosts.recorded(aws, bucket, spec.get("instance", ""), distribution)
+    return f"https://{host}{spec.get('prefix', '/')}" if host else None
+
+
+def public_url(aws: Aws, stack: Stack, spec: dict, bucket: str | None = None) -> str | None:
+    """https://host/prefix/ of a deployed instance, or None when AWS (or the emulator) cannot tell.
+    ``bucket``: the artifact bucket, where apply records distributions' hosts."""
     prefix = spec.get("prefix", "/")
     if _output(stack, "Url"):
         return _output(stack, "Url")
+    if spec.get("cdn"):
+        return distribution_url(aws, stack, spec, bucket)
     try:
-        if spec.get("cdn") and _output(stack, "DistributionId"):
-            dist = aws.client("cloudfront", "us-east-1").get_distribution(Id=_output(stack, "DistributionId"))
-            return f"https://{dist['Distribution']['DomainName']}{prefix}"
         if spec.get("endpoint") == "http-api" and _output(stack, "HttpApiId"):
             return f"https://{_output(stack, 'HttpApiId')}.execute-api.{aws.region}.amazonaws.com{prefix}"
         if spec.get("endpoint", "function-url") == "function-url":
@@ -76,7 +92,9 @@ def instance_statuses(prepared) -> list[InstanceStatus]:
                 name=item.name,
                 state=state,
                 drift=None if spec is None else item.action is not Action.NOOP,
-                url=public_url(prepared.aws, stack, spec) if stack is not None and spec else None,
+                url=public_url(prepared.aws, stack, spec, prepared.observed.bucket)
+                if stack is not None and spec
+                else None,
                 stack_status=stack.status if stack else None,
                 deployed_at=stack.tags.get(TAG_DEPLOYED_AT) if stack else None,
                 commit=stack.tags.get(TAG_COMMIT) if stack else None,
@@ -147,6 +165,7 @@ def status_command(instances, as_json, parallelism, manifest_path, allow_outside
         targets=list(instances) or None,
         parallelism=parallelism,
         log=lambda line: click.echo(line, err=True),
+        check_conflicts=False,
     )
     rows = instance_statuses(prepared)
     click.echo(status_json(rows) if as_json else render_status(rows), nl=False)

@@ -93,8 +93,9 @@ def test_scripted_history(project, calls):
     writes = [
         c for c in calls if c.split(".")[1].startswith(("Put", "Create", "Execute", "Upload", "Delete"))
     ]
-    assert writes == []
-    assert len([c for c in calls if c == "cloudformation.GetTemplate"]) == 2  # one read per instance
+    assert writes == ["s3.PutObject", "s3.DeleteObject"]  # only the project lock, taken and released
+    # one read per instance, and one of the bootstrap stack (its version)
+    assert len([c for c in calls if c == "cloudformation.GetTemplate"]) == 3
 
     # 3. rows added to one table and a column to another, in alpha's database only
     add_rows(project / "alpha.db", "orders", 2)
@@ -115,7 +116,9 @@ def test_scripted_history(project, calls):
     result = dl("apply", "--yes")
     assert result.exit_code == 0, result.output
     uploads = [c for c in calls if c in ("s3.PutObject", "s3.CreateMultipartUpload")]
-    assert len(uploads) == 2  # the changed database and alpha's new package; nothing of beta
+    assert (
+        len(uploads) == 3
+    )  # the project lock, the changed database and alpha's new package; nothing of beta
     change_sets = [c for c in calls if c == "cloudformation.ExecuteChangeSet"]
     assert len(change_sets) == 1
     assert_converged()

@@ -103,9 +103,15 @@ def test_a_stack_of_another_project_or_tool_is_never_touched(project):
     )
     write_manifest(project, TWO.replace("    protect: true\n", ""))
     result = dl("apply", "--yes")
-    assert result.exit_code == 1
-    assert "safe-beta: the stack exists and belongs to something other than datasette-lambda" in result.output
-    assert "alpha: create applied" in result.output  # the other instance still deployed
+    assert result.exit_code == 1  # found at plan time (dl/conflicts.py): refused before anything is written
+    assert (
+        "beta: the stack safe-beta exists and belongs to no datasette-lambda project (no dl:project tag)"
+        in result.output
+    )
+    assert [s["StackName"] for s in cfn().describe_stacks()["Stacks"]] == ["safe-beta"]
+    result = dl("apply", "--yes", "--target", "alpha")  # the other instance can still be deployed
+    assert result.exit_code == 0, result.output
+    assert "alpha: create applied" in result.output
     template = cfn().get_template(StackName="safe-beta")["TemplateBody"]
     assert "Topic" in json.dumps(template)  # untouched
 
@@ -146,7 +152,9 @@ def test_unreferenced_artifacts_are_collected_after_the_grace_period(project, mo
 
     def keys():
         objects = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-        return {o["Key"] for o in objects if not o["Key"].startswith("keys/")}  # the secrets key stays
+        return {
+            o["Key"] for o in objects if not o["Key"].startswith(("keys/", "state/"))
+        }  # keys, records stay
 
     first = keys()
     add_rows(project / "alpha.db", "orders", 1)

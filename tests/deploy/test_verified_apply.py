@@ -30,7 +30,8 @@ def public_site(project, tmp_path_factory, monkeypatch):
     """Start `dl serve` on a copy of the project (the "public" site) and route apply's verification to it."""
     started = []
 
-    def start() -> str:
+    def start(seam: str = "public_url") -> str:
+        """`seam`: which of dl.status's URL functions answers with the stand-in's URL."""
         folder = tmp_path_factory.mktemp("public")
         shutil.copy(project / "alpha.db", folder / "alpha.db")
         (folder / ".git").mkdir()
@@ -39,7 +40,7 @@ def public_site(project, tmp_path_factory, monkeypatch):
         serve.start()
         started.append(serve)
         url = serve.urls["alpha"]
-        monkeypatch.setattr(status, "public_url", lambda aws, stack, spec: url)
+        monkeypatch.setattr(status, seam, lambda aws, stack, spec, bucket=None: url)
         return url
 
     yield start
@@ -73,3 +74,23 @@ def test_apply_verifies_and_rolls_back_a_failed_check(project, public_site, monk
     assert "Apply failed: 0 succeeded, 1 failed." in result.output
     assert deployed_rows() == 4
     assert "~ alpha: update" in dl("plan").output  # the manifest still differs: the next apply tries again
+
+
+def test_a_domain_outside_route53_is_verified_through_the_distributions_own_host(project, public_site):
+    """certificate_arn + DNS elsewhere: https://<domain>/ may not resolve until the user creates its record, so
+    the check goes to the distribution's *.cloudfront.net host (the stand-in) and says so; the custom domain
+    (which does not resolve: .invalid) is never requested."""
+    write_manifest(
+        project,
+        MANIFEST
+        + "    domain: data.example.invalid\n"
+        + "    certificate_arn: arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab\n",
+    )
+    url = public_site("distribution_url")
+    result = dl("apply", "--yes")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"alpha: verifying through the distribution's own host {url}: data.example.invalid is not in "
+        "Route 53, so it is not checked until its DNS record exists" in result.output
+    )
+    assert f"alpha: verified {url}" in result.output

@@ -9,6 +9,7 @@ import copy
 import json
 
 from dl.aws import Stack
+from dl.bootstrap import VERSION as BOOTSTRAP_VERSION
 from dl.observed import ObservedInstance, ObservedState
 from dl.plan import Action, Plan, make_plan
 from dl.render import clean, comment_parts, render_json, render_text
@@ -65,6 +66,7 @@ def observed(**specs) -> ObservedState:
         bootstrap=stack("p--bootstrap"),
         bucket="bucket",
         instances={n: ObservedInstance(n, stack(f"p-{n}"), s) for n, s in specs.items()},
+        bootstrap_version=BOOTSTRAP_VERSION,
     )
 
 

@@ -31,6 +31,7 @@ import urllib.request
 from collections import Counter
 from urllib.parse import parse_qs
 
+from dl import aws as dl_aws
 from tests.deploy.conftest import add_rows, dl
 from tests.reliability.conftest import assert_converged, report
 
@@ -99,6 +100,8 @@ def test_sigkill_at_seeded_points_then_apply_converges(rel_project, faults, aws,
         where = f"kill point {point} (request {target['n']}, {'after' if target['after'] else 'before'} AWS)"
         requests = "\n".join(sent)
         monkeypatch.setenv("AWS_ENDPOINT_URL", aws)
+        # a killed apply leaves its lock (until its lease expires): broken as a user would, after seeing it
+        assert dl("unlock", "--yes").exit_code == 0
         again = dl("apply", "--yes", "--no-verify")
         assert again.exit_code == 0, f"{where}:\n{requests}\n{result.stderr}\n---\n{again.output}"
         try:
@@ -131,6 +134,10 @@ def test_ctrl_c_stops_cleanly_and_says_what_was_left(rel_project, faults, aws, m
     assert "  not started: c\n" in result.stderr
     assert "run `dl apply` again" in result.stderr
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws)
+    from dl.observed import bootstrap_bucket
+    from dl.project_lock import read_lock
+
+    assert read_lock(dl_aws.Aws(), bootstrap_bucket(dl_aws.Aws(), "rel")) is None  # Ctrl-C released the lock
     again = dl("apply", "--yes", "--no-verify")
     assert again.exit_code == 0, again.output
     assert_converged(aws)

@@ -139,3 +139,29 @@ def test_the_origin_secret_of_an_http_api_behind_cloudfront_is_set_stable_and_ne
     stack_id = boto3.client("cloudformation").describe_stacks(StackName="sec-api")["Stacks"][0]["StackId"]
     assert stack_id.split("/")[-1] not in first  # not derived from the stack ID, which plan files carry
     assert first not in everything_visible([applied.output, *plan_outputs()])
+
+
+def test_the_key_of_a_project_from_before_the_split_keeps_every_derived_value(project, monkeypatch):
+    """The one key of earlier releases becomes the apply-only derivation key under its old name: the signing
+    secret is unchanged (nobody is logged out); fingerprints come from the new, plan-readable key."""
+    write_manifest(project, MANIFEST)
+    monkeypatch.setenv("SOURCE_TOKEN", VALUE)
+    assert dl("bootstrap").exit_code == 0
+    cfn = boto3.client("cloudformation")
+    bucket = cfn.describe_stack_resource(StackName="sec--bootstrap", LogicalResourceId="ArtifactBucket")[
+        "StackResourceDetail"
+    ]["PhysicalResourceId"]
+    s3 = boto3.client("s3")
+    legacy = b"L" * 32
+    s3.put_object(Bucket=bucket, Key="keys/secrets-hmac.key", Body=legacy)  # what an older release made
+    applied = dl("apply", "--yes", "--no-verify")
+    assert applied.exit_code == 0, applied.output
+    assert function_env("sec-beta")["DATASETTE_SECRET"] == secrets.datasette_secret(legacy, "sec", "beta")
+    fingerprint_key = s3.get_object(Bucket=bucket, Key=secrets.FINGERPRINT_KEY_OBJECT)["Body"].read()
+    assert fingerprint_key != legacy and len(fingerprint_key) == 32
+    body = cfn.get_template(StackName="sec-alpha")["TemplateBody"]
+    spec = (json.loads(body) if isinstance(body, str) else body)["Metadata"]["DatasetteLambda"]["spec"]
+    assert spec["secrets"]["API_TOKEN"] == secrets.fingerprint(
+        fingerprint_key, "sec", "alpha", "API_TOKEN", VALUE
+    )
+    assert spec["secrets"]["API_TOKEN"] != secrets.fingerprint(legacy, "sec", "alpha", "API_TOKEN", VALUE)

@@ -51,7 +51,48 @@ def test_unreferenced_artifacts_expire_after_the_grace_period_and_uploads_are_no
 def test_bucket_survives_its_stack_and_is_the_output():
     template = bootstrap_template("example-data")
     assert bucket()["DeletionPolicy"] == bucket()["UpdateReplacePolicy"] == "Retain"
-    assert template["Outputs"] == {
-        "BucketName": {"Description": "artifact bucket", "Value": {"Ref": "ArtifactBucket"}}
+    assert template["Outputs"]["BucketName"] == {
+        "Description": "artifact bucket",
+        "Value": {"Ref": "ArtifactBucket"},
     }
     assert "BucketName" not in bucket()["Properties"]  # generated: no global-name squatting or clashes
+
+
+def test_the_shared_cache_policy_follows_cache_control_and_keys_on_query_cookies_and_host():
+    resources = bootstrap_template("example-data")["Resources"]
+    key = resources["CachePolicy"]["Properties"]["CachePolicyConfig"]
+    assert (key["MinTTL"], key["DefaultTTL"]) == (0, 0)  # nothing cached that the origin did not allow
+    params = key["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert params["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
+    assert params["CookiesConfig"] == {"CookieBehavior": "all"}  # a cookie-dependent page is never shared
+    assert params["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["x-forwarded-host"]}
+    oac = resources["OriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == (
+        "lambda",
+        "always",
+        "sigv4",
+    )
+    # names are unique per account (CloudFront is global): the project's exact prefix and the region
+    assert key["Name"] == oac["Name"] == {"Fn::Sub": "example-data--${AWS::Region}"}
+
+
+def test_the_bootstrap_exports_what_instances_share_and_records_its_version():
+    from dl.bootstrap import VERSION
+
+    template = bootstrap_template("example-data")
+    outputs = template["Outputs"]
+    assert outputs["CachePolicyId"]["Export"] == {"Name": "example-data--cache-policy-id"}
+    assert outputs["OriginAccessControlId"]["Export"] == {"Name": "example-data--origin-access-control-id"}
+    assert outputs["BootstrapVersion"]["Value"] == str(VERSION)
+    assert template["Metadata"]["DatasetteLambda"]["version"] == VERSION
+
+
+def test_only_cloudformation_may_assume_the_execution_role():
+    role = bootstrap_template("example-data")["Resources"]["ExecutionRole"]["Properties"]
+    assert role["RoleName"] == {"Fn::Sub": "example-data--cfn-exec-${AWS::Region}"}
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement == {
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudformation.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }

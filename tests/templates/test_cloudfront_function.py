@@ -81,7 +81,7 @@ def test_prefix_paths_pass_and_others_get_404_at_the_edge():
 def test_prefix_without_trailing_slash_redirects():
     (out,) = run("/v1/data/", request("/v1/data", host="h"))
     assert out["statusCode"] == 301
-    assert out["headers"]["location"] == {"value": "/v1/data/"}
+    assert out["headers"]["location"] == {"value": "/v1/data/?_size=10"}
 
 
 def test_code_is_stable_and_checks_its_input():
@@ -89,3 +89,25 @@ def test_code_is_stable_and_checks_its_input():
     assert len(viewer_request_code("/a/").encode()) < 10 * 1024  # CloudFront Functions' size limit
     with pytest.raises(ValueError):
         viewer_request_code("a")
+
+
+def test_prefix_redirect_keeps_the_query_string():
+    plain, encoded, repeated, bare = run(
+        "/v1/data/",
+        {**request("/v1/data", host="h"), "querystring": {"a": {"value": "1"}}},
+        # CloudFront passes names and values as the viewer sent them (still percent-encoded)
+        {**request("/v1/data", host="h"), "querystring": {"q": {"value": "caf%C3%A9%20au%20lait"}}},
+        {
+            **request("/v1/data", host="h"),
+            "querystring": {
+                "_facet": {"value": "city", "multiValue": [{"value": "city"}, {"value": "state"}]},
+                "_size": {"value": "5"},
+            },
+        },
+        {**request("/v1/data", host="h"), "querystring": {}},
+    )
+    assert plain["statusCode"] == 301
+    assert plain["headers"]["location"] == {"value": "/v1/data/?a=1"}
+    assert encoded["headers"]["location"] == {"value": "/v1/data/?q=caf%C3%A9%20au%20lait"}
+    assert repeated["headers"]["location"] == {"value": "/v1/data/?_facet=city&_facet=state&_size=5"}
+    assert bare["headers"]["location"] == {"value": "/v1/data/"}

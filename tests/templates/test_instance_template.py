@@ -202,14 +202,10 @@ def test_function_url_behind_cloudfront_accepts_only_the_distribution():
         )
     assert props(template, "FunctionUrlPermission")["FunctionUrlAuthType"] == "AWS_IAM"
     assert props(template, "FunctionInvokePermission")["InvokedViaFunctionUrl"] is True
-    oac = props(template, "OriginAccessControl")["OriginAccessControlConfig"]
-    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == (
-        "lambda",
-        "always",
-        "sigv4",
-    )
+    # the project's one origin access control, from its bootstrap stack (tests/templates/test_bootstrap_template.py)
+    assert not resources_of(template, "AWS::CloudFront::OriginAccessControl")
     (origin,) = props(template, "Distribution")["DistributionConfig"]["Origins"]
-    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
+    assert origin["OriginAccessControlId"] == {"Fn::ImportValue": "example-data--origin-access-control-id"}
 
 
 def test_function_url_without_cdn_is_public():
@@ -269,13 +265,14 @@ def test_cloudfront_is_https_http3_ipv6_compressed():
     }
 
 
-def test_cache_follows_cache_control_and_keys_on_query_cookies_and_host():
-    key = props(build(), "CachePolicy")["CachePolicyConfig"]
-    assert (key["MinTTL"], key["DefaultTTL"]) == (0, 0)  # nothing cached that the origin did not allow
-    params = key["ParametersInCacheKeyAndForwardedToOrigin"]
-    assert params["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
-    assert params["CookiesConfig"] == {"CookieBehavior": "all"}  # a cookie-dependent page is never shared
-    assert params["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["x-forwarded-host"]}
+def test_every_distribution_uses_the_projects_one_cache_policy():
+    """One cache policy per project (AWS allows 20 per account by default), exported by the bootstrap."""
+    for instance in (make_instance(), make_instance(endpoint="http-api"), make_instance(prefix="/v1/")):
+        template = build(instance)
+        assert not resources_of(template, "AWS::CloudFront::CachePolicy")
+        config = distribution(template)
+        for behaviour in [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]:
+            assert behaviour["CachePolicyId"] == {"Fn::ImportValue": "example-data--cache-policy-id"}
 
 
 def test_viewer_request_function_is_attached_and_carries_the_prefix():
@@ -301,11 +298,7 @@ def test_no_prefix_means_one_behaviour():
 
 def test_names_that_must_be_unique_per_account_include_the_stack_uuid():
     template = build()
-    names = [
-        props(template, "EdgeFunction")["Name"],
-        props(template, "CachePolicy")["CachePolicyConfig"]["Name"],
-        props(template, "OriginAccessControl")["OriginAccessControlConfig"]["Name"],
-    ]
+    names = [props(template, "EdgeFunction")["Name"]]
     for name in names:
         prefix, uuid_part = name["Fn::Join"][1]
         assert prefix == "example-data-northwind"

@@ -62,7 +62,8 @@ def test_instance_template_uses_the_built_package_and_the_deployed_bucket(aws, m
     cfn = boto3.client("cloudformation")
     name = bootstrap_stack_name("example-data")
     cfn.create_stack(StackName=name, TemplateBody=template_json(bootstrap_template("example-data")))
-    bucket = cfn.describe_stacks(StackName=name)["Stacks"][0]["Outputs"][0]["OutputValue"]
+    outputs = cfn.describe_stacks(StackName=name)["Stacks"][0]["Outputs"]
+    bucket = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "BucketName")
 
     result = run("northwind", "--compact", "-f", str(manifest))
     assert result.exit_code == 0, result.stderr
