@@ -18,9 +18,9 @@ Faults and interruptions (tests/reliability): reads and idempotent writes rely o
 non-idempotent writes (CreateChangeSet, ExecuteChangeSet) are sent once per attempt and, after a throttle, a
 5xx, a reset or a timeout, CloudFormation is asked whether the request took effect before it is sent again
 (:func:`once`), with the same client token (ClientToken, ClientRequestToken) so AWS recognises a retry of a
-request that was still in flight. Change sets left behind by an interrupted apply are deleted by the next one. Ctrl-C sets a
-flag the workers check between steps; :class:`ApplyInterrupted` says which instances were done, in progress
-and not started.
+request that was still in flight. Change sets left behind by an interrupted apply are deleted by the next one.
+Ctrl-C sets a flag the workers check between steps; :class:`ApplyInterrupted` says which instances were done,
+in progress and not started.
 """
 
 from __future__ import annotations

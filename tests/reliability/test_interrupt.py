@@ -8,16 +8,17 @@ emulated by a kill right after ExecuteChangeSet reached moto (the operation happ
 Determinism, whatever the machine's load:
 - the killed apply runs with ``--parallelism 1``: with parallel workers the n-th request depends on how the
   threads interleave, so a seed named a different request on a busy machine than on an idle one;
-- no fault here holds a response, so these tests keep dl's normal read timeout. With the reliability suite's
-  1-second one, a slow moto (its CreateChangeSet parses the template in pure Python: over a second on a
-  loaded machine) made dl time out and retry CreateChangeSet while the first request was still being
+- nothing here is meant to time out, so these tests keep dl's normal read timeout. With the reliability
+  suite's 1-second one, a slow moto (its CreateChangeSet parses the template in pure Python: over a second
+  on a loaded machine) made dl time out and retry CreateChangeSet while the first request was still being
   handled. That retry is safe on AWS and not on moto, which differs from AWS twice (CloudFormation API
   reference): it ignores ``ClientToken`` and the rule that a change set name is unique among a stack's change
   sets, so the retry made a second change set of the same name (for a CREATE, a second stack of the same
   name), where AWS answers the retry with the first one; and executing a change set does not delete the
   stack's other change sets, which AWS does. The failures were "change sets left behind" and "duplicate
   stacks" after a converged apply. Retries of a write that did land are tested in test_faults.py, where the
-  proxy holds the answer only after moto has finished the request.
+  proxy holds the answer only after moto has finished the request; a retry of one still in flight, which AWS
+  refuses or recognises by its token, in tests/deploy/test_stack_states.py (botocore's Stubber).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def request_line(n: int, service: str, action: str, body: bytes) -> str:
 
 
 def test_sigkill_at_seeded_points_then_apply_converges(rel_project, faults, aws, monkeypatch):
-    monkeypatch.delenv("DL_AWS_READ_TIMEOUT")  # no fault holds a response here (see the docstring)
+    monkeypatch.delenv("DL_AWS_READ_TIMEOUT")  # nothing here is meant to time out (see the docstring)
     rng = random.Random(SEED)
     target: dict = {}
     killed_at: Counter[str] = Counter()
