@@ -107,7 +107,11 @@ def once(
         try:
             return call()
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            code = exc.response.get("Error", {}).get("Code") if hasattr(exc, "response") else None
+            code = (
+                exc.response.get("Error", {}).get("Code")
+                if isinstance(exc, botocore.exceptions.ClientError)
+                else None  # a reset or a timeout (some carry response=None)
+            )
             if attempt and code in refused_retry:
                 result = landed()
                 if result is not None:
