@@ -4,7 +4,7 @@ Pipeline position: manifest -> desired state -> observed state -> plan -> **appl
 
 Order of work (like Chalice's executor, one small function per step):
 1. refuse what the plan may not do (destroys without --allow-destroy, protected instances, stale plans,
-   missing secret values) before anything is written;
+   missing secret values, an environment over Lambda's 4 KB) before anything is written;
 2. the bootstrap stack (bucket, execution role, boundary, shared CloudFront; dl/bootstrap.py), created or
    upgraded when missing or older and the caller may (the CI roles may not: they are told to run
    `dl bootstrap`); every instance and certificate change set then runs as its execution role (``RoleARN``);
@@ -199,6 +199,45 @@ def secret_values(manifest: Manifest, names: list[str]) -> dict[str, dict[str, s
     if missing:
         raise DlError("secrets without values (nothing was changed):\n  " + "\n  ".join(missing))
     return values
+
+
+BUCKET_NAME_MAX = 63  # an S3 bucket name's longest: stands for the bucket before the bootstrap made it
+
+
+def refuse_oversized_environment(
+    manifest: Manifest,
+    desired: dict[str, DesiredInstance],
+    names: list[str],
+    secrets: dict,
+    bucket: str | None,
+) -> None:
+    """Lambda refuses an environment over 4 KB (names and values, secret values included) only when the stack
+    is already updating: refuse it before anything is written, naming the instance and its largest secrets
+    (their sizes, never their values)."""
+    problems = []
+    for name in names:
+        instance, spec = desired[name].instance, desired[name].spec
+        values = secrets.get(name, {})
+        artifacts = templates.InstanceArtifacts.from_spec(spec, bucket or "b" * BUCKET_NAME_MAX)
+        env = templates.function_environment(instance, artifacts, tuple(sorted(instance.secrets)))
+        # derived values have the same length whatever the key (the real one may not exist yet)
+        derived = dl_secrets.datasette_secret(bytes(32), manifest.project, name)
+        parameters = {
+            templates.DATASETTE_SECRET_PARAMETER: derived,
+            templates.ORIGIN_SECRET_PARAMETER: derived,
+            **{templates.secret_parameter(k): v for k, v in values.items()},
+        }
+        size = templates.environment_bytes(env, parameters)
+        if size > templates.LAMBDA_ENVIRONMENT_MAX:
+            largest = sorted(values, key=lambda k: len(values[k].encode()), reverse=True)[:3]
+            shown = ", ".join(f"{k} ({len(values[k].encode()):,} bytes)" for k in largest) or "none"
+            problems.append(
+                f"{name}: the function's environment would take {size:,} bytes, over Lambda's limit of "
+                f"{templates.LAMBDA_ENVIRONMENT_MAX:,} (4 KB, every name and value counted); largest secrets: "
+                f"{shown}"
+            )
+    if problems:
+        raise DlError("refusing to apply (nothing was changed):\n  " + "\n  ".join(problems))
 
 
 # --- provenance ------------------------------------------------------------------------------------------
@@ -912,6 +951,7 @@ class Executor:
                 self.lock.on_lost = lambda _message: self.cancel.set()
             if any(i.action is not Action.DESTROY for i in work):
                 self.keys = dl_secrets.ensure_keys(self.aws, bucket)
+            self.warn_near_quotas(work, desired, observed)
             futures = self.submit_in_order(pool, work, desired, bucket, secrets, observed)
             result.outcomes = [f.result() for f in futures]
             if bucket and result.ok and self.lock is not None and self.lock.held:
@@ -926,6 +966,30 @@ class Executor:
             if taken is not None:
                 taken.release()
         return result
+
+    def warn_near_quotas(self, work: list[InstancePlan], desired: dict, observed: ObservedState) -> None:
+        """Warn when the distributions and CloudFront Functions this apply adds bring the account near its
+        quotas (dl/quotas.py). Only when it adds some; a failed count is said and skipped (advice, not a gate)."""
+        from dl import quotas
+
+        def had_cdn(name: str) -> bool:
+            before = observed.instances.get(name)
+            return bool(before and before.serving and (before.spec or {}).get("cdn"))
+
+        adding = sum(
+            1
+            for i in work
+            if i.action is not Action.DESTROY and desired[i.name].spec.get("cdn") and not had_cdn(i.name)
+        )
+        if not adding:
+            return
+        try:
+            counts = quotas.cloudfront_counts(self.aws.client("cloudfront", "us-east-1"))
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            self.log(f"warning: CloudFront quotas not checked: {explain_client_error(exc)}")
+            return
+        for line in quotas.warnings(counts, adding):
+            self.log(line)
 
     def submit_in_order(self, pool, work, desired, bucket, secrets, observed) -> list:
         """Submit every instance; one that claims a domain another instance releases waits for that release to
@@ -1064,7 +1128,8 @@ def apply_plan(
     lock=None,
     lock_timeout: float = 0.0,
 ) -> ApplyResult:
-    """Execute `plan`. Refuses (before writing anything) unsafe or stale plans and missing secrets.
+    """Execute `plan`. Refuses (before writing anything) unsafe or stale plans, missing secrets and an
+    environment Lambda would refuse.
 
     ``lock``: the project's lock (dl/project_lock.py) when the caller took it before observing; without one the
     executor takes it (waiting up to ``lock_timeout`` seconds) as soon as there is a bucket to hold it."""
@@ -1074,6 +1139,7 @@ def apply_plan(
     deploying = [i.name for i in plan.instances if i.action not in (Action.NOOP, Action.DESTROY)]
     secrets = secret_values(manifest, deploying)
     handover_waits([i for i in plan.instances if i.action is not Action.NOOP], desired, observed)  # swaps
+    refuse_oversized_environment(manifest, desired, deploying, secrets, observed.bucket)
     executor = Executor(
         aws,
         manifest,

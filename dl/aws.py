@@ -21,6 +21,15 @@ from botocore.config import Config
 
 from dl import __version__
 from dl.errors import DlError
+from dl.tags import (  # noqa: F401 (re-exported: dl's own tag keys live with the tag rules, dl/tags.py)
+    TAG_COMMIT,
+    TAG_DEPLOYED_AT,
+    TAG_INSTANCE,
+    TAG_PROJECT,
+    TAG_ROLE,
+    TAG_SPEC,
+    TAG_TOOL,
+)
 
 
 def client_config(*, retries: bool = True) -> Config:
@@ -41,13 +50,6 @@ def client_config(*, retries: bool = True) -> Config:
     )
 
 
-TAG_PROJECT = "dl:project"
-TAG_INSTANCE = "dl:instance"
-TAG_ROLE = "dl:role"  # "bootstrap" | "instance" | "certificate"
-TAG_SPEC = "dl:spec-sha256"
-TAG_COMMIT = "dl:commit"
-TAG_DEPLOYED_AT = "dl:deployed-at"
-TAG_TOOL = "dl:tool-version"
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 

@@ -351,7 +351,8 @@ def execution_policy(project: str) -> dict:
 
 
 def boundary_policy(project: str) -> dict:
-    """The most any role of the project's stacks may do: write its logs, read the project's databases."""
+    """The most any role of the project's stacks may do: write its logs, read the project's databases, write
+    and read responses too large for Lambda (under ``responses/``)."""
     account = "${AWS::AccountId}"
     partition = "${AWS::Partition}"
     region = "${AWS::Region}"
@@ -371,6 +372,12 @@ def boundary_policy(project: str) -> dict:
                 "Effect": "Allow",
                 "Action": "s3:GetObject",
                 "Resource": _bucket_arn("/databases/*"),
+            },
+            {
+                "Sid": "ProjectLargeResponses",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"],
+                "Resource": _bucket_arn("/responses/*"),
             },
         ],
     }
@@ -403,7 +410,14 @@ def _artifact_bucket(retention_days: int) -> tuple[dict, dict]:
                         "NoncurrentVersionExpiration": {"NoncurrentDays": retention_days},
                         "ExpiredObjectDeleteMarker": True,
                         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                    }
+                    },
+                    {  # responses too large for Lambda (dl/runtime/large_responses.py): a day is plenty
+                        "Id": "expire-large-responses",
+                        "Status": "Enabled",
+                        "Prefix": "responses/",
+                        "ExpirationInDays": 1,
+                        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                    },
                 ]
             },
         },

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from dl.aws import TAG_INSTANCE, TAG_PROJECT, TAG_ROLE, Aws, Stack
+from dl.templates import metadata_spec
 
-METADATA_KEY = "DatasetteLambda"
 BUCKET_LOGICAL_ID = "ArtifactBucket"
 
 
@@ -57,9 +57,7 @@ class ObservedState:
         return bootstrap.execution_role_arn(self.bootstrap.stack_id, self.project, self.region)
 
 
-def spec_of(metadata: dict) -> dict | None:
-    entry = metadata.get(METADATA_KEY)
-    return entry.get("spec") if isinstance(entry, dict) else None
+spec_of = metadata_spec  # the spec a template's Metadata holds, nulls restored, as it was deployed
 
 
 def observe(aws: Aws, project: str, *, parallelism: int = 8) -> ObservedState:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from dl.errors import DlError
 
+HOOK_ENV = "DL_EMULATOR_HOOK"  # "module:function" called with each emulator dl starts (tests watch templates)
 SANDBOX_ENV = {
     "AWS_ACCESS_KEY_ID": "sandbox",
     "AWS_SECRET_ACCESS_KEY": "sandbox",
@@ -40,13 +41,22 @@ START_TIMEOUT = 60.0  # seconds for the emulator process to import moto and list
 
 
 def emulator_hook(server) -> None:
-    """Call the function named by ``DL_EMULATOR_HOOK="module:function"`` with the emulator's (started)
-    server; nothing when it is unset. The test suite uses it to check every template the emulator receives."""
-    spec = os.environ.get("DL_EMULATOR_HOOK")
-    if not spec:
+    """Hand an emulator dl started to the callable ``$DL_EMULATOR_HOOK`` names (``module:function``), if any.
+
+    Nothing happens without the variable. The test suite sets it so that the sandbox's emulator checks every
+    template it receives, as the tests' own emulator does (tests/support/template_gate.py).
+    """
+    target = os.environ.get(HOOK_ENV)
+    if not target:
         return
-    module, _, name = spec.partition(":")
-    getattr(importlib.import_module(module), name)(server)
+    module_name, _, function_name = target.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name) if function_name else None
+    except (ImportError, AttributeError) as exc:
+        raise DlError(f"{HOOK_ENV}={target!r}: cannot load it ({exc})") from None
+    if not callable(function):
+        raise DlError(f"{HOOK_ENV}={target!r}: expected module:function naming a callable")
+    function(server)
 
 
 def quiet() -> None:

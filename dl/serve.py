@@ -425,6 +425,7 @@ def worker_environment(instance: Instance, build: Build, secret: str) -> dict[st
         "AWS_LAMBDA_FUNCTION_TIMEOUT": str(instance.timeout),
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{instance.runtime}",
         "DL_FETCH_DIR": str(build.fetch_dir),
+        "DL_DIRECT_RESPONSES": "1",  # no bucket here: responses Lambda sends through S3 are served directly
         "DATASETTE_SECRET": secret,
     }
     for name, source in instance.secrets.items():

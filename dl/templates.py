@@ -14,6 +14,8 @@ Interface
 ``certificate_template(project, instance, hosted_zone_id)``   Output ``CertificateArn``
 ``template_json(template)``                       canonical JSON (sorted keys, compact)
 ``template_spec(template)`` / ``template_artifact_keys(template)``   read back what a deployed template holds
+``stored_spec(spec)`` / ``metadata_spec(metadata)``   a spec as Metadata holds it (no nulls, no ``${``), and back
+``function_environment(...)`` / ``environment_bytes(env, parameters)``   the function's variables, Lambda's size
 ``secret_parameter(env_name)``                    the NoEcho template parameter carrying a secret's value
 
 A double hyphen never occurs in ``<project>-<instance>`` (the manifest allows single hyphens only), so the
@@ -36,8 +38,10 @@ learns the host otherwise: a distribution's from the record apply writes after r
 ``https://<HttpApiId>.execute-api.<region>.amazonaws.com``; :func:`public_url` joins host and prefix.
 
 The deployed spec and artifact keys live in the template's top-level ``Metadata["DatasetteLambda"]``
-(``{"format": 1, "spec": ..., "artifacts": {"bucket", "package_key", "database_keys"}}``), so
-``get_template`` returns what was deployed and a rollback rolls it back with the stack.
+(``{"format": 1, "spec": ..., "spec_nulls": [...], "artifacts": {"bucket", "package_key", "database_keys"}}``),
+so ``get_template`` returns what was deployed and a rollback rolls it back with the stack. CloudFormation
+refuses nulls anywhere in a template, so the spec is stored without them and ``spec_nulls`` lists where they
+were, and every ``${`` is written ``${!`` (dl/metadata_json.py); :func:`template_spec` undoes both.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from typing import Any
 
 import click
 
-from dl import bootstrap
+from dl import bootstrap, metadata_json
 from dl.cloudfront import RUNTIME as CLOUDFRONT_RUNTIME
 from dl.cloudfront import viewer_request_code
 from dl.errors import DlError
@@ -72,8 +76,12 @@ MIB = 1024 * 1024
 EPHEMERAL_MIN_MB = 512
 EPHEMERAL_MAX_MB = 10240
 EPHEMERAL_HEADROOM_MB = 64  # kept free in /tmp beyond the databases (runtime scratch files)
+LAMBDA_ENVIRONMENT_MAX = 4096  # bytes: "Environment variable size: 4 KB" (Lambda quotas, not adjustable)
 ORIGIN_READ_TIMEOUT_MAX = 60  # CloudFront's limit without a quota increase
 HTTP_API_TIMEOUT_MAX = 30  # an HTTP API integration times out after at most 30 s
+RESPONSES_PREFIX = (
+    "responses/"  # responses too large for Lambda (dl/runtime/large_responses.py); expire in a day
+)
 CACHE_MAX_TTL = 31_536_000  # one year: Datasette's static assets say "max-age=..., immutable"
 ARTIFACT_RETENTION_DAYS = 30  # unreferenced artifacts are kept this long (rollbacks), then expire
 # The values CloudWatch Logs accepts for RetentionInDays.
@@ -167,8 +175,23 @@ def template_json(template: Template) -> str:
 
 def template_spec(template: Template) -> dict | None:
     """The spec a deployed instance template was made from (None when it is not one of ours)."""
-    meta = (template.get("Metadata") or {}).get(METADATA_KEY) or {}
-    return meta.get("spec")
+    return metadata_spec(template.get("Metadata") or {})
+
+
+def metadata_spec(metadata: dict) -> dict | None:
+    """The spec stored in a template's Metadata, exactly as :func:`stored_spec` was given it."""
+    entry = metadata.get(METADATA_KEY)
+    if not isinstance(entry, dict) or not isinstance(entry.get("spec"), dict):
+        return None
+    return metadata_json.decode({"value": entry["spec"], "nulls": entry.get("spec_nulls") or []})
+
+
+def stored_spec(spec: dict) -> dict:
+    """The Metadata entries holding `spec` (dl/metadata_json.py): without nulls, which CloudFormation refuses
+    (their places listed apart), and with ``${`` written ``${!`` (cfn-lint reads ``${Name}`` as a forgotten
+    ``Fn::Sub``)."""
+    stored = metadata_json.encode(spec)
+    return {"spec": stored["value"], **({"spec_nulls": stored["nulls"]} if "nulls" in stored else {})}
 
 
 def template_artifact_keys(template: Template) -> frozenset[str]:
@@ -262,7 +285,7 @@ def instance_template(
         "Metadata": {
             METADATA_KEY: {
                 "format": FORMAT,
-                "spec": spec,
+                **stored_spec(spec),
                 "artifacts": {
                     "bucket": artifacts.bucket,
                     "package_key": artifacts.package_key,
@@ -358,6 +381,16 @@ def spec_digest(spec: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def answer_seconds(instance: Instance) -> str:
+    """How long a request may take before the front door or the function gives up (seconds, as text)."""
+    limits = [instance.timeout]
+    if instance.endpoint == "http-api":
+        limits.append(HTTP_API_TIMEOUT_MAX)
+    if instance.cdn:
+        limits.append(ORIGIN_READ_TIMEOUT_MAX)
+    return str(min(limits))
+
+
 def _function_resources(
     project: str,
     name: str,
@@ -387,16 +420,17 @@ def _function_resources(
                 "Resource": [_sub(f"arn:${{AWS::Partition}}:s3:::{artifacts.bucket}/{key}") for key in keys],
             }
         )
-    env: dict[str, Any] = {}
-    if keys:
-        env["DL_ARTIFACT_BUCKET"] = artifacts.bucket
-    if instance.cdn and instance.endpoint == "http-api":
-        env["DL_ORIGIN_SECRET"] = {"Ref": ORIGIN_SECRET_PARAMETER}
-    # Datasette's signing secret: a NoEcho parameter apply derives per instance (dl/secrets.py); empty (the
-    # default, e.g. a template deployed by hand) lets Datasette pick one per sandbox
-    env["DATASETTE_SECRET"] = {"Ref": DATASETTE_SECRET_PARAMETER}
-    for secret in env_secrets:
-        env[secret] = {"Ref": secret_parameter(secret)}
+    statements.append(
+        {
+            # responses too large for Lambda are streamed (multipart: PutObject covers create, parts and
+            # complete; AbortMultipartUpload to give up) to responses/ and read back through presigned URLs
+            "Sid": "WriteAndReadLargeResponses",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"],
+            "Resource": _sub(f"arn:${{AWS::Partition}}:s3:::{artifacts.bucket}/{RESPONSES_PREFIX}*"),
+        }
+    )
+    env = function_environment(instance, artifacts, env_secrets)
     function: dict[str, Any] = {
         "FunctionName": name,
         "Description": f"Datasette: instance {instance.name} (spec {digest})",
@@ -446,6 +480,34 @@ def _function_resources(
         },
         "Function": {"Type": "AWS::Lambda::Function", "Properties": function},
     }
+
+
+def function_environment(
+    instance: Instance, artifacts: InstanceArtifacts, env_secrets: tuple[str, ...]
+) -> dict[str, Any]:
+    """The function's environment variables; secrets are ``{"Ref": <NoEcho parameter>}``."""
+    env: dict[str, Any] = {
+        "DL_ARTIFACT_BUCKET": artifacts.bucket,  # databases, and responses too large for Lambda
+        "DL_ANSWER_SECONDS": answer_seconds(instance),
+    }
+    if instance.cdn and instance.endpoint == "http-api":
+        env["DL_ORIGIN_SECRET"] = {"Ref": ORIGIN_SECRET_PARAMETER}
+    # Datasette's signing secret: a NoEcho parameter apply derives per instance (dl/secrets.py); empty (the
+    # default, e.g. a template deployed by hand) lets Datasette pick one per sandbox
+    env["DATASETTE_SECRET"] = {"Ref": DATASETTE_SECRET_PARAMETER}
+    for secret in env_secrets:
+        env[secret] = {"Ref": secret_parameter(secret)}
+    return env
+
+
+def environment_bytes(env: dict[str, Any], parameters: dict[str, str]) -> int:
+    """Size of the environment as Lambda measures it against its 4 KB limit (the compact JSON of every name
+    and value, "String measured: {...}" in its refusal), with each parameter reference resolved."""
+    resolved = {
+        name: parameters.get(value["Ref"], "") if isinstance(value, dict) else value
+        for name, value in env.items()
+    }
+    return len(json.dumps(resolved, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _function_url_resources(instance: Instance) -> dict:

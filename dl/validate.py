@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dl import sqlite_file, yamldoc
+from dl import sqlite_file, tags, yamldoc
 from dl.errors import Problem
 from dl.manifest import database_entries, instance_settings
 
@@ -224,6 +224,24 @@ def rule_secrets(document: dict, context: Context) -> Iterator[Finding]:
                 )
 
 
+def rule_tags(document: dict, context: Context) -> Iterator[Finding]:
+    """Tag keys and values AWS accepts on every tagged resource, and no more than leave room for dl's own."""
+    manifest_tags = document.get("tags") or {}
+    if not isinstance(manifest_tags, dict):
+        return
+    problem = tags.count_problem(len(manifest_tags))
+    if problem:
+        yield Finding(("tags",), problem, key=True)
+    for key, value in manifest_tags.items():
+        problem = tags.key_problem(str(key))
+        if problem:
+            yield Finding(("tags", key), problem, key=True)
+        if isinstance(value, str):  # other types: the schema says what is expected
+            problem = tags.value_problem(value)
+            if problem:
+                yield Finding(("tags", key), problem)
+
+
 def rule_settings_of_the_line(document: dict, context: Context) -> Iterator[Finding]:
     """Each setting in `config` exists in the instance's Datasette line (the schema knows every line's)."""
     from dl.lines import LINES, line_of, settings
@@ -250,6 +268,7 @@ def rule_settings_of_the_line(document: dict, context: Context) -> Iterator[Find
 
 
 RULES = (
+    rule_tags,
     rule_database_files,
     rule_database_names,
     rule_metadata,

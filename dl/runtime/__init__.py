@@ -12,6 +12,8 @@ Modules, in the order a request meets them:
 * ``instance`` - ``instance.json``: the instance, its databases and their locations.
 * ``fetch``    - databases kept in S3, downloaded to ``/tmp`` and verified on cold start.
 * ``gateway``  - the ASGI layer between Mangum and Datasette: prefix, host, 404s, size limit, downloads, log.
+* ``links``    - links Datasette builds from the request path, carrying the prefix exactly once.
+* ``marshalling`` - the size of a response as the Lambda runtime posts it, and Lambda's limit.
 * ``app``      - the Datasette application itself, opened immutable with the instance's configuration.
 * ``units``    - pint's unit registry (Datasette's ``units`` metadata) built on first use, not at import.
 * ``worker``   - the loop ``dl serve`` runs in an isolated interpreter to feed the handler real events.

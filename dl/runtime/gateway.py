@@ -6,37 +6,44 @@ For every request, in order:
 2. Raw path: Mangum sets ``scope["raw_path"] = None``, which turns Datasette's 404s and trailing-slash
    redirects into 500s; the raw (still percent-encoded) path is taken from the Lambda event instead.
 3. Prefix: a request outside the instance's prefix is a 404 (Datasette's ``base_url`` alone would also answer
-   unprefixed paths), the bare prefix without its slash redirects to it, and the prefix is stripped before
-   Datasette routes (see ``app``); redirects Datasette sends to unprefixed paths get the prefix back.
+   unprefixed paths) and the bare prefix without its slash redirects to it. Datasette sees the request as
+   behind a proxy that does not strip the prefix: ``path``, ``raw_path`` (so ``request.path``,
+   ``request.url``) keep it, and ``scope["dl.prefix"]`` says so (see ``links``). The few redirects Datasette
+   sends to a fixed unprefixed path (``/-/config.json``) get the prefix, in ``Location`` and ``Link``.
 4. Public host: ``X-Forwarded-Host`` (set by our CloudFront Function, or by ``dl serve``) replaces ``Host``, so
    absolute URLs (``next_url``, ``Link`` headers, facet toggles) name the public host, not the function's.
 5. Databases: the Datasette app is obtained from ``app_loader``; if a database cannot be fetched from S3 the
    answer is 503 with the reason, and the next request tries again.
 6. Response size: Lambda refuses synchronous responses over 6 MB with an opaque error. Responses are buffered
-   (Mangum buffers anyway) and one that would not fit, once encoded as Lambda will encode it, is replaced by a
-   413 explaining what to do instead. A database download (``/<db>.db``) that Datasette allows is answered with
-   a 302 to a short-lived presigned URL of the database in the artifact bucket instead, whatever its size.
-7. Log: one line per request on stdout (CloudWatch): method, path, status, milliseconds.
+   (Mangum buffers anyway) while they may fit once encoded as the runtime will encode them (see
+   ``marshalling``); one that may not is streamed into the artifact bucket and answered with a redirect to it
+   (see ``large_responses``); without a bucket it is served as it is in ``dl serve`` (which says so), and is
+   otherwise stopped and replaced by a 413 explaining what to ask for instead (the handler checks the exact
+   size of the rest). A database download (``/<db>.db``) that Datasette allows is answered with a 302 to a
+   short-lived presigned URL of the database in the artifact bucket instead, whatever its size.
+7. Clock: the front door (an HTTP API, a CloudFront origin) gives up after ``DL_ANSWER_SECONDS`` with a 504; a
+   response Datasette cannot finish two seconds before that is abandoned for a 413 saying what to ask for.
+8. Log: one line per request on stdout (CloudWatch): method, path, status, milliseconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
-import json
 import re
 import sys
 import time
 from collections.abc import Callable
 from urllib.parse import quote, unquote
 
+from . import links
 from .fetch import FetchError
 from .instance import InstanceSpec
+from .large_responses import LargeResponses, Upload
+from .marshalling import LAMBDA_RESPONSE_LIMIT, BodySize
 from .settings import ORIGIN_SECRET_HEADER
 
-LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024  # bytes of the serialised response: Lambda's synchronous limit
-ENVELOPE_ALLOWANCE = 4 * 1024  # JSON envelope around body and headers
-WORST_ENCODING_GROWTH = 6  # JSON-escaped text: one byte can become 6 ("\u0001"); base64: 4/3
 TEXT_MIME_TYPES = [  # responses Mangum returns as text; everything else is base64-encoded
     "text/",
     "application/json",
@@ -46,7 +53,11 @@ TEXT_MIME_TYPES = [  # responses Mangum returns as text; everything else is base
     "application/vnd.oai.openapi",
 ]
 SAFE_PATH_CHARS = "/%:@!$&'()*+,;=~-._"
-DOWNLOAD_ROUTE = re.compile(r"^/(?P<database>[^/.]+)\.db$")
+DOWNLOAD_ROUTE = re.compile(r"^/(?P<database>[^/.]+)\.db$")  # matched against the path inside the prefix
+LINK_TARGET = re.compile(r"<([^>]*)>")
+NO_STORE = (b"cache-control", b"no-store")
+ENVELOPE_BYTES = 512  # the payload's keys and punctuation around body and headers (statusCode, ...)
+ANSWER_MARGIN_SECONDS = 2.0  # kept back from the deadline to complete an upload and answer
 
 TOO_LARGE_MESSAGE = """\
 413 Response too large
@@ -55,6 +66,18 @@ This response would be larger than {limit} MB, the most AWS Lambda can return, s
 
 - Ask for fewer rows: add _size=100 (or any size up to the instance's max_returned_rows), and follow the
   "next" links (next_url in JSON, the Link header) to page through the rest.
+- Ask for fewer columns with _col= / _nocol=, or a narrower SQL query.
+- To get everything, download the whole database file: {downloads}
+"""
+
+
+TOO_SLOW_MESSAGE = """\
+413 Response too large to produce in time
+
+This response could not be produced within {seconds} seconds, the time this site waits for an answer{produced}.
+
+- Ask for fewer rows: filter (?column=value, _where=), or add _size= and follow the "next" links (next_url in
+  JSON, the Link header) to export in pages.
 - Ask for fewer columns with _col= / _nocol=, or a narrower SQL query.
 - To get everything, download the whole database file: {downloads}
 """
@@ -75,12 +98,22 @@ class Gateway:
         origin_secret: str | None = None,
         presign: Callable[[str, str], str] | None = None,
         log: Callable[[str], None] | None = None,
+        ensure_ascii: bool = True,
+        large_responses: LargeResponses | None = None,
+        response_limit: int = LAMBDA_RESPONSE_LIMIT,
+        answer_seconds: float | None = None,
+        direct: bool = False,
     ):
         self.spec = spec
         self.app_loader = app_loader
         self.origin_secret = origin_secret
         self.presign = presign  # (artifact key, file name) -> URL; None: no artifact bucket
         self.log = log or _print_line
+        self.ensure_ascii = ensure_ascii  # how the runtime client escapes text (see marshalling)
+        self.large_responses = large_responses  # where responses over the limit go; None: nowhere
+        self.response_limit = response_limit  # payload bytes above which a response goes to S3
+        self.answer_seconds = answer_seconds  # the front door's clock (HTTP API, CloudFront); None: none
+        self.direct = direct  # dl serve: a response over the limit is served as it is, and logged
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -94,7 +127,7 @@ class Gateway:
             await send(message)
 
         try:
-            await self._serve(scope, receive, recording_send)
+            await self._serve(dict(scope, **{"dl.started": started}), receive, recording_send)
         finally:
             elapsed = (time.monotonic() - started) * 1000
             line = f"{scope['method']} {_display_path(scope)} {status[0] if status else '-'} {elapsed:.0f}ms"
@@ -114,38 +147,65 @@ class Gateway:
         if not raw_path.startswith(prefix):
             message = f"404 Not Found: this site serves everything under {self.spec.prefix}\n"
             return await self._text(send, 404, message)
-        inner = "/" + raw_path[len(prefix) :]
-        scope = dict(scope, path=unquote(inner), raw_path=inner.encode("ascii"), root_path="")
+        scope = dict(scope, path=unquote(raw_path), raw_path=raw_path.encode("ascii"), root_path="")
+        if prefix != "/":
+            scope[links.SCOPE_KEY] = prefix
         scope = with_public_host(scope, headers)
         try:
             app = self.app_loader()
         except FetchError as e:
             message = f"503 Service Unavailable: {e}\nThe next request will try again.\n"
             return await self._text(send, 503, message, extra=[(b"retry-after", b"5")])
-        await self._respond(app, scope, receive, send)
+        await self._respond(app, scope, receive, send, inner_path=unquote("/" + raw_path[len(prefix) :]))
 
-    async def _respond(self, app, scope, receive, send):
-        """Run Datasette, buffering its response to apply the prefix, the size limit and download redirects."""
-        download = self._download_for(scope["path"])
-        capture = _Capture(download_route=download is not None)
-        with contextlib.suppress(_Abort):
-            await app(scope, receive, capture.send)
-        if capture.redirect_download:
+    async def _respond(self, app, scope, receive, send, inner_path: str):
+        """Run Datasette through a ``_Responder`` (prefix, size limit, S3, downloads) within the deadline."""
+        download = self._download_for(inner_path)
+        responder = _Responder(self, send, download_route=download is not None, name=_file_name(inner_path))
+        timeout = self._seconds_left(scope)
+        try:
+            with contextlib.suppress(_Abort):
+                await asyncio.wait_for(app(scope, receive, responder.send), timeout)
+        except TimeoutError:
+            await responder.discard()
+            return await self._text(send, 413, self.too_slow_text(responder))
+        except BaseException:
+            await responder.discard()
+            raise
+        if responder.redirect_download:
             url = self.presign(download.key, download.file)
-            return await self._redirect(send, url, extra=[(b"cache-control", b"no-store")])
-        if capture.too_large or capture.may_not_fit(LAMBDA_RESPONSE_LIMIT - ENVELOPE_ALLOWANCE):
-            from datasette.utils import tilde_encode
+            return await self._redirect(send, url, extra=[NO_STORE])
+        if responder.too_large:
+            return await self._text(send, 413, self.too_large_text())
+        await responder.finish()
 
-            downloads = " ".join(
-                self.spec.prefix + tilde_encode(db.name) + ".db" for db in self.spec.databases
-            )
-            message = TOO_LARGE_MESSAGE.format(limit=LAMBDA_RESPONSE_LIMIT // 2**20, downloads=downloads)
-            return await self._text(send, 413, message)
-        for message in capture.messages:
-            if message["type"] == "http.response.start":
-                headers = self._prefixed_location(message.get("headers", []), scope["path"])
-                message = dict(message, headers=headers)
-            await send(message)
+    def _seconds_left(self, scope) -> float | None:
+        """Time Datasette may take: the front door's clock, less a margin to complete an upload and answer."""
+        if self.answer_seconds is None:
+            return None
+        elapsed = time.monotonic() - scope["dl.started"]
+        return max(0.1, self.answer_seconds - elapsed - self._margin())
+
+    def _margin(self) -> float:
+        return min(ANSWER_MARGIN_SECONDS, self.answer_seconds / 5)
+
+    def too_slow_text(self, responder: _Responder) -> str:
+        """The answer to an export that cannot finish in time: what was too big, how to ask for less."""
+        produced = f"{responder.body_bytes / 2**20:.1f} MB had been produced" if responder.body_bytes else ""
+        return TOO_SLOW_MESSAGE.format(
+            seconds=f"{self.answer_seconds:g}",
+            produced=f" ({produced})" if produced else "",
+            downloads=self._downloads(),
+        )
+
+    def too_large_text(self) -> str:
+        """The 413's explanation: what to ask for instead."""
+        return TOO_LARGE_MESSAGE.format(limit=LAMBDA_RESPONSE_LIMIT // 2**20, downloads=self._downloads())
+
+    def _downloads(self) -> str:
+        from datasette.utils import tilde_encode
+
+        return " ".join(self.spec.prefix + tilde_encode(db.name) + ".db" for db in self.spec.databases)
 
     def _download_for(self, path: str):
         """The database a download path names, when downloads go to S3; else None."""
@@ -156,20 +216,6 @@ class Gateway:
 
         return self.spec.database(tilde_decode(match.group("database")))
 
-    def _prefixed_location(self, headers, inner_path: str):
-        """A few Datasette redirects use the (unprefixed) request path, e.g. ``.jsono``: put the prefix back."""
-        return [
-            (
-                key,
-                location_under_prefix(value.decode("latin-1"), self.spec.prefix, inner_path).encode(
-                    "latin-1"
-                ),
-            )
-            if key.lower() == b"location"
-            else (key, value)
-            for key, value in headers
-        ]
-
     def _cors(self):
         return [(b"access-control-allow-origin", b"*")] if self.spec.cors else []
 
@@ -178,99 +224,152 @@ class Gateway:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": text.encode("utf-8")})
 
-    async def _redirect(self, send, location: str, extra=()):
+    async def _redirect(self, send, location: str, status: int = 302, extra=()):
         headers = [
             (b"location", location.encode("latin-1")),
             (b"content-type", b"text/plain"),
             *self._cors(),
             *extra,
         ]
-        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
 
-class _Capture:
-    """An ASGI ``send`` that buffers the response and aborts the app once the response cannot be sent."""
+class _Responder:
+    """The ``send`` Datasette writes to: buffers the response while it may fit in Lambda's payload, then
+    streams the rest to S3 (``large_responses``), or to the client (``direct``, in ``dl serve``), or stops
+    it (413). Download routes that Datasette allows are stopped at once for a presigned redirect."""
 
-    def __init__(self, download_route: bool):
+    def __init__(self, gateway: Gateway, send, *, download_route: bool, name: str):
+        self.gateway = gateway
+        self.client_send = send
         self.download_route = download_route
-        self.messages: list[dict] = []
+        self.name = name
+        self.start: dict | None = None
+        self.messages: list[dict] = []  # buffered body messages
+        self.size: BodySize | None = None
         self.body_bytes = 0
+        self.header_bytes = 0
+        self.upload: Upload | None = None
+        self.streaming_directly = False
         self.too_large = False
         self.redirect_download = False
 
-    @property
-    def aborted(self) -> bool:
-        return self.too_large or self.redirect_download
-
     async def send(self, message):
-        if self.aborted:
+        if self.too_large or self.redirect_download:
             return
         if message["type"] == "http.response.start":
             if self.download_route and message["status"] == 200:
                 self.redirect_download = True
                 raise _Abort
-        elif message["type"] == "http.response.body":
-            self.body_bytes += len(message.get("body", b""))
-            if self.body_bytes > LAMBDA_RESPONSE_LIMIT:
-                self.too_large = True
-                self.messages.clear()
-                raise _Abort
+            headers = headers_under_prefix(message.get("headers", []), self.gateway.spec.prefix)
+            self.start = dict(message, headers=headers)
+            self.size = BodySize(is_text(headers), self.gateway.ensure_ascii)
+            # an upper bound of the payload around the body: every header byte escaped, plus the envelope
+            self.header_bytes = 6 * sum(len(k) + len(v) + 8 for k, v in headers) + ENVELOPE_BYTES
+            return
+        if message["type"] != "http.response.body":
+            return
+        chunk = message.get("body", b"")
+        self.body_bytes += len(chunk)
+        if self.upload is not None:
+            return await self.upload.write(chunk)
+        if self.streaming_directly:
+            return await self.client_send(message)
+        self.size.add(chunk)
         self.messages.append(message)
+        if self.size.encoded + self.header_bytes > self.gateway.response_limit:
+            await self._over_the_limit()
 
-    def may_not_fit(self, limit: int) -> bool:
-        """Whether the encoded response exceeds ``limit`` bytes. Encoding costs as much as Mangum's own, so it
-        is measured only when the body is within reach: JSON escaping makes text at most 6x longer (every
-        byte as ``\\u00XX``) plus quotes, base64 4/3."""
-        if WORST_ENCODING_GROWTH * self.body_bytes + 2 + self._header_size() <= limit:
-            return False
-        return self.encoded_size() > limit
+    async def _over_the_limit(self):
+        """The response may not fit: S3, directly (dl serve) or, once it certainly cannot fit, a 413."""
+        gateway = self.gateway
+        if gateway.large_responses is not None and self.start["status"] == 200:
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.start["headers"]}
+            self.upload = await gateway.large_responses.open(
+                self.name, headers.get("content-type", ""), headers.get("content-disposition")
+            )
+            buffered, self.messages = self.messages, []
+            for message in buffered:
+                await self.upload.write(message.get("body", b""))
+        elif gateway.direct:
+            gateway.log(
+                f"response over {gateway.response_limit / 2**20:.1f} MB served directly by dl serve; "
+                "on Lambda it is written to the artifact bucket and answered with a redirect to it"
+            )
+            self.streaming_directly = True
+            await self.client_send(self.start)
+            buffered, self.messages = self.messages, []
+            for message in buffered:
+                await self.client_send(message)
+        elif self.size.encoded > LAMBDA_RESPONSE_LIMIT:  # the body alone cannot fit: stop now
+            self.too_large = True
+            self.messages.clear()
+            raise _Abort
 
-    def _headers(self) -> list:
-        start = next((m for m in self.messages if m["type"] == "http.response.start"), None)
-        return start.get("headers", []) if start else []
+    async def finish(self):
+        """Datasette is done: send the buffered response, or complete the upload and redirect to it."""
+        if self.streaming_directly:
+            return
+        if self.upload is not None:
+            url = await self.upload.finish()
+            self.gateway.log(
+                f"response of {self.upload.size / 2**20:.1f} MB sent through s3 ({self.upload.key})"
+            )
+            return await self.gateway._redirect(self.client_send, url, status=303, extra=[NO_STORE])
+        if self.start is None:
+            return
+        await self.client_send(self.start)
+        for message in self.messages:
+            await self.client_send(message)
 
-    def _header_size(self) -> int:
-        return sum(len(k) + len(v) + 8 for k, v in self._headers())
-
-    def encoded_size(self) -> int:
-        """Size of the response once Mangum and Lambda have encoded it (body as JSON text or base64)."""
-        headers = self._headers()
-        content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
-        body = b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
-        return self._header_size() + _encoded_body_size(body, content_type)
+    async def discard(self):
+        """Datasette failed or ran out of time: drop what was produced."""
+        self.messages.clear()
+        if self.upload is not None:
+            upload, self.upload = self.upload, None
+            await upload.abort()
 
 
-def _encoded_body_size(body: bytes, content_type: str) -> int:
-    if any(text_type in content_type for text_type in TEXT_MIME_TYPES):
-        try:
-            return len(json.dumps(body.decode("utf-8")))
-        except UnicodeDecodeError:
-            pass
-    return 4 * ((len(body) + 2) // 3)
+def _file_name(inner_path: str) -> str:
+    """The name a response is stored under in S3: the last segment of its path (``items.csv``)."""
+    return inner_path.rstrip("/").rsplit("/", 1)[-1] or "index"
 
 
-def location_under_prefix(location: str, prefix: str, inner_path: str) -> str:
-    """A redirect target from Datasette, under the prefix.
+def is_text(headers) -> bool:
+    """Whether Mangum returns a body with these headers as text (else base64)."""
+    content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
+    return any(text_type in content_type for text_type in TEXT_MIME_TYPES)
 
-    Datasette builds most redirects with its URL builder (prefixed) and a few from the request path, which the
-    gateway stripped (unprefixed). A local target outside the prefix gets it. A target inside it is ambiguous
-    only when the request path itself begins like the prefix (a database named like it: prefix /data/,
-    request /data/items.jsono); then it was built from the request path unless it is the prefix itself or
-    continues with the request's own first segment (/data/data/items.json).
+
+def headers_under_prefix(headers, prefix: str):
+    """``Location`` and ``Link`` headers with every local URL outside the prefix put under it."""
+    if prefix == "/":
+        return headers
+    fixed = []
+    for key, value in headers:
+        if key.lower() == b"location":
+            value = url_under_prefix(value.decode("latin-1"), prefix).encode("latin-1")
+        elif key.lower() == b"link":
+            text = value.decode("latin-1")
+            text = LINK_TARGET.sub(lambda m: "<" + url_under_prefix(m.group(1), prefix) + ">", text)
+            value = text.encode("latin-1")
+        fixed.append((key, value))
+    return fixed
+
+
+def url_under_prefix(url: str, prefix: str) -> str:
+    """A local URL (``/...``, not ``//host``) outside the prefix, under it; any other URL as it is.
+
+    Datasette sees prefixed request paths, so a local URL outside the prefix can only come from a fixed path
+    (``permanent_redirect("/-/settings.json")``): nothing outside the prefix is served, so it gets the prefix.
     """
-    if prefix == "/" or not location.startswith("/") or location.startswith("//"):
-        return location
     base = prefix.rstrip("/")
-    if not location.startswith(prefix) and location.partition("?")[0] != base:
-        return base + location
-    if not inner_path.startswith(prefix) or location.partition("?")[0] in (prefix, base):
-        return location
-    first_segment = inner_path.split("/")[1]
-    rest = location[len(base) :]
-    if rest.split("/")[1].partition("?")[0] == first_segment:
-        return location
-    return base + location
+    if not url.startswith("/") or url.startswith("//") or url.startswith(prefix):
+        return url
+    if url.partition("?")[0] == base:
+        return url
+    return base + url
 
 
 def raw_request_path(scope) -> str:

@@ -18,17 +18,23 @@ from pathlib import Path
 
 from mangum import Mangum
 
+from . import links
 from .app import build_datasette
 from .fetch import fetch_databases, presigned_download_url, s3_client
 from .gateway import TEXT_MIME_TYPES, Gateway
 from .instance import load_instance
+from .large_responses import LargeResponses
+from .marshalling import LAMBDA_RESPONSE_LIMIT, escapes_non_ascii, posted_size
 from .settings import RuntimeSettings
 
 
 class Runtime:
     """One instance served through Mangum: the handler's state, built once per sandbox."""
 
-    def __init__(self, settings: RuntimeSettings, log=None):
+    def __init__(self, settings: RuntimeSettings, log=None, datasette=None):
+        """``datasette``: serve this Datasette object instead of building one from the instance's databases
+        (Datasette's own test suite does, through ``harness/datasette_suite``); it gets the prefix as its
+        ``base_url``, as ``build_datasette`` gives it."""
         self.settings = settings
         self.spec = load_instance(settings.instance_dir)
         self.datasette = None  # the Datasette object, once built
@@ -36,16 +42,43 @@ class Runtime:
         self._lock = threading.Lock()
         self._s3 = None
         presign = self._presign if settings.artifact_bucket else None
-        gateway = Gateway(
-            self.spec, self.datasette_app, origin_secret=settings.origin_secret, presign=presign, log=log
+        self.ensure_ascii = escapes_non_ascii(settings.execution_env)
+        self.gateway = Gateway(
+            self.spec,
+            self.datasette_app,
+            origin_secret=settings.origin_secret,
+            presign=presign,
+            log=log,
+            ensure_ascii=self.ensure_ascii,
+            large_responses=LargeResponses(settings.artifact_bucket, self._client)
+            if settings.artifact_bucket
+            else None,
+            response_limit=settings.response_limit or LAMBDA_RESPONSE_LIMIT,
+            answer_seconds=settings.answer_seconds,
+            direct=settings.direct_responses,
         )
-        self.mangum = Mangum(gateway, lifespan="off", text_mime_types=list(TEXT_MIME_TYPES))
-        if all(db.inline for db in self.spec.databases):
+        self.mangum = Mangum(self.gateway, lifespan="off", text_mime_types=list(TEXT_MIME_TYPES))
+        if datasette is not None:
+            links.install()
+            if self.spec.prefix != "/":
+                datasette._settings["base_url"] = self.spec.prefix
+            self.datasette, self._asgi = datasette, datasette.app()
+        elif all(db.inline for db in self.spec.databases):
             self.datasette_app()
             self.warm_up()
 
     def __call__(self, event, context):
-        return self.mangum(event, context)
+        response = self.mangum(event, context)
+        if self.settings.direct_responses:
+            return response  # dl serve: served whatever the size (the gateway logged it)
+        if _may_exceed(response) and posted_size(response, self.ensure_ascii) > LAMBDA_RESPONSE_LIMIT:
+            return {
+                "statusCode": 413,
+                "headers": {"content-type": "text/plain; charset=utf-8"},
+                "body": self.gateway.too_large_text(),
+                "isBase64Encoded": False,
+            }
+        return response
 
     def datasette_app(self):
         """Datasette's ASGI app, built on first use once every database is local (may raise FetchError)."""
@@ -80,6 +113,12 @@ class Runtime:
 
     def _presign(self, key: str, filename: str) -> str:
         return presigned_download_url(self._client(), self.settings.artifact_bucket, key, filename)
+
+
+def _may_exceed(response: dict) -> bool:
+    """Whether the response might exceed Lambda's limit (each character is at most 6 bytes, escaped)."""
+    rest = {key: value for key, value in response.items() if key != "body"}
+    return 6 * (len(response.get("body") or "") + len(str(rest))) > LAMBDA_RESPONSE_LIMIT
 
 
 async def _warm(ds) -> None:

@@ -10,6 +10,14 @@
 ``DL_ORIGIN_SECRET``   when set, requests must carry the header ``x-dl-origin-secret`` with this value (CloudFront
                        adds it as an origin custom header), others get 403: the function URL cannot be used
                        around CloudFront
+``DL_RESPONSE_LIMIT``  payload bytes above which a response goes to the artifact bucket (default: Lambda's
+                       limit, 6,291,556; lower only to test the mechanism)
+``DL_ANSWER_SECONDS``  how long the front door (HTTP API, CloudFront origin) waits; a response that cannot be
+                       produced in that time is a clear 413 rather than the front door's 504 (unset: no limit)
+``DL_DIRECT_RESPONSES`` set by ``dl serve`` (no bucket): responses over the limit are served as they are, and
+                       the log says that Lambda would send them through S3
+``AWS_EXECUTION_ENV``  set by Lambda (``AWS_Lambda_python3.13``): how the runtime client escapes text in the
+                       response payload, and so how large a response is (see ``marshalling``)
 =====================  ==========================================================================================
 """
 
@@ -30,6 +38,10 @@ class RuntimeSettings:
     fetch_dir: Path
     secret: str | None
     origin_secret: str | None
+    execution_env: str | None
+    response_limit: int | None = None
+    answer_seconds: float | None = None
+    direct_responses: bool = False
 
     @classmethod
     def from_environ(cls, environ: dict | None = None) -> RuntimeSettings:
@@ -41,4 +53,8 @@ class RuntimeSettings:
             fetch_dir=Path(env.get("DL_FETCH_DIR") or "/tmp/dl-databases"),
             secret=env.get("DATASETTE_SECRET") or None,
             origin_secret=env.get("DL_ORIGIN_SECRET") or None,
+            execution_env=env.get("AWS_EXECUTION_ENV") or None,
+            response_limit=int(env["DL_RESPONSE_LIMIT"]) if env.get("DL_RESPONSE_LIMIT") else None,
+            answer_seconds=float(env["DL_ANSWER_SECONDS"]) if env.get("DL_ANSWER_SECONDS") else None,
+            direct_responses=bool(env.get("DL_DIRECT_RESPONSES")),
         )

@@ -53,6 +53,10 @@ NOT_ON_THE_EMULATOR = {
     "lambda:GetFunctionUrlConfig",  # the HTTP check after apply (--no-verify here: moto's URLs serve nothing)
     # tags given to CreateChangeSet: AWS may authorise tag-on-create as TagResource (kept; not shown here)
     "cloudformation:TagResource",
+    # plan-time conflict checks of a custom domain (dl/conflicts.py): records for the domain, and an alias on
+    # another distribution (moto has no CloudFront; tests/deploy/test_conflicts.py drives it with Stubber)
+    "route53:ListResourceRecordSets",
+    "cloudfront:ListConflictingAliases",
 }
 
 

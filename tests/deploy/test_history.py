@@ -10,6 +10,7 @@ import json
 
 import boto3
 
+from dl.templates import template_spec
 from tests.deploy.conftest import add_column, add_rows, cfn, dl, plan_json, write_manifest
 
 MANIFEST = """\
@@ -33,7 +34,7 @@ def spec_of(stack: str) -> dict:
 
     body = cfn().get_template(StackName=stack)["TemplateBody"]
     body = json.loads(body) if isinstance(body, str) else body
-    return body["Metadata"]["DatasetteLambda"]["spec"]
+    return template_spec(body)
 
 
 def alpha_spec() -> dict:

@@ -7,6 +7,7 @@ import json
 
 import boto3
 
+from dl.templates import template_spec
 from tests.deploy.conftest import add_rows, cfn, dl, write_manifest
 
 TWO = """\
@@ -179,7 +180,7 @@ def test_renaming_an_instance_keeps_the_artifacts_the_new_name_uses(project):
     ]["PhysicalResourceId"]
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])}
     body = cfn().get_template(StackName="safe-new")["TemplateBody"]
-    spec = (json.loads(body) if isinstance(body, str) else body)["Metadata"]["DatasetteLambda"]["spec"]
+    spec = template_spec(json.loads(body) if isinstance(body, str) else body)
     assert spec["databases"][0]["key"] in keys and spec["package"]["key"] in keys
 
 

@@ -38,8 +38,10 @@ def clone(tmp_path, shared_cache, monkeypatch):
     shutil.copy(REPO / MANIFEST, tmp_path / MANIFEST)
     shutil.copytree(REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("*.yml.example"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GITHUB_", "DL_")) and k != "CI"}
-    if os.environ.get("DL_EMULATOR_HOOK"):  # the suite's template gate watches the sandbox's emulator too
-        env["DL_EMULATOR_HOOK"] = os.environ["DL_EMULATOR_HOOK"]
+    # the suite's template gate watches the sandbox's emulator too, and records there what it refuses
+    env.update(
+        {k: v for k, v in os.environ.items() if k == "DL_EMULATOR_HOOK" or k.startswith("DL_TEMPLATE_GATE_")}
+    )
     env.update(
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         DL_CACHE_DIR=str(shared_cache),

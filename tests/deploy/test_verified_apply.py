@@ -14,6 +14,7 @@ import pytest
 
 from dl import status
 from dl.serve import Serve
+from dl.templates import template_spec
 from tests.deploy.conftest import add_rows, cfn, dl, write_manifest
 
 MANIFEST = "project: ver\ninstances:\n  alpha:\n    databases: [alpha.db]\n"
@@ -22,7 +23,7 @@ MANIFEST = "project: ver\ninstances:\n  alpha:\n    databases: [alpha.db]\n"
 def deployed_rows() -> int:
     body = cfn().get_template(StackName="ver-alpha")["TemplateBody"]
     body = json.loads(body) if isinstance(body, str) else body
-    return body["Metadata"]["DatasetteLambda"]["spec"]["databases"][0]["tables"]["customers"]["rows"]
+    return template_spec(body)["databases"][0]["tables"]["customers"]["rows"]
 
 
 @pytest.fixture

@@ -405,6 +405,55 @@ def test_unreadable_manifest(repo, monkeypatch):
     assert "locked.yml: permission denied: cannot read the manifest" in result.output
 
 
+def test_tags_follow_the_strictest_aws_rules_in_words(repo):
+    """A stack's tags reach its IAM role, Lambda function, CloudFront distribution...: `R&D` is refused by IAM
+    and CloudFront, an empty value by CloudFormation, `aws:` by every service. Messages say what is allowed."""
+    (repo / "datasette-lambda.yml").write_text(
+        "project: my-data\n"
+        "tags:\n"
+        '  team: "R&D"\n'
+        '  "aws:owner": me\n'
+        '  "cost centre": ""\n'
+        "  place: Zürich\n"
+        f"  {'k' * 129}: v\n"
+        "instances:\n  northwind: {databases: [northwind.db]}\n"
+    )
+    result = run()
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("datasette-lambda.yml:")]
+    allowed = "letters a-z and A-Z, digits, spaces and _ . : / = + - @ (CloudFront's rule, the strictest)"
+    assert lines == [
+        f"datasette-lambda.yml:3:9: tags.team: a tag value may only hold {allowed}; not '&'",
+        "datasette-lambda.yml:4:3: tags.aws:owner: tag keys starting with 'aws:' are reserved by AWS",
+        "datasette-lambda.yml:5:18: tags.cost centre: a tag value may not be empty (CloudFormation refuses "
+        "empty stack tag values)",
+        f"datasette-lambda.yml:6:10: tags.place: a tag value may only hold {allowed}; not 'ü'",
+        f"datasette-lambda.yml:7:3: tags.{'k' * 129}: a tag key has at most 128 characters (this one has 129)",
+    ]
+    assert "Traceback" not in result.output
+
+
+def test_tags_leave_room_for_datasette_lambdas_own(repo):
+    """50 tags per resource, minus the 7 dl puts on an instance stack: 43 pass, 44 are refused."""
+    from dl.tags import MANIFEST_TAGS_MAX
+
+    assert MANIFEST_TAGS_MAX == 43
+
+    def manifest(count: int) -> str:
+        tags = "".join(f"  t{i}: v{i}\n" for i in range(count))
+        return f"project: my-data\ntags:\n{tags}instances:\n  northwind: {{databases: [northwind.db]}}\n"
+
+    (repo / "datasette-lambda.yml").write_text(manifest(43))
+    assert run().exit_code == 0
+    (repo / "datasette-lambda.yml").write_text(manifest(44))
+    result = run()
+    assert result.exit_code == 1
+    assert (
+        "datasette-lambda.yml:2:1: tags: 44 tags: at most 43 are allowed (AWS allows 50 per resource and "
+        "datasette-lambda adds up to 7 of its own)"
+    ) in result.output
+
+
 def test_a_fault_under_defaults_hides_no_instance_check(repo):
     """`defaults: {memory: lots}` used to stop every file check: the missing database is reported too."""
     (repo / "datasette-lambda.yml").write_text(

@@ -1,7 +1,8 @@
 """Fixtures for the runtime: real packages served by a real `dl serve`, and instance folders for the handler.
 
 `served` (session): one `dl serve` process (`python -m dl serve --port 0`) on a manifest with two instances
-built from the same databases: `site` (prefix /data/, cors, metadata, default_page_size 5, a plugin) and
+built from the same databases: `site` (prefix /data/; its databases `data`, named like the prefix, `other`
+and `tagged`; cors, metadata, default_page_size 5, a plugin) and
 `plain` (everything default, to compare with plain Datasette). The first build of a session installs the
 locked dependencies for this machine into the tool's cache (DL_CACHE_DIR); later sessions reuse them.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from serving import make_shop_db, start_serve, stop_serve
+from serving import make_shop_db, make_tagged_db, start_serve, stop_serve
 
 from dl.lines import LINES
 
@@ -27,7 +28,7 @@ defaults:
   datasette: "LINE"
 instances:
   site:
-    databases: [data.db, other.db]
+    databases: [data.db, other.db, tagged.db]
     prefix: /data
     cors: true
     metadata:
@@ -65,6 +66,7 @@ def shop_files(tmp_path_factory, line) -> Path:
     folder = tmp_path_factory.mktemp(f"served-{line}")
     make_shop_db(folder / "data.db")
     make_shop_db(folder / "other.db", items=4)
+    make_tagged_db(folder / "tagged.db")
     (folder / "datasette-lambda.yml").write_text(MANIFEST.replace("LINE", line))
     return folder
 

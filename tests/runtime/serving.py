@@ -41,6 +41,29 @@ def make_shop_db(path: Path, items: int = 23) -> Path:
     return path
 
 
+def make_tagged_db(path: Path) -> Path:
+    """A database whose facets Datasette links from the request path (a JSON array column, dates), and a
+    table whose CSV export is larger than Lambda's response limit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("create table posts (id integer primary key, title text, tags text, created text)")
+        conn.executemany(
+            "insert into posts (title, tags, created) values (?, ?, ?)",
+            [
+                (f"post {i}", json.dumps(["tag" + str(i % 3), "all"]), f"2024-0{1 + i % 3}-1{i % 9} 10:00:00")
+                for i in range(12)
+            ],
+        )
+        conn.execute("create table readings (id integer primary key, station text, note text)")
+        conn.executemany(  # 90,000 rows of about 100 bytes: a 9 MB CSV export
+            "insert into readings (station, note) values (?, ?)",
+            [(f"station-{i % 40}", f"reading {i} " + "~" * 64 + " ünïcode") for i in range(90_000)],
+        )
+    conn.close()
+    return path
+
+
 @dataclass
 class ServeProcess:
     """A running `dl serve` and everything it printed."""

@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from dl.inspection import inspect_database
 from dl.manifest import load_manifest
 from dl.package import decide_locations, instance_document
 from dl.runtime.fetch import FetchError, fetch_database
-from dl.runtime.gateway import location_under_prefix
+from dl.runtime.gateway import url_under_prefix
 from dl.runtime.handler import Runtime
 from dl.runtime.instance import load_instance
 from dl.runtime.settings import RuntimeSettings
@@ -242,6 +243,47 @@ def test_rest_api_events(site, tmp_path, line):
     assert runtime(rest_event("/elsewhere"), None)["statusCode"] == 404
 
 
+def test_plugins_see_the_request_with_its_prefix_and_build_links_under_it_once(site, tmp_path):
+    """As behind a proxy that keeps the prefix: request.path/url/scope carry it; links built from it are
+    neither outside the prefix nor doubled, whether or not the plugin passes them through urls.path()."""
+    from datasette import hookimpl
+    from datasette.plugins import pm
+    from datasette.utils import path_with_added_args, path_with_format
+
+    seen = {}
+
+    class Probe:
+        __name__ = "probe"
+
+        @hookimpl
+        def extra_template_vars(self, request, datasette):
+            seen.update(
+                path=request.path,
+                url=request.url,
+                scope_path=request.scope["path"],
+                added=path_with_added_args(request, {"_x": 1}),
+                via_urls=datasette.urls.path(path_with_format(request=request, format="json")),
+                named=datasette.urls.path("-/metadata"),
+            )
+            return {}
+
+    pm.register(Probe(), name="probe")
+    try:
+        runtime, _ = runtime_for(site, tmp_path)
+        response = runtime(url_event("/data/other/items", "_size=1"), None)
+    finally:
+        pm.unregister(name="probe")
+    assert response["statusCode"] == 200
+    assert seen == {
+        "path": "/data/other/items",
+        "url": f"https://{FUNCTION_HOST}/data/other/items?_size=1",
+        "scope_path": "/data/other/items",
+        "added": "/data/other/items?_size=1&_x=1",
+        "via_urls": "/data/other/items.json?_size=1",
+        "named": "/data/-/metadata",
+    }
+
+
 def test_request_log_line_per_request(site, tmp_path, line):
     runtime, log = runtime_for(site, tmp_path, line)
     runtime(url_event("/data/data/items.json", "_size=1"), None)
@@ -269,6 +311,47 @@ def test_response_just_under_the_limit_is_sent(site, tmp_path, line):
     response = runtime(url_event(sql_path(line, "data"), query), None)
     assert response["statusCode"] == 200
     assert len(json.loads(response["body"])) == 23 * 23
+
+
+def non_ascii_csv_query(chars: int, padding: int = 0) -> str:
+    """SQL for a one-cell CSV of ``chars`` times "é" (2 bytes each in UTF-8) and ``padding`` ASCII zeros."""
+    sql = f"select replace(hex(zeroblob({chars})), '00', 'é') || substr(hex(zeroblob({padding})), 1, {padding}) as t"
+    return "sql=" + urllib.parse.quote_plus(sql)
+
+
+def awslambdaric_posted_size(response: dict, execution_env: str) -> int:
+    """What awslambdaric 4.2.2 posts: simplejson, ensure_ascii=False on python3.12+ (its Encoder)."""
+    unescaped = execution_env in {"AWS_Lambda_python3.12", "AWS_Lambda_python3.13"}
+    return len(json.dumps(response, ensure_ascii=not unescaped).encode("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("execution_env", "status"), [("AWS_Lambda_python3.13", 200), ("AWS_Lambda_python3.11", 413)]
+)
+def test_a_4_mb_non_ascii_csv_is_sized_as_the_runtime_marshals_it(site, tmp_path, execution_env, status):
+    """4.0 MB of "é": 4.0 MB posted by python3.12+ (UTF-8), 12 MB by python3.11 (each escaped to 6 bytes)."""
+    runtime, _ = runtime_for(site, tmp_path, AWS_EXECUTION_ENV=execution_env)
+    response = runtime(url_event("/data/data.csv", non_ascii_csv_query(2_000_000)), None)
+    assert response["statusCode"] == status
+    if status == 200:
+        assert response["body"].count("é") == 2_000_000
+        assert awslambdaric_posted_size(response, execution_env) < 4_100_000
+    else:
+        assert "larger than 6 MB" in response["body"]
+
+
+def test_refused_exactly_when_the_posted_size_exceeds_the_limit(site, tmp_path):
+    env = "AWS_Lambda_python3.13"
+    runtime, _ = runtime_for(site, tmp_path, AWS_EXECUTION_ENV=env)
+    chars = 3_000_000
+    probe = runtime(url_event("/data/data.csv", non_ascii_csv_query(chars)), None)
+    room = 6_291_556 - awslambdaric_posted_size(probe, env)  # Lambda's limit, in bytes
+    assert 0 < room < 300_000
+    at_limit = runtime(url_event("/data/data.csv", non_ascii_csv_query(chars, room)), None)
+    assert at_limit["statusCode"] == 200
+    assert awslambdaric_posted_size(at_limit, env) == 6_291_556
+    over = runtime(url_event("/data/data.csv", non_ascii_csv_query(chars, room + 1)), None)
+    assert over["statusCode"] == 413
 
 
 def test_origin_secret_required_when_configured(site, tmp_path, line):
@@ -414,21 +497,115 @@ def test_without_bucket_datasette_serves_small_downloads(site, tmp_path, line):
 
 
 @pytest.mark.parametrize(
-    ("location", "inner_path", "expected"),
+    ("url", "expected"),
     [
-        ("/data/items.json?_shape=objects", "/data/items.jsono", "/data/data/items.json?_shape=objects"),
-        ("/data/data/items.json", "/data/items", "/data/data/items.json"),  # built by Datasette's URL builder
-        ("/data/", "/data/x", "/data/"),
-        ("/other/items.json", "/other/items.jsono", "/data/other/items.json"),
-        ("/data/other", "/-/login", "/data/other"),  # already prefixed, request elsewhere
-        ("/-/settings.json", "/-/config.json", "/data/-/settings.json"),
-        ("https://example.org/x", "/data/x", "https://example.org/x"),
-        ("//cdn.example.org/x", "/data/x", "//cdn.example.org/x"),
+        ("/-/settings.json", "/data/-/settings.json"),  # Datasette's fixed redirect for /-/config.json
+        ("/data/data/items.json", "/data/data/items.json"),
+        ("/data/", "/data/"),
+        ("/data", "/data"),
+        ("/data?x=1", "/data?x=1"),
+        ("/datax/y", "/data/datax/y"),
+        ("https://example.org/x", "https://example.org/x"),
+        ("//cdn.example.org/x", "//cdn.example.org/x"),
     ],
 )
-def test_location_under_prefix(location, inner_path, expected):
-    assert location_under_prefix(location, "/data/", inner_path) == expected
+def test_url_under_prefix(url, expected):
+    assert url_under_prefix(url, "/data/") == expected
 
 
-def test_location_untouched_without_prefix():
-    assert location_under_prefix("/items.json", "/", "/items.jsono") == "/items.json"
+# --- responses over Lambda's limit, through the artifact bucket ---------------------------------------------
+
+
+def make_export_db(path: Path, rows: int) -> Path:
+    """A table of ``rows`` rows of about 100 bytes of CSV each, and a view of every pair of them."""
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("create table events (id integer primary key, kind text, note text)")
+        conn.executemany(
+            "insert into events (kind, note) values (?, ?)",
+            [(f"kind-{i % 7}", f"note {i} " + "x" * 70 + " é") for i in range(rows)],
+        )
+        conn.execute("create view pairs as select a.id, b.id as other, a.note from events a, events b")
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def export_site(tmp_path, aws):
+    """An instance with a 10 MB table whose artifact bucket is moto's; returns (instance dir, s3, db path)."""
+    make_export_db(tmp_path / "src" / "events.db", rows=100_000)
+    folder = write_instance(tmp_path, "    databases: [data.db, events.db]\n    prefix: /data\n")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    return folder, s3, tmp_path / "src" / "events.db"
+
+
+def plain_datasette(db: Path, path: str):
+    """The same request answered by plain Datasette in-process (the reference for the object's bytes)."""
+    import asyncio
+
+    from datasette.app import Datasette
+
+    async def get():
+        return await Datasette(immutables=[str(db)]).client.get(path)
+
+    return asyncio.run(get())
+
+
+def followed(response: dict) -> tuple[bytes, str]:
+    """The body and content type behind a redirect to S3 (moto serves presigned URLs like S3)."""
+    with urllib.request.urlopen(response["headers"]["location"]) as download:
+        return download.read(), download.headers["content-type"]
+
+
+def test_a_csv_export_over_the_limit_streams_to_s3_and_redirects(export_site, tmp_path):
+    folder, s3, db = export_site
+    runtime, log = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET, DL_RESPONSE_LIMIT="1000000")
+    response = runtime(url_event("/data/events/events.csv", "_stream=on&_size=max"), None)
+    assert response["statusCode"] == 303
+    assert response["headers"]["cache-control"] == "no-store"
+    assert "X-Amz-Expires=300" in response["headers"]["location"]
+    body, content_type = followed(response)
+    expected = plain_datasette(db, "/events/events.csv?_stream=on&_size=max")
+    assert len(body) > 8 * 2**20  # more than one multipart part (8 MiB)
+    assert body == expected.content  # the object is complete: every row, byte for byte
+    assert content_type == expected.headers["content-type"]
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="responses/")["Contents"]]
+    assert key.endswith("/events.csv")
+    assert any("sent through s3" in line for line in log)
+
+
+def test_a_json_answer_over_the_limit_redirects_to_s3(export_site, tmp_path):
+    folder, _, db = export_site
+    runtime, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET, DL_RESPONSE_LIMIT="100000")
+    response = runtime(url_event("/data/events/events.json", "_size=1000&_shape=array"), None)
+    assert response["statusCode"] == 303
+    body, content_type = followed(response)
+    assert content_type.startswith("application/json")
+    rows = json.loads(body)
+    assert len(rows) == 1000 and rows[-1]["id"] == 1000
+    assert rows == plain_datasette(db, "/events/events.json?_size=1000&_shape=array").json()
+
+
+def test_answers_under_the_limit_are_not_sent_to_s3(export_site, tmp_path):
+    folder, s3, _ = export_site
+    runtime, _ = runtime_for(folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET, DL_RESPONSE_LIMIT="100000")
+    response = runtime(url_event("/data/events/events.json", "_size=10"), None)
+    assert response["statusCode"] == 200
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="responses/").get("KeyCount") == 0
+
+
+def test_an_export_that_cannot_finish_in_time_is_a_clear_answer_and_leaves_nothing(export_site, tmp_path):
+    folder, s3, _ = export_site
+    runtime, _ = runtime_for(
+        folder, tmp_path, DL_ARTIFACT_BUCKET=BUCKET, DL_RESPONSE_LIMIT="100000", DL_ANSWER_SECONDS="1"
+    )
+    response = runtime(url_event("/data/events/pairs.csv", "_stream=on&_size=max"), None)  # 10^10 rows
+    assert response["statusCode"] == 413
+    assert "could not be produced within 1 seconds" in response["body"]
+    assert "_size=" in response["body"] and "/data/events.db" in response["body"]
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="responses/").get("KeyCount") == 0
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []

@@ -9,6 +9,7 @@ plugins, metadata, settings) are the same.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import subprocess
@@ -18,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from datasette.app import Datasette
-from serving import fetch, make_shop_db, start_serve, stop_serve
+from serving import Reply, fetch, make_shop_db, start_serve, stop_serve
 
 from dl.lines import locked_version
 
@@ -260,6 +261,61 @@ def test_every_link_in_every_kind_of_page_stays_under_the_prefix(site, api):
     assert {url: status for url, status in broken.items() if status >= 400} == {}
 
 
+# Pages whose links Datasette builds from the request path (facet toggles, "...", _where removal, .jsono),
+# on a database not named like the prefix, where a link that loses the prefix cannot pass by luck.
+def request_path_links(api) -> list[str]:
+    pages = [
+        "tagged/posts?_facet_array=tags",
+        api.table("tagged/posts.json?_facet_array=tags", "facet_results"),
+        "tagged/posts?_facet_date=created",
+        api.table("tagged/posts.json?_facet_date=created", "facet_results"),
+        "tagged/posts?_facet=title&_facet_size=3",
+        api.table("tagged/posts.json?_facet=title&_facet_size=3", "facet_results"),
+        "tagged/posts?_where=id%3E3&_facet=created",
+        api.table(
+            "tagged/posts.json?_where=id%3E3&_facet_array=tags&tags__arraycontains=tag1&_size=2",
+            "facet_results",
+        ),
+        "tagged/posts.json?_size=2",
+        api.sql_page("tagged", "select+*+from+posts+limit+3"),
+    ]
+    if not api.v1:  # 0.65's .jsono redirect (with a Link header) and its /-/config.json redirect
+        pages += ["tagged/posts.jsono?_size=1", "-/config.json"]
+    return pages
+
+
+def local_urls(reply: Reply, site: str) -> list[str]:
+    """Every URL of this site in a reply: HTML links, JSON strings, Location and Link headers."""
+    found = [reply.headers.get("location", "")]
+    found += re.findall(r"<([^>]*)>", reply.headers.get("link", ""))
+    if reply.headers.get("content-type", "").startswith("text/html"):
+        found += links_of(reply.text)
+    elif reply.headers.get("content-type", "").startswith("application/json"):
+        found += re.findall(r'"((?:/|http://)[^"\\]*)"', reply.text)
+    host = urlsplit(site).netloc
+    return [
+        u for u in found if u and (u.startswith("/") and not u.startswith("//") or urlsplit(u).netloc == host)
+    ]
+
+
+def test_links_built_from_the_request_path_keep_the_prefix_once(site, api):
+    """Facet toggles, "..." and _where links, Link headers: under /data/ once, never doubled, all answering."""
+    seen = set()
+    for page in request_path_links(api):
+        reply = fetch(site + page)
+        assert reply.status in (200, 301, 302), page
+        for url in local_urls(reply, site):
+            absolute = urljoin(site + page, html.unescape(url))
+            assert absolute.startswith(site), f"{page!r} links outside the prefix: {url!r}"
+            assert not absolute.startswith(site + "data/tagged"), f"{page!r} doubles the prefix: {url!r}"
+            seen.add(absolute.split("#")[0])
+    toggles = [url for url in seen if "tags__arraycontains=" in url or "created__date=" in url]
+    assert len(toggles) >= 4  # the array and date facet links are among them
+    assert any("_facet_size=max" in url for url in seen)
+    statuses = {url: fetch(url).status for url in sorted(seen)}
+    assert {url: status for url, status in statuses.items() if status >= 400} == {}
+
+
 def test_json_alternates_stay_under_the_prefix(site, api):
     page = fetch(site + "data/items")
     alternate = f"{site}data/items.json"
@@ -317,13 +373,19 @@ def test_database_download_is_served_locally(site, shop_files):
     assert reply.body == (shop_files / "data.db").read_bytes()
 
 
-def test_oversized_response_is_a_clear_413(site, api):
-    sql = "select+hex(zeroblob(7000))+from+items+a,+items+b"  # 529 rows of 14 kB: 7.4 MB of JSON
-    reply = fetch(site + api.sql("data", sql) + "&_size=max")
-    assert reply.status == 413
-    assert "larger than 6 MB" in reply.text
-    assert "_size=" in reply.text
-    assert "/data/data.db" in reply.text
+def test_a_csv_export_over_lambdas_limit_is_served_directly_and_the_log_says_so(served, site):
+    """On Lambda it goes through S3 (tests/runtime/test_handler.py); dl serve has no bucket."""
+    before = len(served.lines)
+    reply = fetch(site + "tagged/readings.csv?_stream=on&_size=max")
+    assert reply.status == 200
+    assert len(reply.body) > 8_000_000
+    lines = reply.text.splitlines()
+    assert (lines[0], len(lines)) == ("id,station,note", 90_001)
+    assert lines[-1].startswith("90000,station-39,reading 89999 ") and lines[-1].endswith(" ünïcode")
+    deadline = time.monotonic() + 5
+    while not any("served directly by dl serve" in line for line in served.log_since(before)):
+        assert time.monotonic() < deadline, served.log_since(before)
+        time.sleep(0.1)
 
 
 def test_head_and_post_requests(site, api):

@@ -15,6 +15,7 @@ import boto3
 from dl import secrets
 from dl.comment import compose_comment
 from dl.render import comment_parts
+from dl.templates import template_spec
 from tests.deploy.conftest import add_rows, dl, write_manifest
 
 VALUE = "hunter2-Sup3r-s3cret-value"
@@ -74,7 +75,7 @@ def test_secret_values_reach_only_the_function_and_changes_show_without_values(p
 
     # the stored spec has a keyed fingerprint, not the value or its plain hash
     body = boto3.client("cloudformation").get_template(StackName="sec-alpha")["TemplateBody"]
-    spec = (json.loads(body) if isinstance(body, str) else body)["Metadata"]["DatasetteLambda"]["spec"]
+    spec = template_spec(json.loads(body) if isinstance(body, str) else body)
     stored = spec["secrets"]["API_TOKEN"]
     assert stored.startswith(secrets.PREFIX)
     import hashlib

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dl.templates import ARTIFACT_RETENTION_DAYS, bootstrap_template
 
 
@@ -40,7 +42,8 @@ def test_bucket_policy_denies_every_request_without_tls():
 def test_unreferenced_artifacts_expire_after_the_grace_period_and_uploads_are_not_left_behind():
     p = bucket()["Properties"]
     assert p["VersioningConfiguration"] == {"Status": "Enabled"}  # a delete keeps the bytes as noncurrent
-    (rule,) = p["LifecycleConfiguration"]["Rules"]
+    rule, _ = p["LifecycleConfiguration"]["Rules"]
+    assert "Prefix" not in rule  # the whole bucket
     assert rule["Status"] == "Enabled"
     assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": ARTIFACT_RETENTION_DAYS}
     assert rule["ExpiredObjectDeleteMarker"] is True
@@ -56,6 +59,17 @@ def test_bucket_survives_its_stack_and_is_the_output():
         "Value": {"Ref": "ArtifactBucket"},
     }
     assert "BucketName" not in bucket()["Properties"]  # generated: no global-name squatting or clashes
+
+
+def test_large_responses_expire_after_a_day_current_and_noncurrent():
+    _, rule = bucket()["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule == {
+        "Id": "expire-large-responses",
+        "Status": "Enabled",
+        "Prefix": "responses/",
+        "ExpirationInDays": 1,
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+    }
 
 
 def test_the_shared_cache_policy_follows_cache_control_and_keys_on_query_cookies_and_host():
@@ -96,3 +110,18 @@ def test_only_cloudformation_may_assume_the_execution_role():
         "Principal": {"Service": "cloudformation.amazonaws.com"},
         "Action": "sts:AssumeRole",
     }
+
+
+def test_the_permissions_boundary_lets_functions_write_large_responses_only_under_responses():
+    from dl.bootstrap import boundary_policy
+
+    statements = {s["Sid"]: s for s in boundary_policy("example-data")["Statement"]}
+    large = statements["ProjectLargeResponses"]
+    assert sorted(large["Action"]) == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
+    assert "/responses/*" in json.dumps(large["Resource"])
+    writes = [
+        s
+        for s in statements.values()
+        if {"s3:PutObject"} & set(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    assert writes == [large]

@@ -66,7 +66,7 @@ def statements(template: dict) -> list[dict]:
 def test_role_reads_exactly_the_instance_database_keys_and_writes_only_its_log_group():
     template = build(artifacts=make_artifacts(database_keys=(DB_KEY_2, DB_KEY, DB_KEY), s3_database_bytes=1))
     by_sid = {s["Sid"]: s for s in statements(template)}
-    assert set(by_sid) == {"WriteOwnLogs", "ReadOwnDatabases"}
+    assert set(by_sid) == {"WriteOwnLogs", "ReadOwnDatabases", "WriteAndReadLargeResponses"}
     bucket = make_artifacts().bucket
     assert [sub_text(r) for r in by_sid["ReadOwnDatabases"]["Resource"]] == [
         f"arn:${{AWS::Partition}}:s3:::{bucket}/{DB_KEY}",
@@ -78,10 +78,45 @@ def test_role_reads_exactly_the_instance_database_keys_and_writes_only_its_log_g
     assert sub_text(logs["Resource"]).endswith(":log-group:/aws/lambda/example-data-northwind:*")
 
 
-def test_role_without_s3_databases_has_no_s3_access_and_no_bucket_variable():
+def test_role_without_s3_databases_may_only_write_and_read_large_responses():
     template = build()
-    assert [s["Sid"] for s in statements(template)] == ["WriteOwnLogs"]
-    assert "DL_ARTIFACT_BUCKET" not in props(template, "Function").get("Environment", {}).get("Variables", {})
+    assert [s["Sid"] for s in statements(template)] == ["WriteOwnLogs", "WriteAndReadLargeResponses"]
+    variables = props(template, "Function")["Environment"]["Variables"]
+    assert variables["DL_ARTIFACT_BUCKET"] == make_artifacts().bucket
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_the_role_writes_to_the_bucket_only_under_responses(name):
+    """s3:PutObject (which also covers CreateMultipartUpload, UploadPart, CompleteMultipartUpload) and
+    s3:AbortMultipartUpload only on responses/*; nothing else of the bucket is writable."""
+    instance, artifacts = VARIANTS[name]
+    writes = {"s3:PutObject", "s3:AbortMultipartUpload"}
+    for statement in statements(build(instance, artifacts)):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        s3_actions = {a for a in actions if a.startswith("s3:")}
+        assert s3_actions <= writes | {"s3:GetObject"}
+        if s3_actions & writes:
+            assert [sub_text(r) for r in resources] == [
+                f"arn:${{AWS::Partition}}:s3:::{artifacts.bucket}/responses/*"
+            ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "seconds"),
+    [
+        ({"timeout": 30, "cdn": False}, "30"),  # a bare Function URL: the function's own timeout
+        ({"timeout": 120, "cdn": False}, "120"),
+        ({"timeout": 120, "cdn": True}, "60"),  # CloudFront's origin read timeout, at most 60 s
+        ({"timeout": 120, "cdn": False, "endpoint": "http-api"}, "30"),  # an HTTP API waits 30 s at most
+        ({"timeout": 10, "cdn": True, "endpoint": "http-api"}, "10"),
+    ],
+)
+def test_the_runtime_knows_how_long_the_front_door_waits(overrides, seconds):
+    template = build(make_instance(**overrides))
+    assert props(template, "Function")["Environment"]["Variables"]["DL_ANSWER_SECONDS"] == seconds
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -98,7 +133,7 @@ def test_no_wildcard_actions_or_resources_in_the_role(name):
         for resource in resources:
             text = sub_text(resource)
             assert text.startswith("arn:${AWS::Partition}:")
-            assert "*" not in text.removesuffix(":*")  # only the log streams of its own group
+            assert "*" not in text.removesuffix(":*").removesuffix("/responses/*")  # log streams, responses
     assert (
         resources_of(template, "AWS::IAM::Policy") == resources_of(template, "AWS::IAM::ManagedPolicy") == {}
     )

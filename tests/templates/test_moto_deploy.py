@@ -80,7 +80,7 @@ def test_instance_stack_deploys_and_updates(aws, name):
         instance.timeout,
     )
     variables = config.get("Environment", {}).get("Variables", {})
-    assert ("DL_ARTIFACT_BUCKET" in variables) == bool(artifacts.database_keys)
+    assert variables["DL_ARTIFACT_BUCKET"] == artifacts.bucket  # databases, downloads, large responses
     for secret in instance.secrets:
         assert variables[secret] == "s3cr3t"  # the parameter's value, never in the template
 
@@ -100,6 +100,7 @@ def test_instance_stack_deploys_and_updates(aws, name):
     assert resources == {
         f"arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/{stack}:*",
         *(f"arn:aws:s3:::{artifacts.bucket}/{key}" for key in artifacts.database_keys),
+        f"arn:aws:s3:::{artifacts.bucket}/responses/*",
     }
 
     policy = json.loads(c["lambda"].get_policy(FunctionName=stack)["Policy"])

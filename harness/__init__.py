@@ -1,0 +1,1 @@
+"""Checks run by hand, outside the test suite (``python -m pytest`` collects ``tests/`` only)."""
