@@ -23,9 +23,10 @@ Order of work (like Chalice's executor, one small function per step):
 Faults and interruptions (tests/reliability): reads and idempotent writes rely on botocore's retries; the two
 non-idempotent writes (CreateChangeSet, ExecuteChangeSet) are sent once per attempt and, after a throttle, a
 5xx, a reset or a timeout, CloudFormation is asked whether the request took effect before it is sent again
-(:func:`once`). Change sets left behind by an interrupted apply are deleted by the next one. Ctrl-C sets a
-flag the workers check between steps; :class:`ApplyInterrupted` says which instances were done, in progress
-and not started.
+(:func:`once`), with the same client token (ClientToken, ClientRequestToken) so AWS recognises a retry of a
+request that was still in flight. Change sets left behind by an interrupted apply are deleted by the next one.
+Ctrl-C sets a flag the workers check between steps; :class:`ApplyInterrupted` says which instances were done,
+in progress and not started.
 """
 
 from __future__ import annotations
@@ -96,14 +97,36 @@ class ApplyInterrupted(DlError):
     """Ctrl-C during apply: the message lists what was done, in progress and not started."""
 
 
-def once(call: Callable[[], object], landed: Callable[[], object | None], *, what: str):
+def once(
+    call: Callable[[], object],
+    landed: Callable[[], object | None],
+    *,
+    what: str,
+    refused_retry: frozenset[str] = frozenset(),
+):
     """Run a non-idempotent write at most once per attempt. After a transient failure (throttling, 5xx,
     reset connection, timeout) ``landed()`` asks AWS whether the write took effect (returning its result,
-    else None) before it is sent again: a blind retry could create a second change set or execute one twice."""
+    else None) before it is sent again: a blind retry could create a second change set or execute one twice.
+
+    The answer can come too early: a timed-out request may still be in flight when ``landed()`` looks. The
+    retry then carries the same client token (AWS recognises it), and a retry that AWS refuses with one of
+    the error codes in ``refused_retry`` (the earlier attempt took effect after all: AlreadyExistsException
+    for a change set name, InvalidChangeSetStatus for a change set already executing) is answered by
+    ``landed()`` again instead of failing the apply."""
     for attempt in range(WRITE_ATTEMPTS):
         try:
             return call()
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            code = (
+                exc.response.get("Error", {}).get("Code")
+                if isinstance(exc, botocore.exceptions.ClientError)
+                else None  # a reset or a timeout (some carry response=None)
+            )
+            if attempt and code in refused_retry:
+                result = landed()
+                if result is not None:
+                    return result
+                raise
             if not is_transient(exc):
                 raise
             result = landed()
@@ -457,6 +480,7 @@ class StackDeployer:
                 lambda: self.cfn_once.create_change_set(**kwargs)["Id"],
                 lambda: self.find_change_set(name, change_set_name),
                 what=f"{name}: creating a change set",
+                refused_retry=frozenset({"AlreadyExistsException"}),  # its name is unique on the stack
             )
         except botocore.exceptions.ClientError as exc:
             if is_no_change(str(exc)):
@@ -478,9 +502,15 @@ class StackDeployer:
         started = datetime.now(UTC)
         self.step(f"stack {kind} started (CloudFormation continues it if dl stops)")
         once(
-            lambda: self.cfn_once.execute_change_set(ChangeSetName=change_set_id) and True,
+            lambda: (
+                self.cfn_once.execute_change_set(
+                    ChangeSetName=change_set_id, ClientRequestToken=f"{change_set_name}-execute"
+                )
+                and True
+            ),
             lambda: self.executed(change_set_id),
             what=f"{name}: executing the change set",
+            refused_retry=frozenset({"InvalidChangeSetStatus", "TokenAlreadyExistsException"}),
         )
         final = self.follow(name, description["StackId"], started)
         if final["StackStatus"] not in TERMINAL_OK:

@@ -110,6 +110,8 @@ class Recorder:
                 resource = f"{resource}/{keys[0]}"
         elif service == "lambda":
             resource = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{params['FunctionName']}"
+        elif service == "cloudfront" and operation.startswith("List") and "DistributionId" not in params:
+            resource = "*"  # account-wide lists (the quota warning: ListDistributions, ListFunctions)
         elif service == "cloudfront":
             resource = (
                 f"arn:aws:cloudfront::{ACCOUNT}:distribution/{params.get('Id') or params['DistributionId']}"

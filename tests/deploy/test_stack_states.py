@@ -133,7 +133,7 @@ def test_a_failed_change_set_with_another_reason_is_an_error(stubbed):
 def successful_execution(stub, final: str = "CREATE_COMPLETE"):
     stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"), {"ChangeSetName": CS_ID})
     stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"), {"ChangeSetName": CS_ID})
-    stub.add_response("execute_change_set", {}, {"ChangeSetName": CS_ID})
+    stub.add_response("execute_change_set", {}, {"ChangeSetName": CS_ID, "ClientRequestToken": ANY})
     stub.add_response(
         "describe_stack_events", {"StackEvents": [event("Topic", final.replace("COMPLETE", "IN_PROGRESS"))]}
     )
@@ -202,7 +202,7 @@ def test_a_failed_update_reports_the_failing_resource_and_its_reason(stubbed):
     stub.add_response("create_change_set", {"Id": CS_ID, "StackId": STACK_ID}, None)
     stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"))
     stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"))
-    stub.add_response("execute_change_set", {}, {"ChangeSetName": CS_ID})
+    stub.add_response("execute_change_set", {}, {"ChangeSetName": CS_ID, "ClientRequestToken": ANY})
     failed = event(
         "Function",
         "UPDATE_FAILED",
@@ -288,3 +288,49 @@ def test_change_set_pages_and_consequences(stubbed):
         "Distribution: CloudFront update takes 5-15 minutes",
     ]
     assert change_set_consequences([]) == []
+
+
+def test_a_retried_create_change_set_refused_because_the_first_landed_late_goes_on(stubbed):
+    """The first CreateChangeSet times out (503 here) while still being handled: the check finds no change
+    set yet, and the retry (same name and ClientToken) is refused with AlreadyExistsException (a change set
+    name is unique among the stack's change sets). That change set is the one dl made: the deploy goes on."""
+    deployer, stub, _ = stubbed
+    stub.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": "p-a"})
+    stub.add_client_error("create_change_set", "ServiceUnavailable", "Service is unavailable.", 503)
+    stub.add_client_error("describe_change_set", "ChangeSetNotFound", "ChangeSet [dl-1] does not exist", 404)
+    stub.add_client_error("create_change_set", "AlreadyExistsException", "ChangeSet dl-1 already exists", 400)
+    stub.add_response(
+        "describe_change_set", change_set("CREATE_COMPLETE"), {"StackName": "p-a", "ChangeSetName": ANY}
+    )
+    successful_execution(stub, "UPDATE_COMPLETE")
+    changed, final = deployer.deploy("p-a", TEMPLATE, tags={})
+    assert changed and final["StackStatus"] == "UPDATE_COMPLETE"
+
+
+def test_a_retried_execute_refused_because_the_first_started_late_goes_on(stubbed):
+    """The first ExecuteChangeSet fails transiently while AWS still starts it: the check sees AVAILABLE, the
+    retry (same ClientRequestToken) is refused with InvalidChangeSetStatus; the change set is executing, so
+    dl follows the stack instead of reporting a failure."""
+    deployer, stub, _ = stubbed
+    stub.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": "p-a"})
+    stub.add_response("create_change_set", {"Id": CS_ID, "StackId": STACK_ID}, None)
+    stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"), {"ChangeSetName": CS_ID})
+    stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"), {"ChangeSetName": CS_ID})
+    stub.add_client_error("execute_change_set", "InternalFailure", "The request processing has failed.", 500)
+    stub.add_response("describe_change_set", change_set("CREATE_COMPLETE"), {"ChangeSetName": CS_ID})
+    stub.add_client_error(
+        "execute_change_set",
+        "InvalidChangeSetStatus",
+        "ChangeSet [dl-1] cannot be executed in its current execution status of [EXECUTE_IN_PROGRESS]",
+        400,
+        expected_params={"ChangeSetName": CS_ID, "ClientRequestToken": ANY},
+    )
+    stub.add_response(
+        "describe_change_set",
+        {**change_set("CREATE_COMPLETE"), "ExecutionStatus": "EXECUTE_IN_PROGRESS"},
+        {"ChangeSetName": CS_ID},
+    )
+    stub.add_response("describe_stack_events", {"StackEvents": [event("Topic", "UPDATE_IN_PROGRESS")]})
+    stub.add_response("describe_stacks", stack("UPDATE_COMPLETE"))
+    changed, final = deployer.deploy("p-a", TEMPLATE, tags={})
+    assert changed and final["StackStatus"] == "UPDATE_COMPLETE"
