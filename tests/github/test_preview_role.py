@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from tests.iam_policy import allowed
 
 ROOT = Path(__file__).resolve().parents[2]
