@@ -276,6 +276,7 @@ def execution_policy(project: str) -> dict:
                 _sub(f"arn:{partition}:cloudfront::{account}:function/{project}-*"),
             ],
         },
+        _cloudfront_creates(),
         {
             # Releases before the shared ones made a cache policy and an origin access control per instance;
             # CloudFormation deletes them once the distribution uses the project's (neither is taggable, and
@@ -425,7 +426,9 @@ def _only_preview_resources() -> list[dict]:
             "Sid": "OnlyPreviewApisAndDistributions",
             "Effect": "Deny",
             "Action": ["apigateway:*", "cloudfront:*"],
-            "Resource": "*",
+            # distributions and APIs only: CloudFront Functions carry no tags (no aws:ResourceTag) and are
+            # scoped by name (<project>--pr*) in the allow
+            "Resource": ["arn:*:cloudfront::*:distribution/*", "arn:*:apigateway:*::/*"],
             "Condition": {
                 "Null": {"aws:ResourceTag/dl:preview": "true", "aws:RequestTag/dl:preview": "true"}
             },
@@ -435,9 +438,30 @@ def _only_preview_resources() -> list[dict]:
             "Effect": "Deny",
             "Action": ["cloudfront:TagResource", "cloudfront:UntagResource", "apigateway:*"],
             "Resource": ["arn:*:cloudfront::*:*", "arn:*:apigateway:*::/tags/*"],
-            "Condition": {"Null": {"aws:ResourceTag/dl:preview": "true"}},
+            # a resource of a dl project that is not a preview's (production's) may not be tagged as one; a
+            # distribution being created has no tags yet (CreateDistributionWithTags is authorised as
+            # TagResource too), so the resource's own dl:project tag is what marks production
+            "Condition": {
+                "Null": {"aws:ResourceTag/dl:preview": "true", "aws:ResourceTag/dl:project": "false"}
+            },
         },
     ]
+
+
+def _cloudfront_creates() -> dict:
+    """CreateDistribution and CreateFunction name no resource type in the Service Authorization Reference
+    (CloudFront's API permissions table: "Resources: *"), so only "*" grants them; what is created is then acted
+    on under the scoped statements. (The CreateDistributionWithTags API is authorised as CreateDistribution plus
+    TagResource: there is no IAM action of that name.)"""
+    return {
+        "Sid": "CreateDistributionsAndFunctions",
+        "Effect": "Allow",
+        "Action": [
+            "cloudfront:CreateDistribution",
+            "cloudfront:CreateFunction",
+        ],
+        "Resource": "*",
+    }
 
 
 def preview_execution_policy(project: str) -> dict:
@@ -528,6 +552,7 @@ def preview_execution_policy(project: str) -> dict:
                 _sub(f"arn:{partition}:cloudfront::{account}:function/{project}--pr*"),
             ],
         },
+        _cloudfront_creates(),
         *_only_preview_resources(),
         {
             "Sid": "NeverUnboundARole",

@@ -12,6 +12,7 @@ from dl.preview import preview_instance
 from dl.templates import InstanceArtifacts, instance_template
 from tests.bootstrap.test_execution_role import (
     ACCOUNT,
+    AUTHORISED_AS,
     BUCKET,
     MANIFEST,
     PROJECT,
@@ -101,12 +102,13 @@ def needed(templates) -> list[tuple[str, str]]:
     types = {r["Type"] for t in templates.values() for r in t["Resources"].values()}
     out = []
     for rtype in sorted(types):
-        for action in sorted(handler_permissions(rtype)):
-            if (rtype, action) in REFUSED:
-                continue
-            if any(t == rtype and matches(p, action, ignore_case=True) for t, p in UNUSED):
-                continue
-            out.append((rtype, action))
+        for listed in sorted(handler_permissions(rtype)):
+            for action in AUTHORISED_AS.get(listed, (listed,)):
+                if (rtype, action) in REFUSED:
+                    continue
+                if any(t == rtype and matches(p, action, ignore_case=True) for t, p in UNUSED):
+                    continue
+                out.append((rtype, action))
     return out
 
 
@@ -141,7 +143,12 @@ def test_the_preview_execution_role_refuses_production_resources(preview_templat
 def test_an_untagged_api_or_distribution_cannot_be_made_a_preview():
     policy = preview_policy()
     api = f"arn:aws:apigateway:{REGION}::/apis/a1b2c3d4e5"
-    tagging = {"aws:RequestTag/dl:preview": "7", "aws:RequestTag/dl:project": PROJECT}
+    # production's resources carry the project's tag (stack tags propagate); a preview may not tag them as its own
+    tagging = {
+        "aws:RequestTag/dl:preview": "7",
+        "aws:RequestTag/dl:project": PROJECT,
+        "aws:ResourceTag/dl:project": PROJECT,
+    }
     assert not allowed([policy], "apigateway:POST", f"arn:aws:apigateway:{REGION}::/tags/{api}", tagging)
     distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/E1A2B3C4D5E6F7"
     assert not allowed([policy], "cloudfront:TagResource", distribution, tagging)
