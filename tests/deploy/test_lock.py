@@ -86,13 +86,15 @@ class FirstApply(threading.Thread):
 def test_a_second_apply_fails_at_once_naming_the_holder_and_writes_nothing(
     lock_env, calls_by_client, monkeypatch
 ):
-    monkeypatch.setenv("DL_LOCK_LEASE_SECONDS", "0.6")  # renewed every 0.2 s by the first apply
+    # renewed every 1 s by the first apply; S3's LastModified has whole seconds, so a lease must be longer than
+    # one renewal interval plus a second of rounding to be judged alive
+    monkeypatch.setenv("DL_LOCK_LEASE_SECONDS", "3")
     add_rows(lock_env / "alpha.db", "customers", 2)
     first = FirstApply(lock_env)
     first.start()
     assert first.holding.wait(120)
     held = read_lock(dl_aws.Aws(), bucket())
-    time.sleep(1.0)  # longer than the lease: only the holder's renewals keep it valid
+    time.sleep(4.0)  # longer than the lease: only the holder's renewals keep it valid
 
     started = len(calls_by_client)
     second = dl("apply", "--yes", "--no-verify")
