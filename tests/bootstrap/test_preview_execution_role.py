@@ -12,16 +12,13 @@ from dl.preview import preview_instance
 from dl.templates import InstanceArtifacts, instance_template
 from tests.bootstrap.test_execution_role import (
     ACCOUNT,
-    AUTHORISED_AS,
     BUCKET,
     MANIFEST,
     PROJECT,
-    REFUSED,
     REGION,
     UNSCOPED,
-    UNUSED,
-    handler_permissions,
     names,
+    needed,
 )
 from tests.conftest import make_db
 from tests.iam_policy import allowed, matches, resolve
@@ -96,20 +93,6 @@ def resource_for(rtype: str, action: str, *, production: bool) -> tuple[str, dic
             return f"arn:aws:cloudfront::{ACCOUNT}:function/{function}-1a2b3c4d", tags
         return f"arn:aws:cloudfront::{ACCOUNT}:distribution/E1A2B3C4D5E6F7", tags
     raise AssertionError(f"{rtype} {action}: a preview has no such resource")
-
-
-def needed(templates) -> list[tuple[str, str]]:
-    types = {r["Type"] for t in templates.values() for r in t["Resources"].values()}
-    out = []
-    for rtype in sorted(types):
-        for listed in sorted(handler_permissions(rtype)):
-            for action in AUTHORISED_AS.get(listed, (listed,)):
-                if (rtype, action) in REFUSED:
-                    continue
-                if any(t == rtype and matches(p, action, ignore_case=True) for t, p in UNUSED):
-                    continue
-                out.append((rtype, action))
-    return out
 
 
 def test_previews_have_no_certificate_dns_or_shared_role(preview_templates):
