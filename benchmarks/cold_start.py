@@ -40,9 +40,9 @@ from types import MappingProxyType
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.naive_package import build_naive  # noqa: E402
-from dl.hashing import cache_dir  # noqa: E402
-from dl.manifest import Database, Instance  # noqa: E402
-from dl.package import LOCK_FILE, build_package, find_interpreter, human, lock_pins  # noqa: E402
+from dl.build.hashing import cache_dir  # noqa: E402
+from dl.build.package import LOCK_FILE, build_package, find_interpreter, human, lock_pins  # noqa: E402
+from dl.manifest.model import Database, Instance  # noqa: E402
 
 PYTHON_VERSION = "3.13"
 DB_NAME = "bench"

@@ -4,7 +4,7 @@
 
 1. Generates a SQLite database of ``--size-gb`` (default 2 GB; one table of 1 MiB random blobs written by
    SQLite itself in a recursive CTE, 64 KiB pages, no journal: seconds, not minutes) and a small table.
-2. **Hashing throughput**: ``sha256sum FILE`` against ``dl.hashing.sha256_stream`` (4 MiB ``readinto``) on the
+2. **Hashing throughput**: ``sha256sum FILE`` against ``dl.build.hashing.sha256_stream`` (4 MiB ``readinto``) on the
    same file, each in its own process, alternated 3 times after one read to warm the page cache; medians.
    Goal: dl at least 0.9x sha256sum's throughput.
 3. **Peak memory** (max RSS of the process, from ``getrusage`` of a wrapper that runs only that command) of
@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.plan_scale import reset_moto, start_moto  # noqa: E402
-from dl.hashing import cache_dir  # noqa: E402
+from dl.build.hashing import cache_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BLOB = 1024 * 1024
@@ -52,7 +52,7 @@ print(done.returncode, usage.ru_maxrss, wall, usage.ru_utime + usage.ru_stime)
 
 HASH = """
 import sys, time
-from dl.hashing import sha256_file, sha256_stream
+from dl.build.hashing import sha256_file, sha256_stream
 fn = {"stream": sha256_stream, "cached": sha256_file}[sys.argv[1]]
 start = time.perf_counter()
 digest = fn(sys.argv[2])

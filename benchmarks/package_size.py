@@ -4,7 +4,7 @@
 
 Both hold code only (an instance without databases: databases are the user's bytes, the same either way).
 
-* **lean**: ``dl.package.build_package`` for Lambda (manylinux wheels of the instance's Python and
+* **lean**: ``dl.build.package.build_package`` for Lambda (manylinux wheels of the instance's Python and
   architecture): leaned, bytecode compiled for the target Python (without column tables) and shipped
   sourceless, deflate level 6.
 * **naive**: ``pip install --target`` of the same pinned versions for the same platform (what a hand-made
@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cold_start import bench_instance  # noqa: E402
-from dl.hashing import cache_dir  # noqa: E402
-from dl.package import LOCK_FILE, build_package, human, lock_pins, target_spec  # noqa: E402
+from dl.build.hashing import cache_dir  # noqa: E402
+from dl.build.package import LOCK_FILE, build_package, human, lock_pins, target_spec  # noqa: E402
 
 
 def naive_tree(root: Path, python_version: str, platforms: tuple[str, ...]) -> Path:

@@ -10,7 +10,7 @@ moto server (a separate process, ``moto_server``, so its CPU is not the CLI's):
 3. ``dl plan`` once more (the figure quoted: both warm, the first may still pay one-time costs).
 
 Each command runs as the real CLI in its own process (``python -m dl``), with a hook that records every AWS
-API call made through ``dl.aws.Aws`` (botocore's ``before-call`` event). Printed per size: wall time, CPU
+API call made through ``dl.aws.client.Aws`` (botocore's ``before-call`` event). Printed per size: wall time, CPU
 time, API calls (reads / writes, the most frequent operations), and the ratios against 1 instance. Goals: a
 no-change plan makes at most 3 read calls per instance plus a constant and no writes; 100 instances take at
 most 15x the time of 1. The tool cache is the usual one (``$DL_CACHE_DIR``): dependency trees are shared.
@@ -42,7 +42,7 @@ READ_PREFIXES = ("Describe", "Get", "List", "Head")
 # Runs the CLI with every API call recorded (the same hook dl's tests use) and written out at exit.
 RECORDING_CLI = """
 import atexit, json, os, sys
-from dl import aws
+from dl.aws import client as aws
 recorded = []
 original = aws.Aws._count
 def count(self, model, **kwargs):

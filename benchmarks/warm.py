@@ -34,8 +34,8 @@ from benchmarks.cold_start import (  # noqa: E402
     make_database,
     unpack,
 )
-from dl.hashing import cache_dir  # noqa: E402
-from dl.package import build_package, find_interpreter  # noqa: E402
+from dl.build.hashing import cache_dir  # noqa: E402
+from dl.build.package import build_package, find_interpreter  # noqa: E402
 
 REQUESTS = {
     "table page (HTML)": (f"/{DB_NAME}/orders", "_sort=id"),

@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 
 from dl import __version__
+from dl.commands.options import aws_context, load, manifest_option, outside_paths_option, sandbox_option
 from dl.errors import DlError, ManifestError, UnknownInstance
-from dl.options import aws_context, load, manifest_option, outside_paths_option, sandbox_option
 
 
 class SummaryGroup(click.Group):
@@ -43,7 +43,7 @@ class DlGroup(SummaryGroup):
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             if os.environ.get("GITHUB_ACTIONS") == "true":  # each problem on its line of the manifest
-                from dl.github import annotation
+                from dl.github.client import annotation
 
                 for problem in exc.problems:
                     click.echo(annotation(problem))
@@ -110,7 +110,7 @@ def _manifest_label(manifest) -> str:
 
 def _label_of(manifest_path: str) -> str:
     """The label ``_manifest_label`` gives, from the path alone (for a manifest that may not load)."""
-    from dl.manifest import find_root
+    from dl.manifest.model import find_root
 
     path = Path(manifest_path).absolute()
     try:
@@ -150,14 +150,14 @@ def _prepared(
     """The pipeline's result (manifest -> desired -> observed -> plan), inside the sandbox when asked: the
     emulator lives as long as the block, so `apply` can act on what it planned.
 
-    ``lock``: the operation ("apply") that takes the project's lock (dl/project_lock.py) for the whole block,
+    ``lock``: the operation ("apply") that takes the project's lock (dl/apply/lock.py) for the whole block,
     before AWS is observed, so the plan shown is the plan applied; released when the block ends, Ctrl-C included.
 
     Targets keep their order without repeats; they may name deployed instances no longer in the manifest (to
     destroy them); names that are neither are refused by the pipeline once AWS has been read."""
     from dataclasses import replace
 
-    from dl.pipeline import prepare
+    from dl.commands.pipeline import prepare
 
     with aws_context(sandbox, manifest.region):
         number = preview.number if preview is not None else None
@@ -176,12 +176,12 @@ def _prepared(
 @contextmanager
 def _project_lock(manifest, operation: str, timeout: float, preview: int | None = None):
     """The project's lock, held for the block (None when the project has no artifact bucket yet: the executor
-    takes it once the bootstrap has created one); with `preview`, the previews' own lock (dl/preview.py)."""
-    from dl.apply import current_commit
-    from dl.aws import Aws
-    from dl.observed import bootstrap_bucket
-    from dl.preview import lock_key
-    from dl.project_lock import ProjectLock
+    takes it once the bootstrap has created one); with `preview`, the previews' own lock (dl/apply/preview.py)."""
+    from dl.apply.executor import current_commit
+    from dl.apply.lock import ProjectLock
+    from dl.apply.preview import lock_key
+    from dl.aws.client import Aws
+    from dl.aws.observed import bootstrap_bucket
 
     aws = Aws(manifest.region)
     bucket = bootstrap_bucket(aws, manifest.project)
@@ -265,11 +265,11 @@ def plan(
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
     review = None
     if comment and not os.environ.get("GITHUB_REPOSITORY"):
-        from dl.github import ONLY_IN_ACTIONS
+        from dl.github.client import ONLY_IN_ACTIONS
 
         raise DlError(ONLY_IN_ACTIONS)  # before anything is built
     if comment:
-        from dl.review import PlanReview, manifest_directory
+        from dl.github.review import PlanReview, manifest_directory
 
         review = PlanReview(_label_of(manifest_path), manifest_directory(manifest_path))
         review.refuse_base_checkout()  # before anything: the comment stays as it is
@@ -290,14 +290,14 @@ def plan(
         outcome = review.post_plan(result, allow_destroy=allow_destroy, previews=previews)
         _stderr(f"Pull request comment {outcome.action}: {outcome.url}".rstrip(": "))
     else:
-        from dl.github import write_plan_summary
-        from dl.render import comment_parts
+        from dl.github.client import write_plan_summary
+        from dl.render.plan import comment_parts
 
         write_plan_summary(
             _with_previews(comment_parts(result, manifest=label, allow_destroy=allow_destroy), previews)
         )
     if conflicts:
-        from dl.conflicts import render_conflicts
+        from dl.aws.conflicts import render_conflicts
 
         _stderr(render_conflicts(list(conflicts)))
         sys.exit(1)
@@ -319,7 +319,7 @@ def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox
     ) as prepared:
         if prepared.plan.bootstrap is Action.UPDATE:
             # apply may upgrade it where the caller may; a plan made to be applied later must not count on that
-            from dl.bootstrap import outdated_message
+            from dl.aws.bootstrap import outdated_message
 
             observed = prepared.observed
             raise DlError(
@@ -330,7 +330,7 @@ def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox
 
 
 def _show_plan(result, label: str, out, fmt: str) -> None:
-    from dl.render import render_json, render_markdown, render_text
+    from dl.render.plan import render_json, render_markdown, render_text
 
     if out:
         Path(out).write_text(result.dumps(), encoding="utf-8")
@@ -368,8 +368,8 @@ def _sigterm_as_interrupt():
 def _require_credentials(manifest) -> None:
     """No plan without AWS credentials (as on a pull request from a fork): one clear line for a fork, whose
     token cannot comment anyway; otherwise an error the comment shows."""
-    from dl.github import explain_missing_credentials, write_step_summary
-    from dl.review import NoCredentials, fork_without_credentials
+    from dl.github.client import explain_missing_credentials, write_step_summary
+    from dl.github.review import NoCredentials, fork_without_credentials
 
     reason = _missing_credentials(manifest)
     if not reason:
@@ -384,8 +384,8 @@ def _require_credentials(manifest) -> None:
 
 def _preview_urls(prepared, number: int):
     """(number, ((instance, URL or None), ...)) of pull request `number`'s previews; printed to stderr."""
-    from dl.observed import observe
-    from dl.preview import preview_urls
+    from dl.apply.preview import preview_urls
+    from dl.aws.observed import observe
 
     observed = observe(prepared.aws, prepared.manifest.project, preview=number)
     urls = preview_urls(prepared.aws, prepared.plan, observed)
@@ -396,7 +396,7 @@ def _preview_urls(prepared, number: int):
 
 def _with_previews(parts, previews):
     """The comment's parts with the previews table after the summary (beside the plan)."""
-    from dl.preview import with_previews
+    from dl.apply.preview import with_previews
 
     return with_previews(parts, previews)
 
@@ -412,7 +412,7 @@ def _missing_credentials(manifest) -> str | None:
 
 
 def _github_outputs(result, out) -> None:
-    from dl.github import write_outputs
+    from dl.github.client import write_outputs
 
     outputs = {"has-changes": "false" if result.is_empty() else "true", "summary": result.summary()}
     if out:
@@ -488,11 +488,11 @@ def apply(
     With --preview PR: the same for a pull request's previews (see the README's "Previews")."""
     import json
 
-    from dl.apply import ApplyInterrupted, apply_plan, refuse_unsafe
-    from dl.comment import ApplyReport
+    from dl.apply.executor import ApplyInterrupted, apply_plan, refuse_unsafe
+    from dl.apply.preview import PreviewRequest
     from dl.plan import Plan
-    from dl.preview import PreviewRequest
-    from dl.render import render_text
+    from dl.render.comment import ApplyReport
+    from dl.render.plan import render_text
 
     if (every or preview_cdn) and preview is None:
         raise click.UsageError("--all and --preview-cdn go with --preview PR")
@@ -517,7 +517,7 @@ def apply(
         )
     review = None
     if require_reviewed_plan:
-        from dl.review import ApplyReview
+        from dl.github.review import ApplyReview
 
         review = ApplyReview(label)  # reads GitHub only; fails before AWS is touched
     elif allow_unreviewed:
@@ -547,7 +547,7 @@ def apply(
             review.check(chosen, allow_unreviewed=allow_unreviewed, log=_stderr)
         try:
             if prepared.conflicts:
-                from dl.conflicts import render_conflicts
+                from dl.aws.conflicts import render_conflicts
 
                 raise DlError("refusing to apply: " + render_conflicts(list(prepared.conflicts)))
             refuse_unsafe(chosen, allow_destroy=allow_destroy)
@@ -583,7 +583,7 @@ def apply(
         if review is not None:
             review.post_outcome(report, ok=result.ok, log=_stderr)
         if sandbox and result.ok:
-            from dl.pipeline import prepare
+            from dl.commands.pipeline import prepare
 
             after = prepare(
                 manifest,
@@ -608,9 +608,9 @@ def _preview_choice(prepared) -> str:
 
 def _refused(review, exc: Exception, label: str, *, verb: str = "Apply refused") -> None:
     """An apply that stopped before or while writing: the job summary and the merged pull request say why."""
-    from dl.comment import ApplyReport
-    from dl.github import write_apply_summary, write_outputs
-    from dl.markdown import code_block
+    from dl.github.client import write_apply_summary, write_outputs
+    from dl.render.comment import ApplyReport
+    from dl.render.markdown import code_block
 
     report = ApplyReport(summary=f"**{verb}.**\n\n" + code_block(str(exc)), manifest=label)
     write_apply_summary(report)
@@ -622,8 +622,8 @@ def _refused(review, exc: Exception, label: str, *, verb: str = "Apply refused")
 def _apply_summary(result, label: str):
     """The job summary and the `summary` output after apply (GitHub Actions only): what changed and the
     public URLs. Returns the report (the merged pull request's comment shows it too)."""
-    from dl.comment import ApplyReport
-    from dl.github import write_apply_summary, write_outputs
+    from dl.github.client import write_apply_summary, write_outputs
+    from dl.render.comment import ApplyReport
 
     ok = [o for o in result.outcomes if o.ok]
     verb = "Apply complete" if result.ok else "Apply failed"
@@ -690,11 +690,11 @@ def destroy(instances, manifest_path, everything, preview, yes, parallelism, san
 
 
 def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int, lock=None) -> None:
-    from dl.apply import Executor
-    from dl.aws import Aws, require_credentials
-    from dl.observed import observe
+    from dl.apply.executor import Executor
+    from dl.aws.client import Aws, require_credentials
+    from dl.aws.observed import observe
     from dl.plan import Action, InstancePlan, Plan, certificate_removals
-    from dl.render import render_text
+    from dl.render.plan import render_text
 
     aws = Aws(manifest.region)
     require_credentials(aws)
@@ -745,10 +745,10 @@ def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int,
 
 def _destroy_preview(number: int, names: list[str], manifest, yes: bool, parallelism: int, lock=None) -> None:
     """`dl destroy --preview PR`: that pull request's previews (and their unshared artifacts), never production."""
-    from dl.aws import Aws, require_credentials
-    from dl.observed import observe
-    from dl.preview import destroy_plan, destroy_previews
-    from dl.render import render_text
+    from dl.apply.preview import destroy_plan, destroy_previews
+    from dl.aws.client import Aws, require_credentials
+    from dl.aws.observed import observe
+    from dl.render.plan import render_text
 
     aws = Aws(manifest.region)
     require_credentials(aws)
@@ -782,9 +782,9 @@ def unlock(manifest_path, yes, sandbox):
 
 
 def _unlock(manifest, yes: bool) -> None:
-    from dl.aws import Aws
-    from dl.observed import bootstrap_bucket
-    from dl.project_lock import LOCK_KEY, break_lock, read_lock
+    from dl.apply.lock import LOCK_KEY, break_lock, read_lock
+    from dl.aws.client import Aws
+    from dl.aws.observed import bootstrap_bucket
 
     aws = Aws(manifest.region)
     bucket = bootstrap_bucket(aws, manifest.project)
@@ -819,7 +819,7 @@ def sandbox() -> None:
 @sandbox.command("up")
 def sandbox_up() -> None:
     """Start the local AWS emulator in the background (or say where the running one is)."""
-    from dl.sandbox import state_dir, up
+    from dl.local.sandbox import state_dir, up
 
     found, started = up()
     where = os.path.relpath(state_dir())
@@ -833,7 +833,7 @@ def sandbox_up() -> None:
 @sandbox.command("down")
 def sandbox_down() -> None:
     """Stop the local AWS emulator; everything deployed to it is gone."""
-    from dl.sandbox import down
+    from dl.local.sandbox import down
 
     stopped = down()
     if stopped is None:
@@ -843,10 +843,10 @@ def sandbox_down() -> None:
 
 
 # --- command registration: one line per command module -------------------------------------------
-from dl.bootstrap import bootstrap_command; main.add_command(bootstrap_command)  # noqa: E402, E702, I001  # fmt: skip
-from dl.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
-from dl.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
-from dl.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip
-from dl.templates import template_command; main.add_command(template_command)  # noqa: E402, E702, I001  # fmt: skip
-from dl.status import status_command; main.add_command(status_command)  # noqa: E402, E702, I001  # fmt: skip
-from dl.preview import preview_command; main.add_command(preview_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.aws.bootstrap import bootstrap_command; main.add_command(bootstrap_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.ops.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.build.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.local.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.aws.templates import template_command; main.add_command(template_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.ops.status import status_command; main.add_command(status_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.apply.preview import preview_command; main.add_command(preview_command)  # noqa: E402, E702, I001  # fmt: skip

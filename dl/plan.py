@@ -107,7 +107,7 @@ class Plan:
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     manifest: str = ""
-    preview: int | None = None  # the pull request whose previews this plan is for (dl/preview.py)
+    preview: int | None = None  # the pull request whose previews this plan is for (dl/apply/preview.py)
 
     def counts(self) -> dict[str, int]:
         counts = {a.value: 0 for a in Action}
@@ -346,9 +346,9 @@ def attribute_changes(before: dict, after: dict) -> list[Change]:
 
 
 def secret_changes(before, after) -> list[Change]:
-    """Secrets by name, and which values changed (compared by keyed fingerprint, see dl/secrets.py): the
+    """Secrets by name, and which values changed (compared by keyed fingerprint, see dl/aws/secrets.py): the
     values and their fingerprints are never part of a Change."""
-    from dl.secrets import deployed_fingerprints
+    from dl.aws.secrets import deployed_fingerprints
 
     old, new = deployed_fingerprints({"secrets": before}), deployed_fingerprints({"secrets": after})
     changes = []
@@ -414,7 +414,7 @@ def comparable(spec: dict | None) -> dict | None:
 
 def plan_instance(name: str, desired: dict | None, observed) -> InstancePlan:
     """The plan for one instance from its desired spec (None: removed) and observed instance (None: absent)."""
-    from dl.desired import spec_digest
+    from dl.build.desired import spec_digest
 
     stack = observed.stack if observed is not None else None
     before = observed.spec if observed is not None else None
@@ -537,7 +537,7 @@ def make_plan(
             for i in instances
         )
     instances = tuple(switch_legacy_certificate(i, observed) for i in instances)
-    from dl.bootstrap import VERSION as BOOTSTRAP_VERSION
+    from dl.aws.bootstrap import VERSION as BOOTSTRAP_VERSION
 
     deploys = any(i.action is not Action.DESTROY for i in instances)
     bootstrap = Action.NOOP
@@ -607,7 +607,7 @@ def switch_legacy_certificate(item: InstancePlan, observed) -> InstancePlan:
     versions is updated onto the domain's own certificate stack (so the old stack can be removed)."""
     from dataclasses import replace
 
-    from dl.templates import certificate_stack_name
+    from dl.aws.templates import certificate_stack_name
 
     domain = issued_domain(item.desired)
     legacy = [c for c in getattr(observed, "certificates", ()) if c.legacy == item.name]

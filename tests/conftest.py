@@ -5,7 +5,7 @@ AWS: a real moto server (``moto.server.ThreadedMotoServer``) on 127.0.0.1, reach
 
 Template gate (tests/support/template_gate.py): every template any emulator of the suite receives (this
 session's server, and the `--sandbox` emulator of a `python -m dl` subprocess, through
-``dl.sandbox.emulator_hook``) is checked for nulls and cfn-lint findings; the emulator refuses it like AWS
+``dl.local.sandbox.emulator_hook``) is checked for nulls and cfn-lint findings; the emulator refuses it like AWS
 would, and the test during which that happened fails (``_template_gate``). A test that means to send a bad
 template takes the findings it expects from the ``template_gate`` fixture.
 """
@@ -75,7 +75,7 @@ def moto_server():
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # its request log drowns test failures
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    from dl.sandbox import emulator_hook
+    from dl.local.sandbox import emulator_hook
 
     emulator_hook(server)  # the template gate (DL_EMULATOR_HOOK, set in pytest_configure)
     host, port = server.get_host_and_port()

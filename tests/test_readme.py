@@ -9,7 +9,7 @@ import click
 import pytest
 
 from dl.cli import main
-from dl.schema import schema
+from dl.manifest.schema import schema
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

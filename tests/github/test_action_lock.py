@@ -99,7 +99,7 @@ def test_every_line_is_pinned_with_hashes():
 def test_the_lock_covers_the_closure_of_dls_run_time_dependencies():
     pins, needed = read_lock(), closure()
     missing = sorted(set(needed) - set(pins))
-    assert missing == [], f"not in {LOCK.name}: {missing}; run python dl/lock/regenerate.py --action"
+    assert missing == [], f"not in {LOCK.name}: {missing}; run python dl/build/lock/regenerate.py --action"
     for name, requirers in needed.items():
         version = pins[name][0]
         for req in requirers:

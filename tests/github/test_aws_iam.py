@@ -27,7 +27,7 @@ UNSCOPABLE = {
     "route53:ListHostedZones",
     "logs:DescribeLogGroups",
     # List-level actions without a resource type (Service Authorization Reference): apply counts the
-    # account's distributions and functions for its quota warning (dl/quotas.py)
+    # account's distributions and functions for its quota warning (dl/aws/quotas.py)
     "cloudfront:ListDistributions",
     "cloudfront:ListFunctions",
 }
@@ -126,7 +126,7 @@ def test_the_apply_role_is_cloudformation_the_bucket_and_reads():
         "cloudfront:CreateInvalidation",
         "cloudfront:GetDistribution",
         "cloudfront:ListConflictingAliases",
-        "cloudfront:ListDistributions",  # counted for the quota warning (dl/quotas.py)
+        "cloudfront:ListDistributions",  # counted for the quota warning (dl/aws/quotas.py)
         "cloudfront:ListFunctions",
     }
 

@@ -10,16 +10,8 @@ import pytest
 from fake_github import HEAD_SHA, PR_NUMBER, FakeGitHub, pull_request_event
 from git_checkout import merge_checkout
 
-from dl.comment import (
-    COMMENT_LIMIT,
-    STEP_SUMMARY_LIMIT,
-    ApplyReport,
-    CommentParts,
-    marker,
-    no_credentials_parts,
-)
 from dl.errors import DlError, Problem
-from dl.github import (
+from dl.github.client import (
     Checkout,
     GitHubClient,
     annotation,
@@ -35,7 +27,15 @@ from dl.github import (
     write_outputs,
     write_plan_summary,
 )
-from dl.markdown import code_block
+from dl.render.comment import (
+    COMMENT_LIMIT,
+    STEP_SUMMARY_LIMIT,
+    ApplyReport,
+    CommentParts,
+    marker,
+    no_credentials_parts,
+)
+from dl.render.markdown import code_block
 
 COMMENTS = f"/repos/octo/data/issues/{PR_NUMBER}/comments"
 SUMMARY = "**Plan:** 1 to create, 0 to update, 0 to destroy."
@@ -272,7 +272,7 @@ def test_outputs_are_written_multi_line_safe(github_env):
 
 
 def test_manifest_keys_are_relative_to_the_workspace(github_env):
-    from dl.github import manifest_key
+    from dl.github.client import manifest_key
 
     assert manifest_key("site/datasette-lambda.yml") == "site/datasette-lambda.yml"
     assert manifest_key(github_env.workspace / "site" / "datasette-lambda.yml") == "site/datasette-lambda.yml"
@@ -379,8 +379,8 @@ def test_manifest_problems_become_annotations_on_their_line(github_env):
 
 
 def test_the_review_verdict():
-    from dl.comment import Marker
-    from dl.review import review_verdict
+    from dl.github.review import review_verdict
+    from dl.render.comment import Marker
 
     reviewed = Marker("datasette-lambda.yml", "review", "d" * 32)
     assert review_verdict(reviewed, "d" * 32, 7, allow_unreviewed=False).ok

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from fake_github import PR_NUMBER
 
 from dl.cli import main
-from dl.comment import parse_marker
+from dl.render.comment import parse_marker
 
 pytestmark = pytest.mark.slow  # each plan builds the Lambda package
 

@@ -14,7 +14,7 @@ from fake_github import PR_NUMBER
 from git_checkout import merge_checkout
 
 from dl.cli import main
-from dl.comment import parse_marker
+from dl.render.comment import parse_marker
 
 pytestmark = pytest.mark.slow  # plans build the Lambda package
 
@@ -182,7 +182,7 @@ def test_a_fork_without_credentials_gets_one_clear_line(merged, github_env, monk
 
 def test_a_cancelled_plan_does_not_leave_the_old_plan_in_the_comment(merged, github_env, monkeypatch):
     assert dl("plan", "--comment").exit_code == 0
-    from dl import pipeline
+    from dl.commands import pipeline
 
     def cancelled(*args, **kwargs):
         raise KeyboardInterrupt  # what GitHub's cancel (SIGINT, then SIGTERM) turns into

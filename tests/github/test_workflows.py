@@ -195,7 +195,7 @@ def test_the_github_token_reaches_only_the_step_that_uses_it():
 
 def test_the_action_installs_from_its_hash_locked_requirements_then_dl_without_dependencies():
     [install] = [s["run"] for s in composite_steps() if s.get("id") == "install"]
-    assert '--require-hashes --only-binary=:all: -r "$GITHUB_ACTION_PATH/dl/lock/action.txt"' in install
+    assert '--require-hashes --only-binary=:all: -r "$GITHUB_ACTION_PATH/dl/build/lock/action.txt"' in install
     assert '--no-deps --no-build-isolation "$GITHUB_ACTION_PATH"' in install
     [cache] = [s for s in composite_steps() if s.get("uses", "").startswith("actions/cache@")]
     assert "steps.cache-key.outputs.key" in cache["with"]["key"]

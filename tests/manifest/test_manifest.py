@@ -8,9 +8,9 @@ import pytest
 from datasette.app import SETTINGS
 from datasette.version import __version__ as datasette_version
 
-from dl.lines import LINES, lock_file, locked_version, settings
-from dl.manifest import canonical_prefix, load_manifest
-from dl.schema import schema
+from dl.manifest.lines import LINES, lock_file, locked_version, settings
+from dl.manifest.model import canonical_prefix, load_manifest
+from dl.manifest.schema import schema
 from tests.conftest import make_db
 
 
@@ -97,7 +97,7 @@ def test_schema_config_lists_every_lines_settings():
 
 @pytest.mark.skipif(not datasette_version.startswith("0.65."), reason="needs Datasette 0.65 installed")
 def test_shipped_settings_of_the_default_line_are_the_installed_datasettes():
-    """The 0.65 line's settings data (written by dl/lock/regenerate.py) is Datasette 0.65.5's own list."""
+    """The 0.65 line's settings data (written by dl/build/lock/regenerate.py) is Datasette 0.65.5's own list."""
     assert locked_version("0.65") == datasette_version
     assert [(s.name, s.default, s.help) for s in settings("0.65")] == [tuple(s) for s in SETTINGS]
 

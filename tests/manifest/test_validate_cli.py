@@ -435,7 +435,7 @@ def test_tags_follow_the_strictest_aws_rules_in_words(repo):
 
 def test_tags_leave_room_for_datasette_lambdas_own(repo):
     """50 tags per resource, minus the 8 dl puts on a preview's instance stack: 42 pass, 43 are refused."""
-    from dl.tags import MANIFEST_TAGS_MAX
+    from dl.manifest.tags import MANIFEST_TAGS_MAX
 
     assert MANIFEST_TAGS_MAX == 42
 
@@ -512,7 +512,7 @@ def test_pattern_messages_say_what_is_allowed_in_words(repo, setting, expected):
 
 def test_every_pattern_in_the_schema_explains_itself():
     """A pattern's message is its x-error, in words: the raw regular expression is never shown."""
-    from dl.schema import schema
+    from dl.manifest.schema import schema
 
     def patterns(node, path=""):
         if isinstance(node, dict):

@@ -9,12 +9,12 @@ import copy
 import dataclasses
 import json
 
-from dl.aws import Stack
-from dl.bootstrap import VERSION as BOOTSTRAP_VERSION
-from dl.observed import ObservedCertificate, ObservedInstance, ObservedState
+from dl.aws.bootstrap import VERSION as BOOTSTRAP_VERSION
+from dl.aws.client import Stack
+from dl.aws.observed import ObservedCertificate, ObservedInstance, ObservedState
+from dl.aws.templates import certificate_stack_name
 from dl.plan import Action, Plan, make_plan
-from dl.render import clean, comment_parts, render_json, render_text
-from dl.templates import certificate_stack_name
+from dl.render.plan import clean, comment_parts, render_json, render_text
 
 SPEC = {
     "format": 1,
@@ -242,7 +242,7 @@ def test_a_change_of_datasette_line_is_shown_and_specs_without_a_line_mean_065()
 
 
 def test_a_create_shows_every_setting_that_differs_from_the_default_in_text_and_markdown():
-    from dl.render import render_markdown
+    from dl.render.plan import render_markdown
 
     spec = changed(
         cors=True,
@@ -320,8 +320,8 @@ def test_the_review_digest_follows_what_the_plan_does_not_when_or_how_it_is_word
 def test_a_reviewed_comment_counts_only_when_its_body_shows_the_plan():
     from dataclasses import replace
 
-    from dl.comment import compose_comment
-    from dl.review import shows_plan
+    from dl.github.review import shows_plan
+    from dl.render.comment import compose_comment
 
     hint = "The full plan is in the [job summary of this run](https://github.com/o/r/actions/runs/1)."
 
@@ -357,7 +357,7 @@ def test_a_reviewed_comment_counts_only_when_its_body_shows_the_plan():
 
 
 def cert_stack(domain: str | None = None, legacy: str | None = None) -> ObservedCertificate:
-    from dl.templates import certificate_stack_name, legacy_certificate_stack_name
+    from dl.aws.templates import certificate_stack_name, legacy_certificate_stack_name
 
     name = legacy_certificate_stack_name("p", legacy) if legacy else certificate_stack_name("p", domain)
     tags = {"dl:project": "p", "dl:role": "certificate"}

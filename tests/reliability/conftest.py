@@ -11,9 +11,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.apply import conftest as deploy_fixtures
+from tests.apply.conftest import dl, write_manifest
 from tests.conftest import make_db
-from tests.deploy import conftest as deploy_fixtures
-from tests.deploy.conftest import dl, write_manifest
 from tests.reliability.fault_proxy import FaultProxy
 
 MANIFEST = """\

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.conftest import add_rows, dl
+from tests.apply.conftest import add_rows, dl
 from tests.reliability.conftest import assert_clean_failure, assert_converged, report
 
 SEEDS = [11, 23, 37, 41]

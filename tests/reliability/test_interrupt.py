@@ -32,8 +32,8 @@ import urllib.request
 from collections import Counter
 from urllib.parse import parse_qs
 
-from dl import aws as dl_aws
-from tests.deploy.conftest import add_rows, dl
+from dl.aws import client as dl_aws
+from tests.apply.conftest import add_rows, dl
 from tests.reliability.conftest import assert_converged, report
 
 KILL_POINTS = 22
@@ -135,8 +135,8 @@ def test_ctrl_c_stops_cleanly_and_says_what_was_left(rel_project, faults, aws, m
     assert "  not started: c\n" in result.stderr
     assert "run `dl apply` again" in result.stderr
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws)
-    from dl.observed import bootstrap_bucket
-    from dl.project_lock import read_lock
+    from dl.apply.lock import read_lock
+    from dl.aws.observed import bootstrap_bucket
 
     assert read_lock(dl_aws.Aws(), bootstrap_bucket(dl_aws.Aws(), "rel")) is None  # Ctrl-C released the lock
     again = dl("apply", "--yes", "--no-verify")

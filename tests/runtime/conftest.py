@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from serving import make_shop_db, make_tagged_db, start_serve, stop_serve
 
-from dl.lines import LINES
+from dl.manifest.lines import LINES
 
 PLUGIN = "datasette-block-robots==1.1.1"
 

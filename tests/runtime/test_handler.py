@@ -1,10 +1,10 @@
 """The handler: event formats, S3 databases against the moto server, downloads, limits, origin.
 
-The instance folder is what `dl package` writes (``dl.package.instance_document`` and
+The instance folder is what `dl package` writes (``dl.build.package.instance_document`` and
 ``decide_locations``, with ``inline_limit=0`` to send databases to S3). On the 0.65 line the handler runs
 in-process (Datasette and Mangum from the test environment); tests taking ``line`` also run on the 1.0a
 line, where the handler runs in a separate interpreter on that line's locked dependency tree (the one
-`dl serve` runs), fed the same Lambda events through ``dl.serve.Worker``. `test_serve.py` runs the real
+`dl serve` runs), fed the same Lambda events through ``dl.local.serve.Worker``. `test_serve.py` runs the real
 package over HTTP.
 """
 
@@ -28,9 +28,9 @@ from botocore.stub import Stubber
 from itsdangerous import BadSignature
 from serving import make_shop_db
 
-from dl.inspection import inspect_database
-from dl.manifest import load_manifest
-from dl.package import decide_locations, instance_document
+from dl.build.inspection import inspect_database
+from dl.build.package import decide_locations, instance_document
+from dl.manifest.model import load_manifest
 from dl.runtime.fetch import FetchError, fetch_database
 from dl.runtime.gateway import url_under_prefix
 from dl.runtime.handler import Runtime
@@ -90,8 +90,8 @@ class WorkerRuntime:
 
     @classmethod
     def start(cls, instance_dir: Path, tmp_path: Path, line: str, environ: dict):
-        from dl.package import RUNTIME_SOURCE, ensure_dependencies, find_interpreter, target_spec
-        from dl.serve import Worker
+        from dl.build.package import RUNTIME_SOURCE, ensure_dependencies, find_interpreter, target_spec
+        from dl.local.serve import Worker
 
         manifest = instance_dir.parent / "src" / "datasette-lambda.yml"
         instance = dataclasses.replace(load_manifest(manifest).instances["shop"], datasette=line)
@@ -202,7 +202,7 @@ def sql_path(line: str, database: str, extension: str = "json") -> str:
 
 
 def test_the_handler_runs_the_lines_datasette(site, tmp_path, line):
-    from dl.lines import locked_version
+    from dl.manifest.lines import locked_version
 
     runtime, _ = runtime_for(site, tmp_path, line)
     versions = json.loads(runtime(url_event("/data/-/versions.json"), None)["body"])

@@ -1,6 +1,6 @@
 """The security suite reuses the deploy suite's fixtures (project folder, shared tool cache, moto server)."""
 
-from tests.deploy import conftest as deploy_fixtures
+from tests.apply import conftest as deploy_fixtures
 
 project = deploy_fixtures.project
 shared_cache = deploy_fixtures.shared_cache

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from cmarkgfm.cmark import Options
 
-from dl.comment import compose_comment
 from dl.plan import Plan
-from dl.render import comment_parts
+from dl.render.comment import compose_comment
+from dl.render.plan import comment_parts
+from tests.apply.conftest import dl, write_manifest
 from tests.conftest import make_db
-from tests.deploy.conftest import dl, write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML_TABLE = "</details><img src=x onerror=alert(1)>"

@@ -1,6 +1,6 @@
 """Secret values reach the function and nothing else: not templates, tags, stored specs, plan output (text,
 JSON, Markdown), the PR comment, logs or S3 objects. The plan still says when a value changed (keyed
-fingerprint, dl/secrets.py). Datasette's signing secret is stable across deploys and differs per instance.
+fingerprint, dl/aws/secrets.py). Datasette's signing secret is stable across deploys and differs per instance.
 
 moto shows NoEcho parameter values in describe_stacks (AWS masks them as ****), so the one place a value may
 appear in the emulated account is the parameter (and the function's environment, its destination).
@@ -12,11 +12,11 @@ import json
 
 import boto3
 
-from dl import secrets
-from dl.comment import compose_comment
-from dl.render import comment_parts
-from dl.templates import template_spec
-from tests.deploy.conftest import add_rows, dl, write_manifest
+from dl.aws import secrets
+from dl.aws.templates import template_spec
+from dl.render.comment import compose_comment
+from dl.render.plan import comment_parts
+from tests.apply.conftest import add_rows, dl, write_manifest
 
 VALUE = "hunter2-Sup3r-s3cret-value"
 NEW_VALUE = "correct-horse-battery-staple"

@@ -13,7 +13,7 @@ A finding makes the emulator answer with a ``ValidationError`` shaped like AWS's
 template fails as it would on AWS) and is appended as one JSON line to the file named by
 ``$DL_TEMPLATE_GATE_FINDINGS``, which the test suite reads after each test to fail the test that caused it
 (tests/conftest.py). The same file serves every process: the tests' emulator, and the ``--sandbox`` emulator
-of a ``python -m dl`` subprocess (dl calls ``dl.sandbox.emulator_hook``, which calls :func:`install`).
+of a ``python -m dl`` subprocess (dl calls ``dl.local.sandbox.emulator_hook``, which calls :func:`install`).
 
 Results are cached by cfn-lint version, region and the body's sha256 (in memory and, when
 ``$DL_TEMPLATE_GATE_CACHE`` names a folder, on disk): cfn-lint takes ~0.65 s a template and most tests send

@@ -1,0 +1,1 @@
+"""The build stage: the deterministic Lambda package of each instance and its desired state, with content hashes."""

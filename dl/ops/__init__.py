@@ -1,0 +1,1 @@
+"""Operations on what is deployed: ``dl status`` and ``dl logs``."""

@@ -1,0 +1,1 @@
+"""Renderings: a Plan as text, Markdown and JSON, and the Markdown bodies posted to GitHub (pure)."""
