@@ -177,8 +177,8 @@ def _prepared(
 def _project_lock(manifest, operation: str, timeout: float, preview: int | None = None):
     """The project's lock, held for the block (None when the project has no artifact bucket yet: the executor
     takes it once the bootstrap has created one); with `preview`, the previews' own lock (dl/apply/preview.py)."""
-    from dl.apply.executor import current_commit
     from dl.apply.lock import ProjectLock
+    from dl.apply.refusals import current_commit
     from dl.aws.client import Aws
     from dl.aws.names import lock_key
     from dl.aws.observed import bootstrap_bucket
@@ -319,7 +319,7 @@ def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox
     ) as prepared:
         if prepared.plan.bootstrap is Action.UPDATE:
             # apply may upgrade it where the caller may; a plan made to be applied later must not count on that
-            from dl.aws.bootstrap import outdated_message
+            from dl.apply.bootstrap import outdated_message
 
             observed = prepared.observed
             raise DlError(
@@ -488,8 +488,10 @@ def apply(
     With --preview PR: the same for a pull request's previews (see the README's "Previews")."""
     import json
 
-    from dl.apply.executor import ApplyInterrupted, apply_plan, refuse_unsafe
+    from dl.apply.executor import apply_plan
     from dl.apply.preview import PreviewRequest
+    from dl.apply.refusals import refuse_unsafe
+    from dl.apply.results import ApplyInterrupted
     from dl.plan import Plan
     from dl.render.comment import ApplyReport
     from dl.render.plan import render_text

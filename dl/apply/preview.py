@@ -105,7 +105,7 @@ def destroy_plan(project: str, region: str, observed, names: list[str] | None = 
 def preview_urls(aws, plan: Plan, observed) -> tuple[tuple[str, str | None], ...]:
     """(instance, URL or None when not deployed) for each instance that gets a preview (its production plan is
     not empty) and each preview that is deployed, in plan order."""
-    from dl.ops.status import public_url
+    from dl.aws.hosts import public_url
 
     names = changed_instances(plan)
     names += [n for n in observed.instances if n not in names]
@@ -180,8 +180,8 @@ def deployed_at(stack) -> datetime | None:
 
 def preview_rows(aws, previews: dict, now: datetime) -> list[PreviewRow]:
     """One row per preview stack, by pull request then instance. Reads each public URL (one call each)."""
+    from dl.aws.hosts import public_url
     from dl.manifest.tags import TAG_COMMIT
-    from dl.ops.status import public_url
 
     rows = []
     for number, observed in sorted(previews.items()):

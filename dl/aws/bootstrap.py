@@ -39,9 +39,6 @@ to run ``dl bootstrap``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import botocore.exceptions
 import click
 
 from dl.aws.names import (
@@ -59,41 +56,6 @@ from dl.aws.names import (
     preview_role_path,
 )
 from dl.commands.options import aws_context, load, manifest_option, sandbox_option
-
-ACCESS_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InsufficientCapabilities")
-
-
-@dataclass(frozen=True)
-class Deployed:
-    """What apply needs to know of a deployed bootstrap: version, bucket, the execution role's ARN."""
-
-    version: int
-    bucket: str
-    execution_role_arn: str
-
-
-def outdated_message(project: str, region: str, version: int) -> str:
-    return (
-        f"the bootstrap stack {project}--bootstrap in {region} is version {version}; this dl needs version "
-        f"{BOOTSTRAP_VERSION}. Upgrade it once, with administrator credentials: `dl bootstrap` (in the manifest's folder, "
-        f"region {region}); then plan again"
-    )
-
-
-def denied_message(project: str, region: str, what: str, detail: str) -> str:
-    return (
-        f"{what} the bootstrap stack {project}--bootstrap in {region}, and these credentials may not ({detail}). "
-        "The CI roles cannot change it by design: run `dl bootstrap` once with administrator credentials, "
-        "then apply again"
-    )
-
-
-def is_access_denied(exc: BaseException) -> bool:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return exc.response.get("Error", {}).get("Code") in ACCESS_DENIED
-    text = str(exc)
-    return any(code in text for code in ACCESS_DENIED) or "not authorized to perform" in text
-
 
 # --- the template -------------------------------------------------------------------------------------------
 

@@ -1,9 +1,8 @@
-"""`dl status`: what is live, from the manifest and AWS together; and the public URL of a deployed instance.
+"""`dl status`: what is live, from the manifest and AWS together.
 
 Drift is the plan's verdict (an instance whose plan is not a no-op has drifted), so status and plan can never
-disagree. Public URLs: the custom domain when there is one, else CloudFront's host as apply recorded it
-(dl/aws/hosts.py: never cloudfront:GetDistribution, which returns the origin secret), else the front door's (HTTP
-API or Function URL).
+disagree. Public URLs: dl/aws/hosts.py's :func:`~dl.aws.hosts.public_url` (the custom domain, else CloudFront's
+host as apply recorded it, else the front door's).
 """
 
 from __future__ import annotations
@@ -11,53 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-import botocore.exceptions
 import click
 
-from dl.aws.client import Aws, Stack
+from dl.aws.hosts import public_url
 from dl.commands.options import aws_context, manifest_option, outside_paths_option, sandbox_option
 from dl.manifest.tags import TAG_COMMIT, TAG_DEPLOYED_AT
 from dl.plan import Action, short
-
-
-def _output(stack: Stack, key: str) -> str | None:
-    value = stack.outputs.get(key)
-    return value if value not in (None, "", "None") else None
-
-
-def distribution_url(aws: Aws, stack: Stack, spec: dict, bucket: str | None) -> str | None:
-    """https://dXXXX.cloudfront.net/prefix/: the distribution's own host, which answers whatever the DNS of a
-    custom domain says; None without a distribution (or when the host was not recorded: an emulator).
-
-    The host is the one apply recorded in the artifact bucket (:mod:`dl.aws.hosts`), never read from CloudFront:
-    GetDistribution returns the origin's secret header, which the plan role must not read."""
-    from dl.aws import hosts
-
-    distribution = _output(stack, "DistributionId")
-    if not (spec.get("cdn") and distribution):
-        return None
-    host = hosts.recorded(aws, bucket, spec.get("instance", ""), distribution, spec.get("preview"))
-    return f"https://{host}{spec.get('prefix', '/')}" if host else None
-
-
-def public_url(aws: Aws, stack: Stack, spec: dict, bucket: str | None = None) -> str | None:
-    """https://host/prefix/ of a deployed instance, or None when AWS (or the emulator) cannot tell.
-    ``bucket``: the artifact bucket, where apply records distributions' hosts."""
-    prefix = spec.get("prefix", "/")
-    if _output(stack, "Url"):
-        return _output(stack, "Url")
-    if spec.get("cdn"):
-        return distribution_url(aws, stack, spec, bucket)
-    try:
-        if spec.get("endpoint") == "http-api" and _output(stack, "HttpApiId"):
-            return f"https://{_output(stack, 'HttpApiId')}.execute-api.{aws.region}.amazonaws.com{prefix}"
-        if spec.get("endpoint", "function-url") == "function-url":
-            name = _output(stack, "FunctionName") or stack.name
-            url = aws.client("lambda").get_function_url_config(FunctionName=name)["FunctionUrl"]
-            return url.rstrip("/") + prefix
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, KeyError):
-        return None
-    return None
 
 
 @dataclass(frozen=True)

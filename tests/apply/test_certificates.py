@@ -20,7 +20,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from dl.apply.executor import Executor, StackDeployer, release_certificate_stack
+from dl.apply.domains import release_certificate_stack
+from dl.apply.executor import Executor
+from dl.apply.stacks import StackDeployer
 from dl.aws import client as dl_aws
 from dl.aws.client import Aws
 from dl.aws.names import CERTIFICATE_REGION, certificate_stack_name, legacy_certificate_stack_name
@@ -296,7 +298,7 @@ def test_destroying_an_instance_with_a_domain_leaves_no_certificate_stack_after_
 def test_a_certificate_stack_whose_instance_failed_to_move_off_it_is_kept_for_the_next_apply(project):
     """The instance stack's update failed (CloudFormation rolled it back onto the old certificate): deleting the
     old certificate stack could only fail, so it is kept and said so (moto's server holds the stack)."""
-    from dl.apply.executor import Outcome
+    from dl.apply.results import Outcome
     from dl.aws.client import Stack
     from dl.aws.observed import ObservedInstance, ObservedState
     from dl.plan import Action

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.stub import ANY, Stubber
 
-from dl.apply.executor import DeployError, StackDeployer, change_set_consequences
+from dl.apply.stacks import DeployError, StackDeployer, change_set_consequences
 from dl.aws.client import Aws, is_no_change
 from dl.errors import DlError
 

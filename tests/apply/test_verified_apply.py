@@ -2,7 +2,7 @@
 --rollback-on-failure a failed check re-deploys the previous spec.
 
 moto cannot run the function or give it a public URL, so `dl serve` (the real package in an isolated
-interpreter) stands in for the public endpoint: `dl.ops.status.public_url` is pointed at it.
+interpreter) stands in for the public endpoint: `dl.aws.hosts.public_url` is pointed at it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import shutil
 
 import pytest
 
+from dl.aws import hosts
 from dl.aws.templates import template_spec
 from dl.local.serve import Serve
-from dl.ops import status
 from tests.apply.conftest import add_rows, cfn, dl, write_manifest
 
 MANIFEST = "project: ver\ninstances:\n  alpha:\n    databases: [alpha.db]\n"
@@ -32,7 +32,7 @@ def public_site(project, tmp_path_factory, monkeypatch):
     started = []
 
     def start(seam: str = "public_url") -> str:
-        """`seam`: which of dl.ops.status's URL functions answers with the stand-in's URL."""
+        """`seam`: which of dl.aws.hosts's URL functions answers with the stand-in's URL."""
         folder = tmp_path_factory.mktemp("public")
         shutil.copy(project / "alpha.db", folder / "alpha.db")
         (folder / ".git").mkdir()
@@ -41,7 +41,7 @@ def public_site(project, tmp_path_factory, monkeypatch):
         serve.start()
         started.append(serve)
         url = serve.urls["alpha"]
-        monkeypatch.setattr(status, seam, lambda aws, stack, spec, bucket=None: url)
+        monkeypatch.setattr(hosts, seam, lambda aws, stack, spec, bucket=None: url)
         return url
 
     yield start

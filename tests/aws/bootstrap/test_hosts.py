@@ -9,7 +9,7 @@ import boto3
 
 from dl.aws import hosts
 from dl.aws.client import Aws, Stack
-from dl.ops.status import public_url
+from dl.aws.hosts import public_url
 
 CONFIG = {
     "CallerReference": "dl-test",
