@@ -1,6 +1,6 @@
 """The one AWS adapter: every boto3 call `dl` makes goes through here.
 
-Reads (used by the observed state and the planner) and writes (used only by dl/apply/executor.py) are separate
+Reads (used by the observed state and the planner) and writes (used only by dl/apply/) are separate
 methods, named for what they do. All clients use boto3's standard configuration (profiles, AWS_REGION,
 AWS_ENDPOINT_URL, so moto's server and LocalStack work) with botocore's adaptive retry mode.
 """
@@ -27,7 +27,7 @@ def client_config(*, retries: bool = True) -> Config:
     """Retries (adaptive, 10 attempts: throttling, 5xx, resets and read timeouts are retried) and timeouts.
 
     ``retries=False``: a single attempt, for non-idempotent writes whose caller checks, after a transient
-    failure, whether the request took effect before sending it again (see dl/apply/executor.py ``once``).
+    failure, whether the request took effect before sending it again (see dl/apply/stacks.py ``once``).
     ``DL_AWS_READ_TIMEOUT`` (seconds, default 60) exists for the fault-injection tests.
     """
     return Config(
@@ -239,7 +239,7 @@ class Aws:
                         best = (len(name), zone["Id"].split("/")[-1])
         return best[1] if best else None
 
-    # --- writes (dl/apply/executor.py only) -------------------------------------------------------------------
+    # --- writes (dl/apply/ only) ------------------------------------------------------------------------------
 
     def upload_file(
         self, path: Path, bucket: str, key: str, *, progress: Callable[[int], None] | None = None
