@@ -5,7 +5,7 @@ and distributions. Evaluated offline (tests/iam_policy.py), like the production 
 from __future__ import annotations
 
 import pytest
-from tests.bootstrap.test_execution_role import (
+from tests.aws.bootstrap.test_execution_role import (
     ACCOUNT,
     BUCKET,
     MANIFEST,
@@ -169,8 +169,8 @@ def test_the_ci_preview_role_allows_every_call_a_preview_makes(project, monkeypa
     """Recorded like tests/bootstrap/test_ci_roles.py: every call of `dl apply --preview` (a create, then a
     second push's update) and `dl destroy --preview`, with its resource, is allowed by the CI preview role, and
     every change set and stack deletion is made as the preview execution role."""
-    from tests.bootstrap.test_ci_roles import MANIFEST as ROLES_MANIFEST
-    from tests.bootstrap.test_ci_roles import record, refused, role_policy
+    from tests.aws.bootstrap.test_ci_roles import MANIFEST as ROLES_MANIFEST
+    from tests.aws.bootstrap.test_ci_roles import record, refused, role_policy
 
     from tests.apply.conftest import add_rows, dl, write_manifest
 
