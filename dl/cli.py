@@ -110,7 +110,7 @@ def _manifest_label(manifest) -> str:
 
 def _label_of(manifest_path: str) -> str:
     """The label ``_manifest_label`` gives, from the path alone (for a manifest that may not load)."""
-    from dl.manifest.model import find_root
+    from dl.manifest.load import find_root
 
     path = Path(manifest_path).absolute()
     try:
