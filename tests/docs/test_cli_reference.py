@@ -30,14 +30,18 @@ def commands(group: click.Group = main, path: tuple[str, ...] = ("dl",)):
             yield from commands(command, (*path, name))
 
 
-@pytest.mark.parametrize(("path", "command"), list(commands()), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+@pytest.mark.parametrize(
+    ("path", "command"), list(commands()), ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
+)
 def test_every_command_and_option_is_in_the_generated_reference(path, command):
     body = section(CLI, f"`{' '.join(path)}`")
     assert command.help, f"{' '.join(path)} has no help text"
     for param in command.params:
         if isinstance(param, click.Option):
             assert param.help, f"{' '.join(path)} {param.opts[0]} has no help text"
-            assert any(opt in body for opt in param.opts), f"{' '.join(path)}: {param.opts} not in docs/cli.md"
+            assert any(opt in body for opt in param.opts), (
+                f"{' '.join(path)}: {param.opts} not in docs/cli.md"
+            )
 
 
 def test_datasette_publish_lambda_is_in_the_generated_reference():

@@ -39,7 +39,9 @@ def test_every_relative_link_resolves(page, target):
     resolved = (page.parent / file).resolve() if file else page
     assert resolved.exists(), f"{page.relative_to(ROOT)}: {target} points to no file"
     if anchor:
-        assert resolved.suffix == ".md", f"{page.relative_to(ROOT)}: {target} anchors a file that is not Markdown"
+        assert resolved.suffix == ".md", (
+            f"{page.relative_to(ROOT)}: {target} anchors a file that is not Markdown"
+        )
         assert anchor in anchors(resolved), f"{page.relative_to(ROOT)}: {target}: no such heading"
 
 

@@ -8,10 +8,10 @@ import re
 
 import click
 import pytest
-from tests.docs.pages import ROOT, page, section
 
 from dl.cli import main
 from dl.manifest.schema import schema
+from tests.docs.pages import ROOT, page, section
 
 MANIFEST = page("manifest.md")
 COMMANDS = page("commands.md")

@@ -32,4 +32,6 @@ def test_every_action_input_and_output_is_documented():
     for kind in ("inputs", "outputs"):
         for name, spec in action[kind].items():
             assert spec.get("description"), f"action.yml {kind}.{name} has no description"
-            assert f"| `{name}` |" in docs, f"docs/github.md: the Action's {kind[:-1]} `{name}` is not in its table"
+            assert f"| `{name}` |" in docs, (
+                f"docs/github.md: the Action's {kind[:-1]} `{name}` is not in its table"
+            )
