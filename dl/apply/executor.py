@@ -115,7 +115,7 @@ class Executor:
         self._log = log
         self.commit = current_commit(manifest.path.parent)
         if preview is not None:  # the pull request's head, not the merge commit a pull_request run checks out
-            from dl.github.client import head_commit
+            from dl.github.events import head_commit
 
             self.commit = head_commit() or self.commit
         self.keys: dl_secrets.Keys | None = None  # fingerprint and derivation keys, read after the bootstrap

@@ -83,7 +83,7 @@ BUCKET_NAME_MAX = 63  # an S3 bucket name's longest: stands for the bucket befor
 def refuse_oversized_environment(
     manifest: Manifest,
     desired: dict[str, DesiredInstance],
-    names: list[str],
+    instance_names: list[str],
     secrets: dict,
     bucket: str | None,
 ) -> None:
@@ -91,7 +91,7 @@ def refuse_oversized_environment(
     is already updating: refuse it before anything is written, naming the instance and its largest secrets
     (their sizes, never their values)."""
     problems = []
-    for name in names:
+    for name in instance_names:
         instance, spec = desired[name].instance, desired[name].spec
         values = secrets.get(name, {})
         artifacts = templates.InstanceArtifacts.from_spec(spec, bucket or "b" * BUCKET_NAME_MAX)
