@@ -83,7 +83,7 @@ def apply_command(
 
     from dl.apply.executor import ApplyInterrupted, apply_plan, refuse_unsafe
     from dl.apply.preview import PreviewRequest
-    from dl.plan import Plan
+    from dl.plan.model import Plan
     from dl.render.comment import ApplyReport
     from dl.render.plan import render_text
 

@@ -50,7 +50,8 @@ def _destroy(manifest, instances, everything: bool, yes: bool, parallelism: int,
     from dl.apply.executor import Executor
     from dl.aws.client import Aws, require_credentials
     from dl.aws.observed import observe
-    from dl.plan import Action, InstancePlan, Plan, certificate_removals
+    from dl.plan.domains import certificate_removals
+    from dl.plan.model import Action, InstancePlan, Plan
     from dl.render.plan import render_text
 
     aws = Aws(manifest.region)

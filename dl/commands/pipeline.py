@@ -17,7 +17,8 @@ from dl.build.desired import DesiredInstance, desired_state
 from dl.commands.options import aws_context
 from dl.commands.output import stderr
 from dl.manifest.model import Manifest
-from dl.plan import Plan, make_plan
+from dl.plan.diff import make_plan
+from dl.plan.model import Plan
 
 Log = Callable[[str], None]
 

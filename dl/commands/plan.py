@@ -112,7 +112,7 @@ def plan_command(
 def _make_plan(manifest_path, allow_outside_paths, targets, parallelism, sandbox, comment, preview=None):
     """(manifest, plan, conflicts, previews): load, check credentials (for --comment), run the pipeline; with
     `preview`, read that pull request's preview URLs (see _preview_urls)."""
-    from dl.plan import Action
+    from dl.plan.model import Action
 
     manifest = load(manifest_path, allow_outside_paths)
     label = manifest_label(manifest)

@@ -49,7 +49,7 @@ from dl.github.client import (
     write_outputs,
     write_step_summary,
 )
-from dl.plan import Plan, review_digest
+from dl.plan.model import Plan, review_digest
 from dl.render.comment import (
     DEFAULT_FULL_PLAN_HINT,
     PLAN,

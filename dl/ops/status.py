@@ -16,7 +16,7 @@ import botocore.exceptions
 
 from dl.aws.client import Aws, Stack
 from dl.manifest.tags import TAG_COMMIT, TAG_DEPLOYED_AT
-from dl.plan import Action, short
+from dl.plan.model import Action, short
 
 
 def _output(stack: Stack, key: str) -> str | None:
@@ -114,7 +114,7 @@ def instance_statuses(prepared) -> list[InstanceStatus]:
 
 
 def render_status(rows: list[InstanceStatus]) -> str:
-    from dl.plan import human_size
+    from dl.plan.model import human_size
     from dl.render.plan import clean
 
     lines = []
