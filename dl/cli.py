@@ -28,7 +28,7 @@ class DlGroup(SummaryGroup):
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             if os.environ.get("GITHUB_ACTIONS") == "true":  # each problem on its line of the manifest
-                from dl.github.client import annotation
+                from dl.github.outputs import annotation
 
                 for problem in exc.problems:
                     click.echo(annotation(problem))

@@ -201,7 +201,7 @@ def _preview_choice(prepared) -> str:
 
 def _refused(review, exc: Exception, label: str, *, verb: str = "Apply refused") -> None:
     """An apply that stopped before or while writing: the job summary and the merged pull request say why."""
-    from dl.github.client import write_apply_summary, write_outputs
+    from dl.github.outputs import write_apply_summary, write_outputs
     from dl.render.comment import ApplyReport
     from dl.render.markdown import code_block
 
@@ -215,7 +215,7 @@ def _refused(review, exc: Exception, label: str, *, verb: str = "Apply refused")
 def _apply_summary(result, label: str):
     """The job summary and the `summary` output after apply (GitHub Actions only): what changed and the
     public URLs. Returns the report (the merged pull request's comment shows it too)."""
-    from dl.github.client import write_apply_summary, write_outputs
+    from dl.github.outputs import write_apply_summary, write_outputs
     from dl.render.comment import ApplyReport
 
     ok = [o for o in result.outcomes if o.ok]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from dl.manifest.model import DEFAULT_MANIFEST, Manifest, load_manifest
+from dl.manifest.load import DEFAULT_MANIFEST, load_manifest
+from dl.manifest.model import Manifest
 
 
 class SummaryGroup(click.Group):

@@ -29,7 +29,7 @@ def manifest_label(manifest) -> str:
 
 def label_of(manifest_path: str) -> str:
     """The label ``manifest_label`` gives, from the path alone (for a manifest that may not load)."""
-    from dl.manifest.model import find_root
+    from dl.manifest.load import find_root
 
     path = Path(manifest_path).absolute()
     try:

@@ -69,7 +69,7 @@ def plan_command(
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
     review = None
     if comment and not os.environ.get("GITHUB_REPOSITORY"):
-        from dl.github.client import ONLY_IN_ACTIONS
+        from dl.github.events import ONLY_IN_ACTIONS
 
         raise DlError(ONLY_IN_ACTIONS)  # before anything is built
     if comment:
@@ -94,7 +94,7 @@ def plan_command(
         outcome = review.post_plan(result, allow_destroy=allow_destroy, previews=previews)
         stderr(f"Pull request comment {outcome.action}: {outcome.url}".rstrip(": "))
     else:
-        from dl.github.client import write_plan_summary
+        from dl.github.outputs import write_plan_summary
         from dl.render.plan import comment_parts
 
         write_plan_summary(
@@ -172,7 +172,8 @@ def _sigterm_as_interrupt():
 def _require_credentials(manifest) -> None:
     """No plan without AWS credentials (as on a pull request from a fork): one clear line for a fork, whose
     token cannot comment anyway; otherwise an error the comment shows."""
-    from dl.github.client import explain_missing_credentials, write_step_summary
+    from dl.github.events import explain_missing_credentials
+    from dl.github.outputs import write_step_summary
     from dl.github.review import NoCredentials, fork_without_credentials
 
     reason = _missing_credentials(manifest)
@@ -216,7 +217,7 @@ def _missing_credentials(manifest) -> str | None:
 
 
 def _github_outputs(result, out) -> None:
-    from dl.github.client import write_outputs
+    from dl.github.outputs import write_outputs
 
     outputs = {"has-changes": "false" if result.is_empty() else "true", "summary": result.summary()}
     if out:
