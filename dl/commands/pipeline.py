@@ -1,7 +1,8 @@
 """The shared pipeline of `plan`, `apply` and `status`: validate -> build -> observe -> plan.
 
 Like Chalice's deployer: the function below reads like the list of stages. `plan` and `apply` differ only in
-what they do with the result (render it, or hand it to the executor).
+what they do with the result (render it, or hand it to the executor). `run_pipeline` is that pipeline for a
+command's block: inside the sandbox when asked, under the project's lock (`project_lock`) for `apply`.
 """
 
 from __future__ import annotations
