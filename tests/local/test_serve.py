@@ -469,7 +469,7 @@ def plain_datasette_answers(line: str, shop_files) -> dict:
             p: (r.status_code, answer(r.status_code, r.headers, r.json))
             for p, r in asyncio.run(plain_datasette()).items()
         }
-    from dl.build.package import ensure_dependencies, find_interpreter, target_spec
+    from dl.build.dependencies import ensure_dependencies, find_interpreter, target_spec
     from dl.manifest.model import load_manifest
 
     instance = load_manifest(shop_files / "datasette-lambda.yml").instances["plain"]
