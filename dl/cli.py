@@ -179,8 +179,8 @@ def _project_lock(manifest, operation: str, timeout: float, preview: int | None 
     takes it once the bootstrap has created one); with `preview`, the previews' own lock (dl/apply/preview.py)."""
     from dl.apply.executor import current_commit
     from dl.apply.lock import ProjectLock
-    from dl.apply.preview import lock_key
     from dl.aws.client import Aws
+    from dl.aws.names import lock_key
     from dl.aws.observed import bootstrap_bucket
 
     aws = Aws(manifest.region)
@@ -782,8 +782,9 @@ def unlock(manifest_path, yes, sandbox):
 
 
 def _unlock(manifest, yes: bool) -> None:
-    from dl.apply.lock import LOCK_KEY, break_lock, read_lock
+    from dl.apply.lock import break_lock, read_lock
     from dl.aws.client import Aws
+    from dl.aws.names import LOCK_KEY
     from dl.aws.observed import bootstrap_bucket
 
     aws = Aws(manifest.region)

@@ -537,7 +537,7 @@ def make_plan(
             for i in instances
         )
     instances = tuple(switch_legacy_certificate(i, observed) for i in instances)
-    from dl.aws.bootstrap import VERSION as BOOTSTRAP_VERSION
+    from dl.aws.names import BOOTSTRAP_VERSION
 
     deploys = any(i.action is not Action.DESTROY for i in instances)
     bootstrap = Action.NOOP
@@ -607,7 +607,7 @@ def switch_legacy_certificate(item: InstancePlan, observed) -> InstancePlan:
     versions is updated onto the domain's own certificate stack (so the old stack can be removed)."""
     from dataclasses import replace
 
-    from dl.aws.templates import certificate_stack_name
+    from dl.aws.names import certificate_stack_name
 
     domain = issued_domain(item.desired)
     legacy = [c for c in getattr(observed, "certificates", ()) if c.legacy == item.name]

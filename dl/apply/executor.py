@@ -47,11 +47,15 @@ from pathlib import Path
 import botocore.exceptions
 
 from dl import __version__
-from dl.apply.preview import KEY_OBJECT as PREVIEW_KEY_OBJECT
-from dl.apply.preview import artifact_prefix
-from dl.aws import bootstrap, hosts, templates
+from dl.aws import bootstrap, hosts, names, templates
 from dl.aws import secrets as dl_secrets
-from dl.aws.client import (
+from dl.aws.client import TERMINAL_OK, Aws, explain_client_error, is_no_change, is_transient
+from dl.aws.names import PREVIEW_KEY_OBJECT, artifact_prefix
+from dl.aws.observed import ObservedState, observe, observe_scopes
+from dl.build.desired import DesiredInstance, spec_digest
+from dl.errors import DlError
+from dl.manifest.model import Manifest
+from dl.manifest.tags import (
     TAG_COMMIT,
     TAG_DEPLOYED_AT,
     TAG_DOMAIN,
@@ -61,16 +65,7 @@ from dl.aws.client import (
     TAG_ROLE,
     TAG_SPEC,
     TAG_TOOL,
-    TERMINAL_OK,
-    Aws,
-    explain_client_error,
-    is_no_change,
-    is_transient,
 )
-from dl.aws.observed import ObservedState, observe, observe_scopes
-from dl.build.desired import DesiredInstance, spec_digest
-from dl.errors import DlError
-from dl.manifest.model import Manifest
 from dl.plan import Action, CertificateRemoval, InstancePlan, Plan
 
 TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates go through S3 (TemplateURL)
@@ -237,7 +232,7 @@ def refuse_oversized_environment(
         parameters = {
             templates.DATASETTE_SECRET_PARAMETER: derived,
             templates.ORIGIN_SECRET_PARAMETER: derived,
-            **{templates.secret_parameter(k): v for k, v in values.items()},
+            **{names.secret_parameter(k): v for k, v in values.items()},
         }
         size = templates.environment_bytes(env, parameters)
         if size > templates.LAMBDA_ENVIRONMENT_MAX:
@@ -669,18 +664,18 @@ class Executor:
     def preview_bootstrap(self, observed: ObservedState) -> bootstrap.Deployed:
         """Previews use production's bootstrap and never change it: its bucket, and the preview execution role
         CloudFormation acts as for every preview stack."""
-        if not observed.bucket or (observed.bootstrap_version or 0) < bootstrap.VERSION:
+        if not observed.bucket or (observed.bootstrap_version or 0) < names.BOOTSTRAP_VERSION:
             raise DlError(
                 f"project {self.manifest.project} has no current bootstrap in {self.aws.region}: previews use "
                 "production's; deploy production once (`dl apply`) first, or run `dl bootstrap`"
             )
         self.role_arn = self.preview_role_arn(observed)
-        return bootstrap.Deployed(bootstrap.VERSION, observed.bucket, self.role_arn)
+        return bootstrap.Deployed(names.BOOTSTRAP_VERSION, observed.bucket, self.role_arn)
 
     def preview_role_arn(self, observed: ObservedState) -> str | None:
-        if observed.bootstrap is None or (observed.bootstrap_version or 0) < bootstrap.VERSION:
+        if observed.bootstrap is None or (observed.bootstrap_version or 0) < names.BOOTSTRAP_VERSION:
             return None
-        return bootstrap.preview_execution_role_arn(
+        return names.preview_execution_role_arn(
             observed.bootstrap.stack_id, self.manifest.project, self.aws.region
         )
 
@@ -689,17 +684,17 @@ class Executor:
         with ``force``, brought to its template whatever it is: `dl bootstrap`). The caller's credentials
         deploy it; the CI roles may not, and are told to run `dl bootstrap`."""
         project, region = self.manifest.project, self.aws.region
-        name = templates.bootstrap_stack_name(project)
+        name = names.bootstrap_stack_name(project)
         if self.preview is not None:
             return self.preview_bootstrap(observed)
-        current = observed.bucket and (observed.bootstrap_version or 0) >= bootstrap.VERSION
+        current = observed.bucket and (observed.bootstrap_version or 0) >= names.BOOTSTRAP_VERSION
         if current and not force:
             self.role_arn = observed.execution_role_arn()
-            return bootstrap.Deployed(bootstrap.VERSION, observed.bucket, self.role_arn)
+            return bootstrap.Deployed(names.BOOTSTRAP_VERSION, observed.bucket, self.role_arn)
         if observed.bootstrap is None or not observed.bucket:
             what = "creating"
-        elif (observed.bootstrap_version or 0) < bootstrap.VERSION:
-            what = f"upgrading (version {observed.bootstrap_version} to {bootstrap.VERSION})"
+        elif (observed.bootstrap_version or 0) < names.BOOTSTRAP_VERSION:
+            what = f"upgrading (version {observed.bootstrap_version} to {names.BOOTSTRAP_VERSION})"
         else:
             what = "updating"
         self.log(
@@ -725,8 +720,8 @@ class Executor:
         stack = self.aws.stack(name)
         if not bucket or stack is None:
             raise DlError(f"{name}: deployed, but its bucket cannot be found")
-        self.role_arn = bootstrap.execution_role_arn(stack.stack_id, project, region)
-        return bootstrap.Deployed(bootstrap.VERSION, bucket, self.role_arn)
+        self.role_arn = names.execution_role_arn(stack.stack_id, project, region)
+        return bootstrap.Deployed(names.BOOTSTRAP_VERSION, bucket, self.role_arn)
 
     def upload_artifacts(self, bucket: str, desired: DesiredInstance) -> int:
         """Upload the package and databases that are not in the bucket yet. Returns bytes uploaded."""
@@ -775,8 +770,8 @@ class Executor:
                 "certificate_arn to an ACM certificate (us-east-1) for the domain"
             )
         # one stack per domain, whichever instance has it: a domain that moves keeps its certificate
-        name = templates.certificate_stack_name(self.manifest.project, instance.domain)
-        deployer = self.deployer(instance.name, cfn_region=templates.CERTIFICATE_REGION)
+        name = names.certificate_stack_name(self.manifest.project, instance.domain)
+        deployer = self.deployer(instance.name, cfn_region=names.CERTIFICATE_REGION)
         tags = {**self.base_tags("certificate"), TAG_DOMAIN: instance.domain}
         _, stack = deployer.deploy(
             name, templates.certificate_template(self.manifest.project, instance, zone), tags=tags
@@ -813,7 +808,7 @@ class Executor:
             TAG_COMMIT: self.commit,
             TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        parameters = {templates.secret_parameter(k): v for k, v in secrets.items()}
+        parameters = {names.secret_parameter(k): v for k, v in secrets.items()}
         # a preview's derived secrets: from the previews' own key, and different for every pull request
         derived_as = instance.name if self.preview is None else f"pr{self.preview}--{instance.name}"
         if keys and "DATASETTE_SECRET" not in secrets:
@@ -826,7 +821,7 @@ class Executor:
             parameters[templates.ORIGIN_SECRET_PARAMETER] = dl_secrets.origin_secret(
                 keys.derivation, self.manifest.project, derived_as
             )
-        name = templates.instance_stack_name(self.manifest.project, instance.name, self.preview)
+        name = names.instance_stack_name(self.manifest.project, instance.name, self.preview)
         deployer = self.deployer(instance.name, bucket=bucket)
         if plan.stack_id:
             deployer.remove_stale_change_sets(name, plan.stack_id)
@@ -926,7 +921,7 @@ class Executor:
         self.log(f"{instance.name}: CloudFront invalidation {invalidation} for {paths[0]}")
 
     def destroy_instance(self, plan: InstancePlan, observed: ObservedState) -> Outcome:
-        name = templates.instance_stack_name(self.manifest.project, plan.name, self.preview)
+        name = names.instance_stack_name(self.manifest.project, plan.name, self.preview)
         deployer = self.deployer(plan.name)
         self.log(f"{plan.name}: deleting stack {name}")
         deployer.delete(plan.stack_id, name)  # its certificate stack is the plan's to remove (orphans)
@@ -1096,7 +1091,7 @@ class Executor:
         else:
             if self.cancel.is_set():
                 raise Interrupted("interrupted before removing orphaned certificate stacks")
-            deployer = self.deployer(removal.stack_name, cfn_region=templates.CERTIFICATE_REGION)
+            deployer = self.deployer(removal.stack_name, cfn_region=names.CERTIFICATE_REGION)
             line = release_certificate_stack(deployer, removal, self.log)
         self.log(line)
         return line
@@ -1113,7 +1108,7 @@ class Executor:
 
     def take_lock(self, bucket: str):
         from dl.apply.lock import ProjectLock
-        from dl.apply.preview import lock_key
+        from dl.aws.names import lock_key
 
         lock = ProjectLock(
             self.aws,

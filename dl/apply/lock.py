@@ -36,9 +36,9 @@ from email.utils import parsedate_to_datetime
 
 import botocore.exceptions
 
+from dl.aws.names import LOCK_KEY
 from dl.errors import DlError
 
-LOCK_KEY = "locks/project.json"
 Log = Callable[[str], None]
 
 

@@ -38,9 +38,6 @@ from dl.errors import DlError
 from dl.manifest.model import Instance, Manifest
 from dl.plan import Action, InstancePlan, Plan
 
-PREFIX = "previews/"  # every artifact a preview uploads, and the previews' secrets key
-KEY_OBJECT = f"{PREFIX}keys/secrets.key"
-LOCK_KEY = f"{PREFIX}locks/previews.json"  # previews' applies take this lock, never production's
 LOG_RETENTION_DAYS = 3  # a CloudWatch Logs retention value (templates.LOG_RETENTION_DAYS)
 
 
@@ -51,18 +48,6 @@ class PreviewRequest:
     number: int
     every: bool = False  # every instance of the manifest, not only those whose production plan is not empty
     cdn: bool = False  # keep CloudFront for instances that have it (default: the Function URL alone)
-
-
-def artifact_prefix(preview: int | None) -> str:
-    """Where a scope's artifacts live in the bucket: production at the top, previews under ``previews/``."""
-    return "" if preview is None else PREFIX
-
-
-def lock_key(preview: int | None) -> str:
-    """The lock object a scope's applies and destroys hold: production's, or the previews' own."""
-    from dl.apply.lock import LOCK_KEY as PRODUCTION
-
-    return PRODUCTION if preview is None else LOCK_KEY
 
 
 def preview_instance(instance: Instance, *, cdn: bool = False) -> Instance:
@@ -181,7 +166,7 @@ class PreviewRow:
 
 
 def deployed_at(stack) -> datetime | None:
-    from dl.aws.client import TAG_DEPLOYED_AT
+    from dl.manifest.tags import TAG_DEPLOYED_AT
 
     raw = stack.tags.get(TAG_DEPLOYED_AT) or stack.updated or stack.created
     if not raw:
@@ -195,7 +180,7 @@ def deployed_at(stack) -> datetime | None:
 
 def preview_rows(aws, previews: dict, now: datetime) -> list[PreviewRow]:
     """One row per preview stack, by pull request then instance. Reads each public URL (one call each)."""
-    from dl.aws.client import TAG_COMMIT
+    from dl.manifest.tags import TAG_COMMIT
     from dl.ops.status import public_url
 
     rows = []

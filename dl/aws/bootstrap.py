@@ -44,43 +44,23 @@ from dataclasses import dataclass
 import botocore.exceptions
 import click
 
+from dl.aws.names import (
+    BOOTSTRAP_VERSION,
+    CERTIFICATE_REGION,
+    METADATA_KEY,
+    boundary_arn_sub,
+    boundary_policy_name,
+    execution_role_name,
+    export_name,
+    function_role_path,
+    preview_boundary_arn_sub,
+    preview_boundary_policy_name,
+    preview_execution_role_name,
+    preview_role_path,
+)
 from dl.commands.options import aws_context, load, manifest_option, sandbox_option
 
-VERSION = 2
-LEGACY_VERSION = 1  # the bucket-only bootstrap: its template records no version
-METADATA_KEY = "DatasetteLambda"
-CERTIFICATE_REGION = "us-east-1"
 ACCESS_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InsufficientCapabilities")
-
-
-def execution_role_name(project: str, region: str) -> str:
-    return f"{project}--cfn-exec-{region}"
-
-
-def boundary_policy_name(project: str, region: str) -> str:
-    return f"{project}--boundary-{region}"
-
-
-def export_name(project: str, what: str) -> str:
-    """Exports are per region, like the bootstrap stack: ``<project>--cache-policy-id``."""
-    return f"{project}--{what}"
-
-
-def function_role_path(project: str) -> str:
-    """IAM path of every role dl's instance stacks create: an exact namespace (``data`` is not ``data-eu``)."""
-    return f"/dl/{project}/"
-
-
-def boundary_arn_sub(project: str) -> dict:
-    """The permissions boundary's ARN as a template value (instance stacks live in the bootstrap's region)."""
-    return {
-        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/"
-        + boundary_policy_name(project, "${AWS::Region}")
-    }
-
-
-def import_value(project: str, what: str) -> dict:
-    return {"Fn::ImportValue": export_name(project, what)}
 
 
 @dataclass(frozen=True)
@@ -92,21 +72,10 @@ class Deployed:
     execution_role_arn: str
 
 
-def execution_role_arn(stack_id: str, project: str, region: str) -> str:
-    """The role's ARN from the bootstrap stack's ID (``arn:<partition>:cloudformation:<region>:<account>:...``)."""
-    parts = stack_id.split(":")
-    return f"arn:{parts[1]}:iam::{parts[4]}:role/{execution_role_name(project, region)}"
-
-
-def version_of(metadata: dict) -> int:
-    entry = metadata.get(METADATA_KEY) or {}
-    return int(entry.get("version") or LEGACY_VERSION) if isinstance(entry, dict) else LEGACY_VERSION
-
-
 def outdated_message(project: str, region: str, version: int) -> str:
     return (
         f"the bootstrap stack {project}--bootstrap in {region} is version {version}; this dl needs version "
-        f"{VERSION}. Upgrade it once, with administrator credentials: `dl bootstrap` (in the manifest's folder, "
+        f"{BOOTSTRAP_VERSION}. Upgrade it once, with administrator credentials: `dl bootstrap` (in the manifest's folder, "
         f"region {region}); then plan again"
     )
 
@@ -391,32 +360,6 @@ def boundary_policy(project: str) -> dict:
 # --- previews: their own execution role and boundary (dl/apply/preview.py) -----------------------------------
 
 
-def preview_execution_role_name(project: str, region: str) -> str:
-    return f"{project}--cfn-preview-{region}"
-
-
-def preview_boundary_policy_name(project: str, region: str) -> str:
-    return f"{project}--preview-boundary-{region}"
-
-
-def preview_role_path(project: str) -> str:
-    """IAM path of the function roles of previews: inside the project's, so production's execution role can
-    clean them up too, while the preview execution role may create roles only here."""
-    return f"{function_role_path(project)}previews/"
-
-
-def preview_boundary_arn_sub(project: str) -> dict:
-    return {
-        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/"
-        + preview_boundary_policy_name(project, "${AWS::Region}")
-    }
-
-
-def preview_execution_role_arn(stack_id: str, project: str, region: str) -> str:
-    parts = stack_id.split(":")
-    return f"arn:{parts[1]}:iam::{parts[4]}:role/{preview_execution_role_name(project, region)}"
-
-
 def _only_preview_resources() -> list[dict]:
     """HTTP APIs and CloudFront resources have generated ids, so no name scopes them: deny acting on one that
     is not a preview's (not tagged dl:preview, and not being created with that tag), and deny tagging one that
@@ -670,7 +613,7 @@ def shared_cache_policy_config(project: str) -> dict:
     viewer-request function copies the public host into ``X-Forwarded-Host`` (dl/aws/cloudfront_function.py).
     """
     from dl.aws.cloudfront_function import FORWARDED_HOST
-    from dl.aws.templates import CACHE_MAX_TTL
+    from dl.aws.names import CACHE_MAX_TTL
 
     return {
         "Name": _sub(f"{project}--${{AWS::Region}}"),
@@ -699,7 +642,7 @@ def bootstrap_template(project: str) -> dict:
     delete, not from the upload, which an expiry by tag could not do), cleans up the left-over delete
     markers, and aborts multipart uploads abandoned for a day.
     """
-    from dl.aws.templates import ARTIFACT_RETENTION_DAYS
+    from dl.aws.names import ARTIFACT_RETENTION_DAYS
 
     bucket, bucket_policy = _artifact_bucket(ARTIFACT_RETENTION_DAYS)
     role_name = _sub(execution_role_name(project, "${AWS::Region}"))
@@ -779,7 +722,10 @@ def bootstrap_template(project: str) -> dict:
     }
     outputs = {
         "BucketName": {"Description": "artifact bucket", "Value": {"Ref": "ArtifactBucket"}},
-        "BootstrapVersion": {"Description": "version of the bootstrap stack", "Value": str(VERSION)},
+        "BootstrapVersion": {
+            "Description": "version of the bootstrap stack",
+            "Value": str(BOOTSTRAP_VERSION),
+        },
         "ExecutionRoleArn": {
             "Description": "the role CloudFormation deploys the project's stacks as",
             "Value": {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
@@ -805,9 +751,9 @@ def bootstrap_template(project: str) -> dict:
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"datasette-lambda bootstrap of project {project} (version {VERSION})",
+        "Description": f"datasette-lambda bootstrap of project {project} (version {BOOTSTRAP_VERSION})",
         "Metadata": {
-            METADATA_KEY: {"format": 1, "kind": "bootstrap", "project": project, "version": VERSION}
+            METADATA_KEY: {"format": 1, "kind": "bootstrap", "project": project, "version": BOOTSTRAP_VERSION}
         },
         "Resources": resources,
         "Outputs": outputs,
@@ -838,6 +784,6 @@ def bootstrap_command(manifest_path, sandbox):
     deployed = executor.ensure_bootstrap(observe(aws, manifest.project), force=True)
     secrets.ensure_keys(aws, deployed.bucket)  # both secrets keys, so the first plan can fingerprint
     click.echo(
-        f"Bootstrap {manifest.project}--bootstrap in {aws.region}: version {VERSION}, bucket {deployed.bucket}, "
+        f"Bootstrap {manifest.project}--bootstrap in {aws.region}: version {BOOTSTRAP_VERSION}, bucket {deployed.bucket}, "
         f"execution role {deployed.execution_role_arn}"
     )

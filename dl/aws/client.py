@@ -21,17 +21,6 @@ from botocore.config import Config
 
 from dl import __version__
 from dl.errors import DlError
-from dl.manifest.tags import (  # noqa: F401 (re-exported: dl's own tag keys live with the tag rules, dl/manifest/tags.py)
-    TAG_COMMIT,
-    TAG_DEPLOYED_AT,
-    TAG_DOMAIN,
-    TAG_INSTANCE,
-    TAG_PREVIEW,
-    TAG_PROJECT,
-    TAG_ROLE,
-    TAG_SPEC,
-    TAG_TOOL,
-)
 
 
 def client_config(*, retries: bool = True) -> Config:

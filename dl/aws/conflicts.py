@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from dl.aws.client import TAG_PROJECT, Aws, explain_client_error
+from dl.aws.client import Aws, explain_client_error
 from dl.errors import DlError
+from dl.manifest.tags import TAG_PROJECT
 from dl.plan import Action, Plan
 
 RECORD_TYPES = ("A", "AAAA", "CNAME")
@@ -62,7 +63,7 @@ def _distributions(observed) -> set[str]:
 
 def find_conflicts(aws: Aws, project: str, plan: Plan, observed) -> list[Conflict]:
     """Every conflict of the plan's creates, updates and replacements with what exists on AWS. Read-only."""
-    from dl.aws.templates import instance_stack_name, log_group_name
+    from dl.aws.names import instance_stack_name, log_group_name
 
     conflicts: list[Conflict] = []
     served = _domains_served(observed)

@@ -17,8 +17,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from dl.aws.client import TAG_DOMAIN, TAG_INSTANCE, TAG_PREVIEW, TAG_PROJECT, TAG_ROLE, Aws, Stack
+from dl.aws import names
+from dl.aws.client import Aws, Stack
 from dl.aws.templates import metadata_spec
+from dl.manifest.tags import TAG_DOMAIN, TAG_INSTANCE, TAG_PREVIEW, TAG_PROJECT, TAG_ROLE
 
 BUCKET_LOGICAL_ID = "ArtifactBucket"
 
@@ -66,11 +68,10 @@ class ObservedState:
 
     def execution_role_arn(self) -> str | None:
         """The CloudFormation execution role of a current bootstrap (None before, or of an older one)."""
-        from dl.aws import bootstrap
 
-        if self.bootstrap is None or (self.bootstrap_version or 0) < bootstrap.VERSION:
+        if self.bootstrap is None or (self.bootstrap_version or 0) < names.BOOTSTRAP_VERSION:
             return None
-        return bootstrap.execution_role_arn(self.bootstrap.stack_id, self.project, self.region)
+        return names.execution_role_arn(self.bootstrap.stack_id, self.project, self.region)
 
 
 def certificate_of(stack: Stack) -> ObservedCertificate:
@@ -115,7 +116,7 @@ def preview_number(stack: Stack) -> int | None:
 def _scan(aws: Aws, project: str) -> tuple[Stack | None, dict[int | None, dict[str, Stack]], list]:
     """The bootstrap stack, the instance stacks by scope (None: production; N: pull request N's previews), and
     the certificate stacks (us-east-1: a second DescribeStacks unless that is the project's region)."""
-    from dl.aws.templates import CERTIFICATE_REGION
+    from dl.aws.names import CERTIFICATE_REGION
 
     bootstrap = None
     scopes: dict[int | None, dict[str, Stack]] = {}
@@ -158,7 +159,7 @@ def _read(
         instances = dict(zip(stacks, pool.map(read, stacks), strict=True))
     bucket = version = None
     if bootstrap is not None and bootstrap.status not in ("REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE"):
-        from dl.aws.bootstrap import version_of
+        from dl.aws.names import version_of
 
         bucket = bootstrap.outputs.get("BucketName") or aws.stack_resource(
             bootstrap.stack_id, BUCKET_LOGICAL_ID
@@ -180,7 +181,7 @@ def _read(
 def bootstrap_bucket(aws: Aws, project: str) -> str | None:
     """The artifact bucket of the project's bootstrap stack (found by its settled name, one DescribeStacks),
     or None when there is none yet. Used to take the project's lock before anything else is read."""
-    from dl.aws.templates import bootstrap_stack_name
+    from dl.aws.names import bootstrap_stack_name
 
     stack = aws.stack(bootstrap_stack_name(project))
     if stack is None or stack.tags.get(TAG_PROJECT) != project:

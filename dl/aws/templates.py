@@ -55,27 +55,33 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from dl.aws import bootstrap, metadata_json
+from dl.aws import bootstrap, metadata_json, names
 from dl.aws.cloudfront_function import RUNTIME as CLOUDFRONT_RUNTIME
 from dl.aws.cloudfront_function import viewer_request_code
+from dl.aws.names import (
+    CERTIFICATE_REGION,
+    METADATA_KEY,
+    bootstrap_stack_name,
+    certificate_stack_name,
+    function_name,
+    instance_stack_name,
+    secret_parameter,
+)
 from dl.commands.options import aws_context, load, manifest_option, outside_paths_option, sandbox_option
 from dl.errors import DlError
 from dl.manifest.model import Instance
 
 FORMAT = 1
-METADATA_KEY = "DatasetteLambda"
 HANDLER = "dl_runtime.handler.handler"
 ORIGIN_SECRET_HEADER = "x-dl-origin-secret"  # checked by dl/runtime when DL_ORIGIN_SECRET is set
 DATASETTE_SECRET_PARAMETER = "DatasetteSecret"  # NoEcho; never "Secret..." (secret_parameter's names)
 ORIGIN_SECRET_PARAMETER = "OriginSecret"  # NoEcho: the header CloudFront sends to an HTTP API origin
 CLOUDFRONT_HOSTED_ZONE_ID = "Z2FDTNDATAQYW2"  # fixed zone of every CloudFront alias target
-CERTIFICATE_REGION = "us-east-1"  # CloudFront only uses ACM certificates from us-east-1
 ORIGIN_ID = "function"
 
 MIB = 1024 * 1024
@@ -88,15 +94,11 @@ HTTP_API_TIMEOUT_MAX = 30  # an HTTP API integration times out after at most 30 
 RESPONSES_PREFIX = (
     "responses/"  # responses too large for Lambda (dl/runtime/large_responses.py); expire in a day
 )
-CACHE_MAX_TTL = 31_536_000  # one year: Datasette's static assets say "max-age=..., immutable"
-ARTIFACT_RETENTION_DAYS = 30  # unreferenced artifacts are kept this long (rollbacks), then expire
 # The values CloudWatch Logs accepts for RetentionInDays.
 LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 )
 _UNIQUE_NAME_ROOM = 55  # account-wide names: <= 64 characters including "-" and 8 hex characters
-FUNCTION_NAME_LIMIT = 64  # Lambda function names (AWS::Lambda::Function FunctionName maxLength)
-STACK_NAME_LIMIT = 128  # CloudFormation stack names
 
 Template = dict[str, Any]
 
@@ -137,66 +139,6 @@ class InstanceArtifacts:
 # --- names ----------------------------------------------------------------------------------------
 
 
-def bootstrap_stack_name(project: str) -> str:
-    """The project's bootstrap stack (artifact bucket), one per region."""
-    return _checked_stack_name(f"{project}--bootstrap")
-
-
-def instance_stack_name(project: str, instance: str, preview: int | None = None) -> str:
-    """The instance's stack; also its Lambda function's name and its log group's suffix.
-
-    A preview's (dl/apply/preview.py): ``<project>--pr<N>--<instance>``, which no production stack can be (project and
-    instance names hold no ``--``); its function name is :func:`function_name`."""
-    if preview is None:
-        return _checked_stack_name(f"{project}-{instance}")
-    return _checked_stack_name(f"{project}--pr{preview}--{instance}", limit=STACK_NAME_LIMIT)
-
-
-def function_name(project: str, instance: str, preview: int | None = None) -> str:
-    """The Lambda function's name: the stack's, shortened with a hash when over Lambda's 64 characters
-    (only a preview's can be: the first 55 characters, '-' and 8 hex of the stack name's sha256). It keeps the
-    stack name's start, ``<project>--pr<N>--``, which the preview IAM policies match."""
-    name = instance_stack_name(project, instance, preview)
-    if len(name) <= FUNCTION_NAME_LIMIT:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: FUNCTION_NAME_LIMIT - 9]}-{digest}"
-
-
-def certificate_stack_name(project: str, domain: str) -> str:
-    """The stack holding the ACM certificate of ``domain`` in us-east-1: one per domain and project, so the
-    certificate stays when the domain moves between instances. Named from a hash: a domain runs to 253
-    characters, a stack name to 128."""
-    digest = hashlib.sha256(domain.encode()).hexdigest()[:16]
-    return _checked_stack_name(f"{project}--cert-{digest}", limit=128)
-
-
-def legacy_certificate_stack_name(project: str, instance: str) -> str:
-    """The per-instance certificate stack of earlier versions: dl only removes these now."""
-    return _checked_stack_name(f"{project}-{instance}--certificate", limit=128)
-
-
-def log_group_name(project: str, instance: str, preview: int | None = None) -> str:
-    """The function's log group (Lambda's default name, which ``dl logs`` relies on)."""
-    return f"/aws/lambda/{function_name(project, instance, preview)}"
-
-
-def secret_parameter(env_name: str) -> str:
-    """Template parameter carrying the value of the function's environment variable ``env_name``.
-
-    Env names are ``[A-Z_][A-Z0-9_]*``; ``_`` becomes ``x`` (never otherwise present), so the mapping is 1:1.
-    """
-    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", env_name):
-        raise DlError(f"secret {env_name!r}: expected an environment variable name such as API_TOKEN")
-    return "Secret" + env_name.replace("_", "x")
-
-
-def _checked_stack_name(name: str, limit: int = 64) -> str:
-    if len(name) > limit or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", name):
-        raise DlError(f"{name!r} is not a valid stack name (letters, digits and '-', at most {limit})")
-    return name
-
-
 # --- serialisation and reading back ---------------------------------------------------------------
 
 
@@ -231,12 +173,6 @@ def template_artifact_keys(template: Template) -> frozenset[str]:
     artifacts = ((template.get("Metadata") or {}).get(METADATA_KEY) or {}).get("artifacts") or {}
     keys = [artifacts.get("package_key"), *artifacts.get("database_keys", ())]
     return frozenset(k for k in keys if k)
-
-
-def public_url(instance: Instance, host: str) -> str:
-    """The URL users open: ``https://<host><prefix>`` (host: domain, CloudFront, Function URL or API host)."""
-    host = host.removeprefix("https://").split("/", 1)[0]
-    return f"https://{host}{instance.prefix}"
 
 
 # --- bootstrap stack ------------------------------------------------------------------------------
@@ -500,12 +436,12 @@ def _function_resources(
             "Properties": {
                 "Description": f"Lambda role of {name}: its own logs and databases only",
                 # the execution role may create roles only under the project's path, with its boundary
-                "Path": bootstrap.function_role_path(project)
+                "Path": names.function_role_path(project)
                 if preview is None
-                else bootstrap.preview_role_path(project),
-                "PermissionsBoundary": bootstrap.boundary_arn_sub(project)
+                else names.preview_role_path(project),
+                "PermissionsBoundary": names.boundary_arn_sub(project)
                 if preview is None
-                else bootstrap.preview_boundary_arn_sub(project),
+                else names.preview_boundary_arn_sub(project),
                 "AssumeRolePolicyDocument": {
                     "Version": "2012-10-17",
                     "Statement": [
@@ -687,7 +623,7 @@ def _distribution_config(project: str, name: str, instance: Instance, artifacts:
         methods = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
     else:
         origin["DomainName"] = _host_of({"Fn::GetAtt": ["FunctionUrl", "FunctionUrl"]})
-        origin["OriginAccessControlId"] = bootstrap.import_value(project, "origin-access-control-id")
+        origin["OriginAccessControlId"] = names.import_value(project, "origin-access-control-id")
         # OAC signs requests for Lambda, which refuses unsigned bodies: browsers' POSTs cannot pass.
         methods = ["GET", "HEAD", "OPTIONS"]
     behaviour = {
@@ -696,7 +632,7 @@ def _distribution_config(project: str, name: str, instance: Instance, artifacts:
         "AllowedMethods": methods,
         "CachedMethods": ["GET", "HEAD"],
         "Compress": True,
-        "CachePolicyId": bootstrap.import_value(project, "cache-policy-id"),
+        "CachePolicyId": names.import_value(project, "cache-policy-id"),
         "FunctionAssociations": [
             {"EventType": "viewer-request", "FunctionARN": {"Fn::GetAtt": ["EdgeFunction", "FunctionARN"]}}
         ],

@@ -145,7 +145,7 @@ def build_instance(
     An unchanged instance is not built again: :func:`dl.build.package.build_key` names everything the zip depends on,
     and ``<cache>/builds/<key>`` records the zip it gave (in ``packages/``) and the build's result.
     """
-    from dl.apply.preview import artifact_prefix
+    from dl.aws.names import artifact_prefix
     from dl.build.dependencies import unpinned_plugins
     from dl.build.package import build_key, build_package, result_from_record, result_record
 

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass
 import botocore.exceptions
 import click
 
-from dl.aws.client import TAG_COMMIT, TAG_DEPLOYED_AT, Aws, Stack
+from dl.aws.client import Aws, Stack
 from dl.commands.options import aws_context, manifest_option, outside_paths_option, sandbox_option
+from dl.manifest.tags import TAG_COMMIT, TAG_DEPLOYED_AT
 from dl.plan import Action, short
 
 

@@ -23,12 +23,8 @@ from botocore.stub import Stubber
 from dl.apply.executor import Executor, StackDeployer, release_certificate_stack
 from dl.aws import client as dl_aws
 from dl.aws.client import Aws
-from dl.aws.templates import (
-    CERTIFICATE_REGION,
-    certificate_stack_name,
-    certificate_template,
-    legacy_certificate_stack_name,
-)
+from dl.aws.names import CERTIFICATE_REGION, certificate_stack_name, legacy_certificate_stack_name
+from dl.aws.templates import certificate_template
 from dl.build.desired import DesiredInstance
 from dl.commands.options import load
 from dl.plan import CertificateRemoval

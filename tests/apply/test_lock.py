@@ -15,8 +15,9 @@ import boto3
 import pytest
 
 from dl.apply.executor import apply_plan
-from dl.apply.lock import LOCK_KEY, holder_name, read_lock
+from dl.apply.lock import holder_name, read_lock
 from dl.aws import client as dl_aws
+from dl.aws.names import LOCK_KEY
 from dl.aws.observed import bootstrap_bucket
 from dl.commands.options import load
 from dl.commands.pipeline import prepare

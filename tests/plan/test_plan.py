@@ -9,10 +9,9 @@ import copy
 import dataclasses
 import json
 
-from dl.aws.bootstrap import VERSION as BOOTSTRAP_VERSION
 from dl.aws.client import Stack
+from dl.aws.names import BOOTSTRAP_VERSION, certificate_stack_name
 from dl.aws.observed import ObservedCertificate, ObservedInstance, ObservedState
-from dl.aws.templates import certificate_stack_name
 from dl.plan import Action, Plan, make_plan
 from dl.render.plan import clean, comment_parts, render_json, render_text
 
@@ -357,7 +356,7 @@ def test_a_reviewed_comment_counts_only_when_its_body_shows_the_plan():
 
 
 def cert_stack(domain: str | None = None, legacy: str | None = None) -> ObservedCertificate:
-    from dl.aws.templates import certificate_stack_name, legacy_certificate_stack_name
+    from dl.aws.names import certificate_stack_name, legacy_certificate_stack_name
 
     name = legacy_certificate_stack_name("p", legacy) if legacy else certificate_stack_name("p", domain)
     tags = {"dl:project": "p", "dl:role": "certificate"}

@@ -9,7 +9,7 @@ import json
 
 import boto3
 
-from dl.aws import bootstrap, secrets
+from dl.aws import bootstrap, names, secrets
 from dl.aws.templates import template_json
 from tests.apply.conftest import cfn, dl, write_manifest
 
@@ -36,7 +36,10 @@ def test_bootstrap_creates_the_role_the_boundary_and_both_keys_then_apply_deploy
     write_manifest(project, MANIFEST)
     result = dl("bootstrap")
     assert result.exit_code == 0, result.output
-    assert f"execution role {EXEC_ROLE}" in result.output and f"version {bootstrap.VERSION}" in result.output
+    assert (
+        f"execution role {EXEC_ROLE}" in result.output
+        and f"version {names.BOOTSTRAP_VERSION}" in result.output
+    )
     iam = boto3.client("iam")
     role = iam.get_role(RoleName="boot--cfn-exec-eu-west-1")["Role"]
     trust = role["AssumeRolePolicyDocument"]

@@ -15,6 +15,7 @@ import cfnlint
 import pytest
 
 from dl.aws import bootstrap
+from dl.aws import names as dl_names
 from dl.aws.templates import InstanceArtifacts, certificate_template, instance_template
 from dl.commands.options import load
 from tests.conftest import make_db
@@ -119,7 +120,7 @@ def names(project: str) -> dict[str, str]:
         "AWS::Region": REGION,
         "AWS::AccountId": ACCOUNT,
         "ArtifactBucket.Arn": f"arn:aws:s3:::{BUCKET if project == PROJECT else project + '--bootstrap-x'}",
-        "PermissionsBoundary": f"arn:aws:iam::{ACCOUNT}:policy/{bootstrap.boundary_policy_name(project, REGION)}",
+        "PermissionsBoundary": f"arn:aws:iam::{ACCOUNT}:policy/{dl_names.boundary_policy_name(project, REGION)}",
     }
 
 
@@ -226,7 +227,7 @@ def test_the_exceptions_are_for_properties_no_template_sets(templates):
     for template in templates.values():
         for resource in template["Resources"].values():
             if resource["Type"] == "AWS::IAM::Role":
-                assert resource["Properties"]["PermissionsBoundary"] == bootstrap.boundary_arn_sub(PROJECT)
+                assert resource["Properties"]["PermissionsBoundary"] == dl_names.boundary_arn_sub(PROJECT)
                 assert resource["Properties"]["Path"] == "/dl/data/"
 
 
@@ -265,7 +266,7 @@ def test_roles_only_with_the_boundary_and_passed_to_lambda_only():
     assert not allowed([policy], "iam:PassRole", role, {"iam:PassedToService": "ec2.amazonaws.com"})
     # nothing of the bootstrap itself: not the execution role, not the boundary
     for arn in (
-        f"arn:aws:iam::{ACCOUNT}:role/{bootstrap.execution_role_name(PROJECT, REGION)}",
+        f"arn:aws:iam::{ACCOUNT}:role/{dl_names.execution_role_name(PROJECT, REGION)}",
         boundary,
     ):
         for action in ("iam:PutRolePolicy", "iam:DeleteRole", "iam:CreatePolicyVersion", "iam:DeletePolicy"):

@@ -18,6 +18,7 @@ from tests.bootstrap.test_execution_role import (
 
 from dl.apply.preview import preview_instance
 from dl.aws import bootstrap
+from dl.aws import names as dl_names
 from dl.aws.templates import InstanceArtifacts, instance_template
 from dl.commands.options import load
 from tests.conftest import make_db
@@ -52,7 +53,7 @@ def preview_names() -> dict[str, str]:
     return {
         **names(PROJECT),
         "PreviewPermissionsBoundary": f"arn:aws:iam::{ACCOUNT}:policy/"
-        + bootstrap.preview_boundary_policy_name(PROJECT, REGION),
+        + dl_names.preview_boundary_policy_name(PROJECT, REGION),
     }
 
 
@@ -76,7 +77,7 @@ def resource_for(rtype: str, action: str, *, production: bool) -> tuple[str, dic
     if service == "lambda":
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}", tags
     if service == "iam":
-        path = bootstrap.function_role_path(PROJECT) if production else bootstrap.preview_role_path(PROJECT)
+        path = dl_names.function_role_path(PROJECT) if production else dl_names.preview_role_path(PROJECT)
         boundary = "PermissionsBoundary" if production else "PreviewPermissionsBoundary"
         context = tags | {
             "iam:PermissionsBoundary": preview_names()[boundary],
@@ -100,8 +101,8 @@ def test_previews_have_no_certificate_dns_or_shared_role(preview_templates):
     assert not {"AWS::CertificateManager::Certificate", "AWS::Route53::RecordSet"} & types
     for template in preview_templates.values():
         role = template["Resources"]["FunctionRole"]["Properties"]
-        assert role["Path"] == bootstrap.preview_role_path(PROJECT)
-        assert role["PermissionsBoundary"] == bootstrap.preview_boundary_arn_sub(PROJECT)
+        assert role["Path"] == dl_names.preview_role_path(PROJECT)
+        assert role["PermissionsBoundary"] == dl_names.preview_boundary_arn_sub(PROJECT)
 
 
 def test_the_preview_execution_role_grants_every_handler_permission_on_preview_resources(preview_templates):
@@ -157,8 +158,8 @@ def test_the_preview_boundary_allows_only_previews_logs_and_databases():
 def test_the_production_execution_role_cannot_be_the_previews(preview_templates):
     """The CI preview role may pass only the preview execution role (tests/github/test_preview_role.py);
     the names differ, so no wildcard of one matches the other."""
-    preview = bootstrap.preview_execution_role_name(PROJECT, REGION)
-    production = bootstrap.execution_role_name(PROJECT, REGION)
+    preview = dl_names.preview_execution_role_name(PROJECT, REGION)
+    production = dl_names.execution_role_name(PROJECT, REGION)
     assert not matches(f"{PROJECT}--cfn-exec-*", preview) and not matches(
         f"{PROJECT}--cfn-preview-*", production
     )
@@ -179,7 +180,7 @@ def test_the_ci_preview_role_allows_every_call_a_preview_makes(project, monkeypa
     assert dl("apply", "--yes", "--no-verify").exit_code == 0  # production, as the apply role would
     recorder = record(monkeypatch)
     policy = role_policy("preview-role-policy.json")
-    preview_exec = f"arn:aws:iam::{ACCOUNT}:role/{bootstrap.preview_execution_role_name('roles', REGION)}"
+    preview_exec = f"arn:aws:iam::{ACCOUNT}:role/{dl_names.preview_execution_role_name('roles', REGION)}"
     for phase in (
         ("apply", "--preview", "7", "--yes", "--no-verify", "--all"),
         ("apply", "--preview", "7", "--yes", "--no-verify", "--all"),  # a second push: an update

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from dl.aws.templates import ARTIFACT_RETENTION_DAYS, bootstrap_template
+from dl.aws.names import ARTIFACT_RETENTION_DAYS
+from dl.aws.templates import bootstrap_template
 
 
 def bucket() -> dict:
@@ -91,7 +92,7 @@ def test_the_shared_cache_policy_follows_cache_control_and_keys_on_query_cookies
 
 
 def test_the_bootstrap_exports_what_instances_share_and_records_its_version():
-    from dl.aws.bootstrap import VERSION
+    from dl.aws.names import BOOTSTRAP_VERSION as VERSION
 
     template = bootstrap_template("example-data")
     outputs = template["Outputs"]

@@ -9,13 +9,12 @@ from types import MappingProxyType
 import pytest
 
 from dl.aws.cloudfront_function import viewer_request_code
+from dl.aws.names import public_url, secret_parameter
 from dl.aws.templates import (
     HANDLER,
     ORIGIN_SECRET_HEADER,
     ephemeral_storage_mb,
     instance_template,
-    public_url,
-    secret_parameter,
     template_artifact_keys,
     template_json,
     template_spec,

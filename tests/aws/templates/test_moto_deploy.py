@@ -15,12 +15,10 @@ import json
 import boto3
 import pytest
 
+from dl.aws.names import bootstrap_stack_name, instance_stack_name, secret_parameter
 from dl.aws.templates import (
-    bootstrap_stack_name,
     bootstrap_template,
-    instance_stack_name,
     instance_template,
-    secret_parameter,
     template_artifact_keys,
     template_json,
     template_spec,

@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dl.aws.templates import (
+from dl.aws.names import (
     bootstrap_stack_name,
     certificate_stack_name,
     function_name,
     instance_stack_name,
-    instance_template,
     legacy_certificate_stack_name,
     log_group_name,
 )
+from dl.aws.templates import instance_template
 from dl.errors import DlError
 from tests.aws.templates.conftest import make_artifacts, make_instance
 

@@ -8,7 +8,8 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
-from dl.aws.templates import bootstrap_stack_name, bootstrap_template, template_json
+from dl.aws.names import bootstrap_stack_name
+from dl.aws.templates import bootstrap_template, template_json
 from dl.cli import main
 
 
