@@ -1,14 +1,15 @@
 """The dependency tree of a package: the target platform, the interpreter that compiles it, and pip.
 
-:func:`ensure_dependencies` installs the lock closure of the instance's Datasette line (``dl/build/lock/lambda.txt``
-for 0.65, ``dl/build/lock/lambda-1.0a.txt`` for 1.0a: see ``dl/manifest/lines.py``) plus its plugins with
-``pip install --target``, for the target's platform and Python (:func:`target_spec`); the tree is then leaned and
-compiled (``dl/build/lean.py``) and cached under ``dl.build.hashing.cache_dir()/deps/<key>`` (:func:`dependency_key`:
-target, Python, platforms, lock, plugins, compiler), so a second build neither downloads nor compiles.
+:func:`ensure_dependencies` installs the lock closure of the instance's Datasette line
+(``dl/build/lock/lambda.txt`` for 0.65, ``dl/build/lock/lambda-1.0a.txt`` for 1.0a: see
+``dl/manifest/lines.py``) plus its plugins with ``pip install --target``, for the target's platform and Python
+(:func:`target_spec`); the tree is then leaned and compiled (``dl/build/lean.py``) and cached under
+``dl.build.hashing.cache_dir()/deps/<key>`` (:func:`dependency_key`: target, Python, platforms, lock, plugins,
+compiler), so a second build neither downloads nor compiles.
 
-Also here: finding a CPython of the target version on this machine (:func:`find_interpreter`: this one, pyenv's,
-PATH's), the lock's pins without hashes (:func:`lock_pins`), and what a tree holds (:func:`read_versions`,
-:func:`unpinned_plugins`, :func:`tree_size`).
+Also here: finding a CPython of the target version on this machine (:func:`find_interpreter`: this one,
+pyenv's, PATH's), the lock's pins without hashes (:func:`lock_pins`), and what a tree holds
+(:func:`read_versions`, :func:`unpinned_plugins`, :func:`tree_size`).
 """
 
 from __future__ import annotations

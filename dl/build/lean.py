@@ -1,7 +1,7 @@
-"""Leaning and compiling an installed dependency tree: what Lambda never reads is deleted, the rest precompiled.
+"""Leaning and compiling an installed dependency tree: what Lambda never reads goes, the rest is precompiled.
 
-* :func:`lean_tree`: deletes installers, tests, type stubs, C sources, dist-info records and long descriptions,
-  and PyYAML's unused C extension; entry points and METADATA stay (plugin discovery reads them).
+* :func:`lean_tree`: deletes installers, tests, type stubs, C sources, dist-info records and long
+  descriptions, and PyYAML's unused C extension; entry points and METADATA stay (plugin discovery reads them).
 * :func:`compile_tree`: bytecode for the target Python (unchecked-hash, paths under ``/var/task``, fixed hash
   seed), so nothing is compiled at cold start and the bytes do not depend on where the tree was built.
 * :func:`make_sourceless`: each ``X.py`` replaced by its ``X.pyc``, except for modules that read Python source

@@ -1,4 +1,4 @@
-"""Where each database travels: inlined in the package, or left in the artifact bucket (fetched on cold start).
+"""Where each database travels: in the package, or left in the artifact bucket (fetched at cold start).
 
 :func:`decide_locations` inlines the smallest databases while the package stays under Lambda's 250 MB unzipped
 limit (with headroom, and under an optional inline limit) and explains each decision in one line for the user;

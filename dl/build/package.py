@@ -3,11 +3,12 @@
 Stages of :func:`build_package`, each in its own module of ``dl/build/``:
 
 1. **dependencies** (``dependencies.py``, ``lean.py``): ``pip install --target`` of the lock closure of the
-   instance's Datasette line (``dl/build/lock/lambda.txt`` for 0.65, ``dl/build/lock/lambda-1.0a.txt`` for 1.0a:
-   see ``dl/manifest/lines.py``) plus its plugins, for the target platform and Python; leaned; bytecode
+   instance's Datasette line (``dl/build/lock/lambda.txt`` for 0.65, ``dl/build/lock/lambda-1.0a.txt`` for
+   1.0a: see ``dl/manifest/lines.py``) plus its plugins, for the target platform and Python; leaned; bytecode
    precompiled for the target Python and put in place of the sources (sourceless ``X.pyc`` files, see
    ``dl.build.lean.make_sourceless``). The tree is cached under ``dl.build.hashing.cache_dir()/deps/<key>``
-   (key: target, Python, platforms, lock, plugins, compiler), so a second build neither downloads nor compiles.
+   (key: target, Python, platforms, lock, plugins, compiler), so a second build neither downloads nor
+   compiles.
 2. **databases** (``locations.py``, ``inspection.py``): hashed and inspected; small ones are inlined, the rest
    left for S3 (Lambda's 250 MB unzipped limit, with headroom), each decision explained.
 3. **instance** (here): ``dl_instance/instance.json`` (settings, metadata, databases, inspect data, versions)
@@ -172,9 +173,10 @@ def build_key(
 
     That is: the dependency tree (:func:`dependency_key`: target, Python, platforms, lock, plugins, bytecode),
     the builder and the handler (the sources of :data:`BUILDER_SOURCES`: this module and the ``dl/build/``
-    modules it builds with, and of ``dl/runtime``), and the inputs of ``instance.json`` and of the inline/S3 decisions: the instance's name, prefix, CORS, settings
-    and metadata, each database's name, file, size and sha256 (stat-cached, see ``dl.build.hashing``), the inline
-    limit, and the artifact key prefix (a preview's). Whatever else the zip holds is a function of these.
+    modules it builds with, and of ``dl/runtime``), and the inputs of ``instance.json`` and of the inline/S3
+    decisions: the instance's name, prefix, CORS, settings and metadata, each database's name, file, size and
+    sha256 (stat-cached, see ``dl.build.hashing``), the inline limit, and the artifact key prefix (a
+    preview's). Whatever else the zip holds is a function of these.
     """
     spec = target_spec(instance, target)
     compiler = find_interpreter(spec.python_version)

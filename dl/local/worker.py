@@ -1,11 +1,11 @@
-"""The stand-in for one Lambda sandbox: an isolated interpreter running a package's handler, and the Function URL
-events it is given.
+"""The stand-in for one Lambda sandbox: an isolated interpreter running a package's handler, and the Function
+URL events it is given.
 
 :class:`Worker` starts ``python -I -S -B`` (no site-packages, no environment variables read by Python, no
 bytecode written, working directory elsewhere) on an unpacked package, whose only addition to ``sys.path`` is
-the package; it runs ``dl_runtime.worker``, the stand-in for the Lambda runtime loop, and exchanges one message
-per request with it over a pipe. Like one Lambda sandbox it handles one request at a time and is killed when a
-request outlives the instance's timeout.
+the package; it runs ``dl_runtime.worker``, the stand-in for the Lambda runtime loop, and exchanges one
+message per request with it over a pipe. Like one Lambda sandbox it handles one request at a time and is
+killed when a request outlives the instance's timeout.
 
 :func:`request_event` turns an HTTP request into a Lambda Function URL event (payload 2.0, as AWS sends it:
 lower-case headers, ``cookies``, base64 bodies, ``X-Forwarded-Host`` set to the ``Host`` the browser used, as

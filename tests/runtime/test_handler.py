@@ -1,11 +1,11 @@
 """The handler: event formats, S3 databases against the moto server, downloads, limits, origin.
 
 The instance folder is what `dl package` writes (``dl.build.package.instance_document`` and
-``dl.build.locations.decide_locations``, with ``inline_limit=0`` to send databases to S3). On the 0.65 line the handler runs
-in-process (Datasette and Mangum from the test environment); tests taking ``line`` also run on the 1.0a
-line, where the handler runs in a separate interpreter on that line's locked dependency tree (the one
-`dl serve` runs), fed the same Lambda events through ``dl.local.worker.Worker``. `test_serve.py` runs the real
-package over HTTP.
+``dl.build.locations.decide_locations``, with ``inline_limit=0`` to send databases to S3). On the 0.65 line
+the handler runs in-process (Datasette and Mangum from the test environment); tests taking ``line`` also run
+on the 1.0a line, where the handler runs in a separate interpreter on that line's locked dependency tree (the
+one `dl serve` runs), fed the same Lambda events through ``dl.local.worker.Worker``. `test_serve.py` runs the
+real package over HTTP.
 """
 
 from __future__ import annotations
