@@ -19,9 +19,9 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from datasette.app import Datasette
-from serving import Reply, fetch, make_shop_db, start_serve, stop_serve
 
 from dl.manifest.lines import locked_version
+from tests.runtime.serving import Reply, fetch, make_shop_db, start_serve, stop_serve
 
 
 class Api:
