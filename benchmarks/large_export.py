@@ -81,7 +81,7 @@ def write_instance(folder: Path, db: Path) -> Path:
     from dl.build.inspection import inspect_database
     from dl.build.locations import decide_locations
     from dl.build.package import instance_document
-    from dl.manifest.model import load_manifest
+    from dl.manifest.load import load_manifest
 
     manifest = folder / "datasette-lambda.yml"
     manifest.write_text(f"version: 1\nproject: bench\ninstances:\n  site:\n    databases: [{db.name}]\n")

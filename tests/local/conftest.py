@@ -1,4 +1,4 @@
-"""Fixtures for `dl serve`: real packages served by a real `dl serve`, over real HTTP.
+"""Fixtures of tests/local: a real `dl serve` over real HTTP, and the package cache tests/apply shares.
 
 `served` (session): one `dl serve` process (`python -m dl serve --port 0`) on a manifest with two instances
 built from the same databases: `site` (prefix /data/; its databases `data`, named like the prefix, `other`
@@ -7,6 +7,8 @@ and `tagged`; cors, metadata, default_page_size 5, a plugin) and
 locked dependencies for this machine into the tool's cache (DL_CACHE_DIR); later sessions reuse them.
 
 Every test using `served` runs once per Datasette line (`line`: "0.65", "1.0a"; manifest `datasette:`).
+
+`shared_cache` (from tests/apply): the sandbox tour builds packages into the cache tests/apply shares.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from dl.manifest.lines import LINES
+from tests.apply.conftest import shared_cache  # noqa: F401 (a pytest fixture, used by name)
 from tests.runtime.serving import make_shop_db, make_tagged_db, start_serve, stop_serve
 
 PLUGIN = "datasette-block-robots==1.1.1"

@@ -470,7 +470,7 @@ def plain_datasette_answers(line: str, shop_files) -> dict:
             for p, r in asyncio.run(plain_datasette()).items()
         }
     from dl.build.dependencies import ensure_dependencies, find_interpreter, target_spec
-    from dl.manifest.model import load_manifest
+    from dl.manifest.load import load_manifest
 
     instance = load_manifest(shop_files / "datasette-lambda.yml").instances["plain"]
     spec = target_spec(instance, "host")

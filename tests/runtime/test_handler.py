@@ -31,7 +31,7 @@ from serving import make_shop_db
 from dl.build.inspection import inspect_database
 from dl.build.locations import decide_locations
 from dl.build.package import instance_document
-from dl.manifest.model import load_manifest
+from dl.manifest.load import load_manifest
 from dl.runtime.fetch import FetchError, fetch_database
 from dl.runtime.gateway import url_under_prefix
 from dl.runtime.handler import Runtime

@@ -5,7 +5,13 @@ and distributions. Evaluated offline (tests/iam_policy.py), like the production 
 from __future__ import annotations
 
 import pytest
-from tests.bootstrap.test_execution_role import (
+
+from dl.apply.preview import preview_instance
+from dl.aws import bootstrap
+from dl.aws import names as dl_names
+from dl.aws.templates import InstanceArtifacts, instance_template
+from dl.commands.options import load
+from tests.aws.bootstrap.test_execution_role import (
     ACCOUNT,
     BUCKET,
     MANIFEST,
@@ -15,12 +21,6 @@ from tests.bootstrap.test_execution_role import (
     names,
     needed,
 )
-
-from dl.apply.preview import preview_instance
-from dl.aws import bootstrap
-from dl.aws import names as dl_names
-from dl.aws.templates import InstanceArtifacts, instance_template
-from dl.commands.options import load
 from tests.conftest import make_db
 from tests.iam_policy import allowed, matches, resolve
 
@@ -169,10 +169,9 @@ def test_the_ci_preview_role_allows_every_call_a_preview_makes(project, monkeypa
     """Recorded like tests/bootstrap/test_ci_roles.py: every call of `dl apply --preview` (a create, then a
     second push's update) and `dl destroy --preview`, with its resource, is allowed by the CI preview role, and
     every change set and stack deletion is made as the preview execution role."""
-    from tests.bootstrap.test_ci_roles import MANIFEST as ROLES_MANIFEST
-    from tests.bootstrap.test_ci_roles import record, refused, role_policy
-
     from tests.apply.conftest import add_rows, dl, write_manifest
+    from tests.aws.bootstrap.test_ci_roles import MANIFEST as ROLES_MANIFEST
+    from tests.aws.bootstrap.test_ci_roles import record, refused, role_policy
 
     write_manifest(project, ROLES_MANIFEST)
     monkeypatch.setenv("SOURCE_TOKEN", "s3cret-value")
