@@ -78,7 +78,7 @@ def apply_command(
 ):
     """Make AWS match the manifest: plan, show, confirm, apply. With PLAN_FILE, apply exactly that saved plan.
 
-    With --preview PR: the same for a pull request's previews (see the README's "Previews")."""
+    With --preview PR: the same for a pull request's previews (see docs/github.md, "Previews")."""
     import json
 
     from dl.apply.executor import ApplyInterrupted, apply_plan, refuse_unsafe

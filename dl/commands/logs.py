@@ -7,12 +7,12 @@ import time
 
 import click
 
+from dl.aws.names import log_group_name
 from dl.commands.options import aws_context, load, manifest_option, sandbox_option, select_instances
 from dl.errors import DlError
 from dl.ops.logs import (
     DEFAULT_SINCE,
     MissingLogGroup,
-    log_group_name,
     logs_client,
     nothing_to_show,
     parse_since,

@@ -40,11 +40,6 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 # --- names and options ----------------------------------------------------------------------------
 
 
-def log_group_name(project: str, instance: str) -> str:
-    """The Lambda log group of an instance: its function is named like its stack, ``<project>-<instance>``."""
-    return f"/aws/lambda/{project}-{instance}"
-
-
 def parse_since(text: str, now: datetime | None = None) -> int:
     """``--since`` as epoch milliseconds: ``45s``, ``10m``, ``2h``, ``3d``, ``1w`` ago, or an ISO-8601 time.
 

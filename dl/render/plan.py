@@ -252,5 +252,5 @@ def render_markdown(plan: Plan, **kwargs) -> str:
 
 
 def render_json(plan: Plan) -> str:
-    """The versioned JSON form (see the README's "Plan JSON" section)."""
+    """The versioned JSON form (docs/manifest.md, "Plan JSON")."""
     return plan.dumps()

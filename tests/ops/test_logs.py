@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 import dl.commands.logs
 import dl.ops.logs
+from dl.aws.names import log_group_name
 from dl.cli import main
-from dl.ops.logs import fetch_events, log_group_name, logs_client, parse_since, read_logs
+from dl.ops.logs import fetch_events, logs_client, parse_since, read_logs
 
 GROUP = "/aws/lambda/demo-site"
 MINUTE_MS = 60_000
