@@ -30,7 +30,8 @@ from dl.aws.observed import ObservedState
 from dl.build.desired import DesiredInstance
 from dl.errors import DlError
 from dl.manifest.tags import TAG_DOMAIN
-from dl.plan import CertificateRemoval, InstancePlan, domain_handovers
+from dl.plan.domains import domain_handovers
+from dl.plan.model import CertificateRemoval, InstancePlan
 
 
 def instance_certificate(
@@ -180,7 +181,7 @@ def submit_in_order(
     log: Log,
 ) -> list[Future]:
     """Submit every instance (``run(item)``); one that claims a domain another instance releases waits for that
-    release to finish (:func:`dl.plan.domain_handovers`), the others start at once. Releasers are submitted
+    release to finish (:func:`dl.plan.domains.domain_handovers`), the others start at once. Releasers are submitted
     first, so a waiting claimer never holds the pool's threads from the work it waits for. Futures in plan
     order."""
     waits = handover_waits(work, desired, observed)

@@ -75,7 +75,7 @@ from dl.manifest.tags import (
     TAG_SPEC,
     TAG_TOOL,
 )
-from dl.plan import Action, CertificateRemoval, InstancePlan, Plan
+from dl.plan.model import Action, CertificateRemoval, InstancePlan, Plan
 
 INTERRUPT_GRACE_SECONDS = 20.0  # how long Ctrl-C waits for the workers to reach a safe point
 

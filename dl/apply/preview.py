@@ -29,7 +29,7 @@ from types import MappingProxyType
 
 from dl.errors import DlError
 from dl.manifest.model import Instance, Manifest
-from dl.plan import Action, InstancePlan, Plan
+from dl.plan.model import Action, InstancePlan, Plan
 
 LOG_RETENTION_DAYS = 3  # a CloudWatch Logs retention value (templates.LOG_RETENTION_DAYS)
 

@@ -25,7 +25,7 @@ from dl.aws.observed import ObservedState
 from dl.build.desired import DesiredInstance, spec_digest
 from dl.errors import DlError
 from dl.manifest.model import Manifest
-from dl.plan import Action, InstancePlan, Plan
+from dl.plan.model import Action, InstancePlan, Plan
 
 
 def refuse_unsafe(plan: Plan, *, allow_destroy: bool) -> None:

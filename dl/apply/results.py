@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dl.errors import DlError
-from dl.plan import Action
+from dl.plan.model import Action
 
 
 class ApplyInterrupted(DlError):

@@ -82,7 +82,7 @@ def human_age(seconds: int | None) -> str:
 
 
 def render_rows(rows: list[PreviewRow]) -> str:
-    from dl.plan import short
+    from dl.plan.model import short
     from dl.render.plan import clean
 
     if not rows:
