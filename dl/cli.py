@@ -848,6 +848,6 @@ from dl.aws.bootstrap import bootstrap_command; main.add_command(bootstrap_comma
 from dl.ops.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.build.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.local.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip
-from dl.aws.templates import template_command; main.add_command(template_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.commands.template import template_command; main.add_command(template_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.ops.status import status_command; main.add_command(status_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.apply.preview import preview_command; main.add_command(preview_command)  # noqa: E402, E702, I001  # fmt: skip
