@@ -844,7 +844,7 @@ def sandbox_down() -> None:
 
 
 # --- command registration: one line per command module -------------------------------------------
-from dl.aws.bootstrap import bootstrap_command; main.add_command(bootstrap_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.commands.bootstrap import bootstrap_command; main.add_command(bootstrap_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.ops.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.build.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.local.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import Path
 from tests.apply.conftest import add_rows, dl, write_manifest
 from tests.iam_policy import allowed
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 PROJECT = "roles"

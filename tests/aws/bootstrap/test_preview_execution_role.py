@@ -1,11 +1,17 @@
-"""The preview execution role (dl/aws/bootstrap.py) grants what CloudFormation's handlers call for a preview's
+"""The preview execution role (dl/aws/preview_execution_role.py) grants what CloudFormation's handlers call for a preview's
 stack, on preview resources only; it refuses production's functions, roles, log groups, artifacts, HTTP APIs
 and distributions. Evaluated offline (tests/iam_policy.py), like the production execution role."""
 
 from __future__ import annotations
 
 import pytest
-from tests.bootstrap.test_execution_role import (
+
+from dl.apply.preview import preview_instance
+from dl.aws import bootstrap
+from dl.aws import names as dl_names
+from dl.aws.templates import InstanceArtifacts, instance_template
+from dl.commands.options import load
+from tests.aws.bootstrap.test_execution_role import (
     ACCOUNT,
     BUCKET,
     MANIFEST,
@@ -15,12 +21,6 @@ from tests.bootstrap.test_execution_role import (
     names,
     needed,
 )
-
-from dl.apply.preview import preview_instance
-from dl.aws import bootstrap
-from dl.aws import names as dl_names
-from dl.aws.templates import InstanceArtifacts, instance_template
-from dl.commands.options import load
 from tests.conftest import make_db
 from tests.iam_policy import allowed, matches, resolve
 
@@ -166,13 +166,12 @@ def test_the_production_execution_role_cannot_be_the_previews(preview_templates)
 
 
 def test_the_ci_preview_role_allows_every_call_a_preview_makes(project, monkeypatch):
-    """Recorded like tests/bootstrap/test_ci_roles.py: every call of `dl apply --preview` (a create, then a
+    """Recorded like tests/aws/bootstrap/test_ci_roles.py: every call of `dl apply --preview` (a create, then a
     second push's update) and `dl destroy --preview`, with its resource, is allowed by the CI preview role, and
     every change set and stack deletion is made as the preview execution role."""
-    from tests.bootstrap.test_ci_roles import MANIFEST as ROLES_MANIFEST
-    from tests.bootstrap.test_ci_roles import record, refused, role_policy
-
     from tests.apply.conftest import add_rows, dl, write_manifest
+    from tests.aws.bootstrap.test_ci_roles import MANIFEST as ROLES_MANIFEST
+    from tests.aws.bootstrap.test_ci_roles import record, refused, role_policy
 
     write_manifest(project, ROLES_MANIFEST)
     monkeypatch.setenv("SOURCE_TOKEN", "s3cret-value")
