@@ -40,8 +40,10 @@ from types import MappingProxyType
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.naive_package import build_naive  # noqa: E402
+from dl.build.dependencies import LOCK_FILE, find_interpreter, lock_pins  # noqa: E402
 from dl.build.hashing import cache_dir  # noqa: E402
-from dl.build.package import LOCK_FILE, build_package, find_interpreter, human, lock_pins  # noqa: E402
+from dl.build.locations import human  # noqa: E402
+from dl.build.package import build_package  # noqa: E402
 from dl.manifest.model import Database, Instance  # noqa: E402
 
 PYTHON_VERSION = "3.13"

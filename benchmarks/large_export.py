@@ -79,8 +79,9 @@ def write_instance(folder: Path, db: Path) -> Path:
     """The dl_instance folder `dl package` writes, for the handler to serve; a database left for S3 is linked
     where a verified cold-start fetch puts it (as `dl serve` does)."""
     from dl.build.inspection import inspect_database
-    from dl.build.package import decide_locations, instance_document
-    from dl.manifest.model import load_manifest
+    from dl.build.locations import decide_locations
+    from dl.build.package import instance_document
+    from dl.manifest.load import load_manifest
 
     manifest = folder / "datasette-lambda.yml"
     manifest.write_text(f"version: 1\nproject: bench\ninstances:\n  site:\n    databases: [{db.name}]\n")

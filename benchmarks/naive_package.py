@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dl.build.package import LOCK_FILE, lock_pins
+from dl.build.dependencies import LOCK_FILE, lock_pins
 
 HANDLER = """\
 import os

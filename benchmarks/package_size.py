@@ -29,8 +29,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cold_start import bench_instance  # noqa: E402
+from dl.build.dependencies import LOCK_FILE, lock_pins, target_spec  # noqa: E402
 from dl.build.hashing import cache_dir  # noqa: E402
-from dl.build.package import LOCK_FILE, build_package, human, lock_pins, target_spec  # noqa: E402
+from dl.build.locations import human  # noqa: E402
+from dl.build.package import build_package  # noqa: E402
 
 
 def naive_tree(root: Path, python_version: str, platforms: tuple[str, ...]) -> Path:

@@ -34,8 +34,9 @@ from benchmarks.cold_start import (  # noqa: E402
     make_database,
     unpack,
 )
+from dl.build.dependencies import find_interpreter  # noqa: E402
 from dl.build.hashing import cache_dir  # noqa: E402
-from dl.build.package import build_package, find_interpreter  # noqa: E402
+from dl.build.package import build_package  # noqa: E402
 
 REQUESTS = {
     "table page (HTML)": (f"/{DB_NAME}/orders", "_sort=id"),

@@ -43,7 +43,7 @@ class DlGroup(SummaryGroup):
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             if os.environ.get("GITHUB_ACTIONS") == "true":  # each problem on its line of the manifest
-                from dl.github.client import annotation
+                from dl.github.outputs import annotation
 
                 for problem in exc.problems:
                     click.echo(annotation(problem))
@@ -110,7 +110,7 @@ def _manifest_label(manifest) -> str:
 
 def _label_of(manifest_path: str) -> str:
     """The label ``_manifest_label`` gives, from the path alone (for a manifest that may not load)."""
-    from dl.manifest.model import find_root
+    from dl.manifest.load import find_root
 
     path = Path(manifest_path).absolute()
     try:
@@ -265,7 +265,7 @@ def plan(
     """Show what `dl apply` would change: a diff of the manifest against what is deployed."""
     review = None
     if comment and not os.environ.get("GITHUB_REPOSITORY"):
-        from dl.github.client import ONLY_IN_ACTIONS
+        from dl.github.events import ONLY_IN_ACTIONS
 
         raise DlError(ONLY_IN_ACTIONS)  # before anything is built
     if comment:
@@ -290,7 +290,7 @@ def plan(
         outcome = review.post_plan(result, allow_destroy=allow_destroy, previews=previews)
         _stderr(f"Pull request comment {outcome.action}: {outcome.url}".rstrip(": "))
     else:
-        from dl.github.client import write_plan_summary
+        from dl.github.outputs import write_plan_summary
         from dl.render.plan import comment_parts
 
         write_plan_summary(
@@ -368,7 +368,8 @@ def _sigterm_as_interrupt():
 def _require_credentials(manifest) -> None:
     """No plan without AWS credentials (as on a pull request from a fork): one clear line for a fork, whose
     token cannot comment anyway; otherwise an error the comment shows."""
-    from dl.github.client import explain_missing_credentials, write_step_summary
+    from dl.github.events import explain_missing_credentials
+    from dl.github.outputs import write_step_summary
     from dl.github.review import NoCredentials, fork_without_credentials
 
     reason = _missing_credentials(manifest)
@@ -412,7 +413,7 @@ def _missing_credentials(manifest) -> str | None:
 
 
 def _github_outputs(result, out) -> None:
-    from dl.github.client import write_outputs
+    from dl.github.outputs import write_outputs
 
     outputs = {"has-changes": "false" if result.is_empty() else "true", "summary": result.summary()}
     if out:
@@ -608,7 +609,7 @@ def _preview_choice(prepared) -> str:
 
 def _refused(review, exc: Exception, label: str, *, verb: str = "Apply refused") -> None:
     """An apply that stopped before or while writing: the job summary and the merged pull request say why."""
-    from dl.github.client import write_apply_summary, write_outputs
+    from dl.github.outputs import write_apply_summary, write_outputs
     from dl.render.comment import ApplyReport
     from dl.render.markdown import code_block
 
@@ -622,7 +623,7 @@ def _refused(review, exc: Exception, label: str, *, verb: str = "Apply refused")
 def _apply_summary(result, label: str):
     """The job summary and the `summary` output after apply (GitHub Actions only): what changed and the
     public URLs. Returns the report (the merged pull request's comment shows it too)."""
-    from dl.github.client import write_apply_summary, write_outputs
+    from dl.github.outputs import write_apply_summary, write_outputs
     from dl.render.comment import ApplyReport
 
     ok = [o for o in result.outcomes if o.ok]
@@ -846,8 +847,8 @@ def sandbox_down() -> None:
 # --- command registration: one line per command module -------------------------------------------
 from dl.commands.bootstrap import bootstrap_command; main.add_command(bootstrap_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.ops.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
-from dl.build.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
-from dl.local.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.commands.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.commands.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.commands.template import template_command; main.add_command(template_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.ops.status import status_command; main.add_command(status_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.apply.preview import preview_command; main.add_command(preview_command)  # noqa: E402, E702, I001  # fmt: skip

@@ -214,7 +214,7 @@ BUCKET_NAME_MAX = 63  # an S3 bucket name's longest: stands for the bucket befor
 def refuse_oversized_environment(
     manifest: Manifest,
     desired: dict[str, DesiredInstance],
-    names: list[str],
+    instance_names: list[str],
     secrets: dict,
     bucket: str | None,
 ) -> None:
@@ -222,7 +222,7 @@ def refuse_oversized_environment(
     is already updating: refuse it before anything is written, naming the instance and its largest secrets
     (their sizes, never their values)."""
     problems = []
-    for name in names:
+    for name in instance_names:
         instance, spec = desired[name].instance, desired[name].spec
         values = secrets.get(name, {})
         artifacts = templates.InstanceArtifacts.from_spec(spec, bucket or "b" * BUCKET_NAME_MAX)
@@ -624,7 +624,7 @@ class Executor:
         self._log = log
         self.commit = current_commit(manifest.path.parent)
         if preview is not None:  # the pull request's head, not the merge commit a pull_request run checks out
-            from dl.github.client import head_commit
+            from dl.github.events import head_commit
 
             self.commit = head_commit() or self.commit
         self.keys: dl_secrets.Keys | None = None  # fingerprint and derivation keys, read after the bootstrap

@@ -242,7 +242,8 @@ def closed_pull_requests(numbers: list[int], env=None) -> set[int]:
     """Which of these pull requests are closed (merged or not), asked of GitHub with GITHUB_TOKEN."""
     import os
 
-    from dl.github.client import GitHubClient, _repository
+    from dl.github.client import GitHubClient
+    from dl.github.events import repository_of as _repository
 
     env = os.environ if env is None else env
     client = GitHubClient.from_env(env)

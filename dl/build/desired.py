@@ -146,7 +146,8 @@ def build_instance(
     and ``<cache>/builds/<key>`` records the zip it gave (in ``packages/``) and the build's result.
     """
     from dl.aws.names import artifact_prefix
-    from dl.build.package import build_key, build_package, result_from_record, result_record, unpinned_plugins
+    from dl.build.dependencies import unpinned_plugins
+    from dl.build.package import build_key, build_package, result_from_record, result_record
 
     key_prefix = artifact_prefix(preview)
     out_dir = packages_dir()

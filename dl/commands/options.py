@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from dl.manifest.model import DEFAULT_MANIFEST, Manifest, load_manifest
+from dl.manifest.load import DEFAULT_MANIFEST, load_manifest
+from dl.manifest.model import Manifest
 
 
 def manifest_option(f):

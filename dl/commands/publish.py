@@ -30,7 +30,7 @@ import yaml
 from datasette import hookimpl
 
 from dl.manifest.lines import DEFAULT_LINE, LINES, settings
-from dl.manifest.model import DEFAULT_MANIFEST, find_root
+from dl.manifest.load import DEFAULT_MANIFEST, find_root
 
 # Datasette's common options dl cannot honour, and why (each refused when given).
 UNSUPPORTED = {

@@ -15,7 +15,8 @@ exactly that plan.
    unless ``--allow-unreviewed``.
 3. After apply, the outcome (applied, the URLs, or what failed) replaces the merged pull request's comment.
 
-Pure decisions (``review_verdict``) are separate from the GitHub calls, which live in ``dl.github.client``.
+Pure decisions (``review_verdict``) are separate from the GitHub calls, which live in ``dl.github.client``;
+what the run is about (event, checkout) is read by ``dl.github.events``.
 """
 
 from __future__ import annotations
@@ -32,23 +33,26 @@ from dl.github.client import (
     GitHubClient,
     comment_author,
     comment_on_pull_request,
+    full_plan_hint,
+    merged_pull_request,
+    post_parts,
+    read_comment,
+)
+from dl.github.events import (
+    Checkout,
     comment_state,
     complete_parts,
     event_head,
-    full_plan_hint,
     is_fork_pull_request,
-    merged_pull_request,
+    load_event,
     planned_commit,
     planned_line,
-    post_parts,
+    pull_request_number,
     read_checkout,
-    read_comment,
-    refuse_base_checkout,
     repository_of,
     runs_prefix,
-    write_outputs,
-    write_step_summary,
 )
+from dl.github.outputs import write_outputs, write_step_summary
 from dl.plan import Plan, review_digest
 from dl.render.comment import (
     DEFAULT_FULL_PLAN_HINT,
@@ -68,6 +72,9 @@ from dl.render.comment import (
 )
 
 Log = Callable[[str], None]
+# Events whose workflows check out the base branch unless told otherwise: dl refuses to comment a plan on them
+# unless the pull request's head was checked out.
+BASE_CHECKOUT_EVENTS = ("pull_request_target", "issue_comment")
 
 
 class NoCredentials(DlError):
@@ -92,6 +99,36 @@ def describe_failure(exc: BaseException) -> tuple[str, list[str]]:
     if isinstance(exc, DlError):
         return "dl stopped with an error.", [str(exc)]
     return "dl stopped with an internal error.", [f"{type(exc).__name__}: {exc}"]
+
+
+def refuse_base_checkout(
+    checkout: Checkout,
+    env: Mapping[str, str] = os.environ,
+    event: Mapping | None = None,
+    client: GitHubClient | None = None,
+) -> None:
+    """On pull_request_target and comment-triggered events the workflow checks out the base branch unless
+    told otherwise; a plan of that, posted on the pull request, would show something the pull request does
+    not contain. Refuse (DlError) unless the pull request's head was checked out."""
+    name = env.get("GITHUB_EVENT_NAME", "")
+    if name not in BASE_CHECKOUT_EVENTS:
+        return
+    event = load_event(env) if event is None else event
+    number = pull_request_number(env, event)
+    head = event_head(env, event)
+    if head is None:  # issue_comment: the payload has no head commit; ask for the pull request
+        client = client or GitHubClient.from_env(env)
+        pull = client.request("GET", f"repos/{repository_of(env)}/pulls/{number}").data
+        head = ((pull or {}).get("head") or {}).get("sha") if isinstance(pull, Mapping) else None
+    if head and checkout.holds(head):
+        return
+    what = f"commit {checkout.commit}" if checkout.commit else "not a git checkout"
+    raise DlError(
+        f"refusing to plan pull request #{number} on a {name!r} event: what was checked out ({what}) is not "
+        f"the pull request's head ({head or 'unknown'}), so the comment would show a plan of something else. "
+        "Plan on the `pull_request` event (as dl's example workflow does), or check out the pull request's "
+        "head; note that pull_request_target runs with write access, so do that only for trusted authors."
+    )
 
 
 class PlanReview:
@@ -223,7 +260,7 @@ def shows_plan(body: str, plan: Plan, runs: str | None = None) -> bool:
     setting). The marker's digest alone is not enough: the comment's author is the identity every workflow
     of the repository posts as, so its text could have been changed under an intact marker. The body is
     composed again from its own marker, planned line, footer (commit, time) and, when shortened, the hint
-    to the full plan, which must be a run of this repository (``runs``: ``dl.github.client.runs_prefix``). Pure."""
+    to the full plan, which must be a run of this repository (``runs``: ``dl.github.events.runs_prefix``). Pure."""
     from dl.render.plan import comment_parts
 
     body = _normal(body)  # the API returns a body as it was sent; line endings and a final newline aside

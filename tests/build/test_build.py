@@ -9,7 +9,9 @@ import zipfile
 
 import pytest
 
-from dl.build.package import LAMBDA_UNZIPPED_LIMIT, build_package, find_interpreter
+from dl.build.dependencies import find_interpreter
+from dl.build.locations import LAMBDA_UNZIPPED_LIMIT
+from dl.build.package import build_package
 from dl.errors import DlError
 from tests.build.conftest import make_instance
 from tests.conftest import make_db

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import shutil
 import sqlite3
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -90,3 +93,32 @@ def test_a_missing_zip_is_built_again_byte_identical(cache, instance):
     again = build_instance("shop", instance, log=quiet)
     assert again.package.sha256 == first.package.sha256
     assert again.package_path.is_file()
+
+
+def test_the_build_key_hashes_every_build_module_the_package_imports():
+    """A change to any module that shapes the zip must change the key: each dl/build module that package.py
+    builds with (at any depth) is in BUILDER_SOURCES. hashing.py only names files (its digests are in the key)."""
+    build = Path(dl.build.package.__file__).parent
+    seen, todo = set(), ["package"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((build / f"{name}.py").read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dl.build."):
+                todo.append(node.module.removeprefix("dl.build."))
+    assert {f"{name}.py" for name in seen - {"hashing"}} <= set(dl.build.package.BUILDER_SOURCES)
+
+
+@pytest.mark.parametrize("module", dl.build.package.BUILDER_SOURCES)
+def test_a_changed_build_module_changes_the_build_key(instance, tmp_path, monkeypatch, module):
+    monkeypatch.setenv("DL_CACHE_DIR", str(tmp_path / "cache"))
+    here = Path(dl.build.package.__file__).parent
+    copy = tmp_path / "build"
+    shutil.copytree(here, copy, ignore=shutil.ignore_patterns("__pycache__", "lock"))
+    monkeypatch.setattr(dl.build.package, "HERE", copy)
+    before = dl.build.package.build_key(instance)
+    with open(copy / module, "a", encoding="utf-8") as f:
+        f.write("\n# changed\n")
+    assert dl.build.package.build_key(instance) != before

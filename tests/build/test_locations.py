@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import zipfile
 
-from dl.build.package import HEADROOM, LAMBDA_UNZIPPED_LIMIT, build_package, decide_locations
+from dl.build.locations import HEADROOM, LAMBDA_UNZIPPED_LIMIT, decide_locations
+from dl.build.package import build_package
 from dl.manifest.model import Database
 from tests.build.conftest import make_instance
 from tests.conftest import make_db

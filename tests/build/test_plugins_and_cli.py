@@ -103,7 +103,7 @@ def test_an_unpinned_plugin_builds_with_a_warning_naming_the_version_installed(p
 
 
 def test_only_exact_pins_count_as_pinned():
-    from dl.build.package import unpinned_plugins
+    from dl.build.dependencies import unpinned_plugins
 
     versions = {"datasette-cluster-map": "0.18.2", "Datasette_Vega": "0.6.2"}
     assert unpinned_plugins(["datasette-cluster-map==0.18.2", "datasette.vega [x] === 0.6.2"], versions) == []

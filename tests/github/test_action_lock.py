@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "dl" / "lock" / "action.txt"
+LOCK = ROOT / "dl" / "build" / "lock" / "action.txt"
 ENVIRONMENTS = [
     {
         "python_version": py,

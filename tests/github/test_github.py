@@ -12,21 +12,15 @@ from git_checkout import merge_checkout
 
 from dl.errors import DlError, Problem
 from dl.github.client import (
-    Checkout,
     GitHubClient,
-    annotation,
     comment_on_pull_request,
-    explain_missing_credentials,
     merged_pull_request,
     next_link,
-    planned_line,
     publish_comment,
-    read_checkout,
-    refuse_base_checkout,
-    write_apply_summary,
-    write_outputs,
-    write_plan_summary,
 )
+from dl.github.events import Checkout, explain_missing_credentials, planned_line, read_checkout
+from dl.github.outputs import annotation, write_apply_summary, write_outputs, write_plan_summary
+from dl.github.review import refuse_base_checkout
 from dl.render.comment import (
     COMMENT_LIMIT,
     STEP_SUMMARY_LIMIT,
@@ -272,7 +266,7 @@ def test_outputs_are_written_multi_line_safe(github_env):
 
 
 def test_manifest_keys_are_relative_to_the_workspace(github_env):
-    from dl.github.client import manifest_key
+    from dl.github.events import manifest_key
 
     assert manifest_key("site/datasette-lambda.yml") == "site/datasette-lambda.yml"
     assert manifest_key(github_env.workspace / "site" / "datasette-lambda.yml") == "site/datasette-lambda.yml"

@@ -19,9 +19,9 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from datasette.app import Datasette
-from serving import Reply, fetch, make_shop_db, start_serve, stop_serve
 
 from dl.manifest.lines import locked_version
+from tests.runtime.serving import Reply, fetch, make_shop_db, start_serve, stop_serve
 
 
 class Api:
@@ -469,8 +469,8 @@ def plain_datasette_answers(line: str, shop_files) -> dict:
             p: (r.status_code, answer(r.status_code, r.headers, r.json))
             for p, r in asyncio.run(plain_datasette()).items()
         }
-    from dl.build.package import ensure_dependencies, find_interpreter, target_spec
-    from dl.manifest.model import load_manifest
+    from dl.build.dependencies import ensure_dependencies, find_interpreter, target_spec
+    from dl.manifest.load import load_manifest
 
     instance = load_manifest(shop_files / "datasette-lambda.yml").instances["plain"]
     spec = target_spec(instance, "host")

@@ -9,7 +9,8 @@ from datasette.app import SETTINGS
 from datasette.version import __version__ as datasette_version
 
 from dl.manifest.lines import LINES, lock_file, locked_version, settings
-from dl.manifest.model import canonical_prefix, load_manifest
+from dl.manifest.load import load_manifest
+from dl.manifest.model import canonical_prefix
 from dl.manifest.schema import schema
 from tests.conftest import make_db
 

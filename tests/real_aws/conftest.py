@@ -8,11 +8,11 @@ import os
 import pytest
 
 ENABLED = os.environ.get("DL_AWS_TESTS") == "1"
-REASON = "tests/aws runs against real AWS only with DL_AWS_TESTS=1 and credentials (see README)"
+REASON = "tests/real_aws runs against real AWS only with DL_AWS_TESTS=1 and credentials (see README)"
 
 
 def pytest_report_header(config):
-    return None if ENABLED else f"tests/aws: deselected ({REASON})"
+    return None if ENABLED else f"tests/real_aws: deselected ({REASON})"
 
 
 def pytest_collection_modifyitems(config, items):

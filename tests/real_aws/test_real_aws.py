@@ -3,7 +3,7 @@ project and verifies each instance over HTTPS), a data update seen over HTTPS, a
 nothing of the project left but what is documented as retained (the bootstrap stack and its bucket), which the
 test then deletes itself.
 
-Opt-in (tests/aws/conftest.py): ``DL_AWS_TESTS=1`` with credentials allowed to create everything
+Opt-in (tests/real_aws/conftest.py): ``DL_AWS_TESTS=1`` with credentials allowed to create everything
 (administrator, like `dl bootstrap`); ``DL_AWS_TEST_REGION`` (default eu-west-1); ``DL_AWS_TEST_ZONE``: a
 Route 53 hosted zone name (e.g. ``example.com``) adds a custom-domain instance ``<project>.<zone>``.
 Not run by us: see README "Testing on real AWS".

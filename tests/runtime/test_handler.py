@@ -1,11 +1,11 @@
 """The handler: event formats, S3 databases against the moto server, downloads, limits, origin.
 
 The instance folder is what `dl package` writes (``dl.build.package.instance_document`` and
-``decide_locations``, with ``inline_limit=0`` to send databases to S3). On the 0.65 line the handler runs
-in-process (Datasette and Mangum from the test environment); tests taking ``line`` also run on the 1.0a
-line, where the handler runs in a separate interpreter on that line's locked dependency tree (the one
-`dl serve` runs), fed the same Lambda events through ``dl.local.serve.Worker``. `test_serve.py` runs the real
-package over HTTP.
+``dl.build.locations.decide_locations``, with ``inline_limit=0`` to send databases to S3). On the 0.65 line
+the handler runs in-process (Datasette and Mangum from the test environment); tests taking ``line`` also run
+on the 1.0a line, where the handler runs in a separate interpreter on that line's locked dependency tree (the
+one `dl serve` runs), fed the same Lambda events through ``dl.local.worker.Worker``. `test_serve.py` runs the
+real package over HTTP.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from itsdangerous import BadSignature
 from serving import make_shop_db
 
 from dl.build.inspection import inspect_database
-from dl.build.package import decide_locations, instance_document
-from dl.manifest.model import load_manifest
+from dl.build.locations import decide_locations
+from dl.build.package import instance_document
+from dl.manifest.load import load_manifest
 from dl.runtime.fetch import FetchError, fetch_database
 from dl.runtime.gateway import url_under_prefix
 from dl.runtime.handler import Runtime
@@ -90,8 +91,9 @@ class WorkerRuntime:
 
     @classmethod
     def start(cls, instance_dir: Path, tmp_path: Path, line: str, environ: dict):
-        from dl.build.package import RUNTIME_SOURCE, ensure_dependencies, find_interpreter, target_spec
-        from dl.local.serve import Worker
+        from dl.build.dependencies import ensure_dependencies, find_interpreter, target_spec
+        from dl.build.package import RUNTIME_SOURCE
+        from dl.local.worker import Worker
 
         manifest = instance_dir.parent / "src" / "datasette-lambda.yml"
         instance = dataclasses.replace(load_manifest(manifest).instances["shop"], datasette=line)

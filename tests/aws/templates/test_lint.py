@@ -21,7 +21,7 @@ from dl.aws.observed import ObservedInstance
 from dl.aws.templates import InstanceArtifacts, certificate_template, instance_template, template_json
 from dl.build.desired import build_instance, instance_spec
 from dl.build.package import build_package
-from dl.manifest.model import load_manifest
+from dl.manifest.load import load_manifest
 from dl.plan import Action, plan_instance
 from tests.conftest import make_db
 from tests.support.template_gate import null_paths
