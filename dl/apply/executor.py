@@ -66,7 +66,7 @@ from dl.manifest.tags import (
     TAG_SPEC,
     TAG_TOOL,
 )
-from dl.plan import Action, CertificateRemoval, InstancePlan, Plan
+from dl.plan.model import Action, CertificateRemoval, InstancePlan, Plan
 
 TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates go through S3 (TemplateURL)
 STACK_WAIT_SECONDS = 60 * 60  # CloudFront can take a while; a stack is never waited on longer than this
@@ -1049,7 +1049,7 @@ class Executor:
 
     def submit_in_order(self, pool, work, desired, bucket, secrets, observed) -> list:
         """Submit every instance; one that claims a domain another instance releases waits for that release to
-        finish (:func:`dl.plan.domain_handovers`), the others start at once. Releasers are submitted first, so
+        finish (:func:`dl.plan.domains.domain_handovers`), the others start at once. Releasers are submitted first, so
         a waiting claimer never holds the pool's threads from the work it waits for. Futures in plan order."""
         waits = handover_waits(work, desired, observed)
         releasers = {r for releases in waits.values() for r in releases.values()}
@@ -1228,7 +1228,7 @@ def release_certificate_stack(deployer: StackDeployer, removal: CertificateRemov
 def handover_waits(work, desired, observed) -> dict[str, dict[str, str]]:
     """{claimer: {domain: releaser}} among the instances being worked on. A domain swap (each instance claims
     what the other releases) cannot be ordered: DlError, before anything is written."""
-    from dl.plan import domain_handovers
+    from dl.plan.domains import domain_handovers
 
     names = [i.name for i in work]
     specs = {n: d.spec for n, d in desired.items()}

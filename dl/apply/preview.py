@@ -36,7 +36,7 @@ import click
 from dl.commands.options import aws_context, manifest_option, sandbox_option
 from dl.errors import DlError
 from dl.manifest.model import Instance, Manifest
-from dl.plan import Action, InstancePlan, Plan
+from dl.plan.model import Action, InstancePlan, Plan
 
 LOG_RETENTION_DAYS = 3  # a CloudWatch Logs retention value (templates.LOG_RETENTION_DAYS)
 
@@ -214,7 +214,7 @@ def human_age(seconds: int | None) -> str:
 
 
 def render_rows(rows: list[PreviewRow]) -> str:
-    from dl.plan import short
+    from dl.plan.model import short
     from dl.render.plan import clean
 
     if not rows:

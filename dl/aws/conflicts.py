@@ -28,7 +28,7 @@ import botocore.exceptions
 from dl.aws.client import Aws, explain_client_error
 from dl.errors import DlError
 from dl.manifest.tags import TAG_PROJECT
-from dl.plan import Action, Plan
+from dl.plan.model import Action, Plan
 
 RECORD_TYPES = ("A", "AAAA", "CNAME")
 

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import botocore.exceptions
 
 from dl.errors import DlError
+from dl.plan.diff import deployed_fingerprints
 
 DERIVATION_KEY_OBJECT = "keys/secrets-hmac.key"  # apply only (the key of releases before the split)
 FINGERPRINT_KEY_OBJECT = "state/secrets-fingerprint.key"  # plan-readable
@@ -135,12 +136,6 @@ def preview_keys(aws, bucket: str, derivation_object: str) -> Keys:
             "production's; run `dl bootstrap` (or deploy production with `dl apply`) first"
         )
     return Keys(fingerprint=fingerprint, derivation=_ensure(aws, bucket, derivation_object))
-
-
-def deployed_fingerprints(spec: dict | None) -> dict[str, str | None]:
-    """{FUNCTION_ENV: fingerprint or None} of a stored spec (older specs stored a list of names)."""
-    stored = (spec or {}).get("secrets") or {}
-    return dict.fromkeys(stored) if isinstance(stored, list) else dict(stored)
 
 
 def seal(

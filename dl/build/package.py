@@ -272,7 +272,7 @@ def result_from_record(record: dict, path: Path) -> PackageResult | None:
 
 
 def instance_document(instance: Instance, decisions, inspect: dict, versions: dict) -> dict:
-    """The content of dl_instance/instance.json (see the README's package section)."""
+    """The content of dl_instance/instance.json (docs/runtime.md, "The Lambda package and runtime")."""
     return {
         "format": INSTANCE_FORMAT,
         "instance": instance.name,

@@ -1,4 +1,5 @@
-"""Options shared by several commands (small decorators, as in sqlite-utils) and the manifest loading they do."""
+"""Options shared by several commands (small decorators, as in sqlite-utils), the manifest loading they do, and
+`SummaryGroup` (the help listing of `dl` and `dl sandbox`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,20 @@ import click
 
 from dl.manifest.load import DEFAULT_MANIFEST, load_manifest
 from dl.manifest.model import Manifest
+
+
+class SummaryGroup(click.Group):
+    """`--help` lists each command with its whole first sentence, wrapped (click cuts it to fit one line)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def manifest_option(f):
@@ -73,3 +88,30 @@ def aws_context(sandbox: bool, region: str | None):
     from dl.local.sandbox import environment
 
     return environment(region, log=lambda line: click.echo(line, err=True))
+
+
+def pipeline_options(f):
+    """--target (repeatable), --parallelism, --sandbox: shared by plan and apply."""
+    f = sandbox_option(f)
+    f = click.option(
+        "--parallelism",
+        default=4,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Instances worked on at once.",
+    )(f)
+    f = click.option(
+        "--target", "targets", multiple=True, metavar="INSTANCE", help="Limit to this instance (repeatable)."
+    )(f)
+    return f
+
+
+def lock_timeout_option(f):
+    return click.option(
+        "--lock-timeout",
+        default=0,
+        show_default=True,
+        type=click.IntRange(0),
+        metavar="SECONDS",
+        help="Wait this long for another apply or destroy of the project to release its lock (0: fail at once).",
+    )(f)

@@ -1,20 +1,25 @@
 """The shared pipeline of `plan`, `apply` and `status`: validate -> build -> observe -> plan.
 
 Like Chalice's deployer: the function below reads like the list of stages. `plan` and `apply` differ only in
-what they do with the result (render it, or hand it to the executor).
+what they do with the result (render it, or hand it to the executor). `run_pipeline` is that pipeline for a
+command's block: inside the sandbox when asked, under the project's lock (`project_lock`) for `apply`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 
 from dl.apply.preview import PreviewRequest
 from dl.aws.client import Aws, require_credentials
 from dl.aws.observed import ObservedState, observe
 from dl.build.desired import DesiredInstance, desired_state
+from dl.commands.options import aws_context
+from dl.commands.output import stderr
 from dl.manifest.model import Manifest
-from dl.plan import Plan, make_plan
+from dl.plan.diff import make_plan
+from dl.plan.model import Plan
 
 Log = Callable[[str], None]
 
@@ -145,3 +150,67 @@ def seal_secrets(
     key = secrets.read_fingerprint_key(aws, observed.bucket)
     deployed = {name: o.spec for name, o in observed.instances.items()}
     secrets.seal({n: d.spec for n, d in desired.items()}, manifest, key, deployed, log=log)
+
+
+@contextmanager
+def run_pipeline(
+    manifest,
+    *,
+    sandbox: bool,
+    targets,
+    parallelism: int,
+    label: str,
+    lock: str | None = None,
+    lock_timeout=0.0,
+    preview=None,
+):
+    """The pipeline's result (manifest -> desired -> observed -> plan), inside the sandbox when asked: the
+    emulator lives as long as the block, so `apply` can act on what it planned.
+
+    ``lock``: the operation ("apply") that takes the project's lock (dl/apply/lock.py) for the whole block,
+    before AWS is observed, so the plan shown is the plan applied; released when the block ends, Ctrl-C included.
+
+    Targets keep their order without repeats; they may name deployed instances no longer in the manifest (to
+    destroy them); names that are neither are refused by the pipeline once AWS has been read."""
+    with aws_context(sandbox, manifest.region):
+        number = preview.number if preview is not None else None
+        with project_lock(manifest, lock, lock_timeout, number) if lock else nullcontext() as held:
+            prepared = prepare(
+                manifest,
+                targets=list(dict.fromkeys(targets)),
+                parallelism=parallelism,
+                log=stderr,
+                manifest_label=label,
+                preview=preview,
+            )
+            yield replace(prepared, lock=held)
+
+
+@contextmanager
+def project_lock(manifest, operation: str, timeout: float, preview: int | None = None):
+    """The project's lock, held for the block (None when the project has no artifact bucket yet: the executor
+    takes it once the bootstrap has created one); with `preview`, the previews' own lock (dl/apply/preview.py)."""
+    from dl.apply.executor import current_commit
+    from dl.apply.lock import ProjectLock
+    from dl.aws.client import Aws
+    from dl.aws.names import lock_key
+    from dl.aws.observed import bootstrap_bucket
+
+    aws = Aws(manifest.region)
+    bucket = bootstrap_bucket(aws, manifest.project)
+    if bucket is None:
+        yield None
+        return
+    lock = ProjectLock(
+        aws,
+        bucket,
+        operation=operation,
+        commit=current_commit(manifest.path.parent),
+        log=stderr,
+        key=lock_key(preview),
+    )
+    lock.acquire(timeout)
+    try:
+        yield lock
+    finally:
+        lock.release()

@@ -145,8 +145,8 @@ def build_manifest(
 
 def render_manifest(document: dict) -> str:
     header = (
-        "# Written by `datasette publish lambda`. Deploy changes with `dl apply`; see the manifest reference in\n"
-        "# datasette-lambda's README. Secrets are read from the environment variables named under `secrets`.\n"
+        "# Written by `datasette publish lambda`. Deploy changes with `dl apply`; the manifest reference is\n"
+        "# datasette-lambda's docs/manifest.md. Secrets are read from the environment variables named under `secrets`.\n"
     )
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
 

@@ -65,8 +65,9 @@ def serve_command(instance_names, manifest_path, allow_outside_paths, host, port
 
 def _sandbox_function_log(manifest_path: str, allow_outside_paths: bool) -> Callable[[str], Log]:
     """For each instance, a writer to its function's log group in the sandbox (kept for the command's life)."""
+    from dl.aws.names import log_group_name
     from dl.local.log_sink import CloudWatchLines
-    from dl.ops.logs import log_group_name, logs_client
+    from dl.ops.logs import logs_client
 
     manifest = load(manifest_path, allow_outside_paths)
     click.get_current_context().with_resource(aws_context(True, manifest.region))

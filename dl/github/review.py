@@ -53,7 +53,7 @@ from dl.github.events import (
     runs_prefix,
 )
 from dl.github.outputs import write_outputs, write_step_summary
-from dl.plan import Plan, review_digest
+from dl.plan.model import Plan, review_digest
 from dl.render.comment import (
     DEFAULT_FULL_PLAN_HINT,
     PLAN,

@@ -30,7 +30,7 @@ TAG_PREVIEW = "dl:preview"  # the pull request number of a preview's stack (dl/a
 
 TAGS_PER_RESOURCE = 50
 # Every tag dl puts on an instance stack (dl.apply.executor: base_tags + instance tags), the stack with most of them
-# (tests/deploy/test_limits.py compares this with a deployed stack's tags).
+# (tests/apply/test_limits.py compares this with a deployed stack's tags).
 OWN_INSTANCE_STACK_TAGS = (
     TAG_PROJECT,
     TAG_ROLE,

@@ -1,1 +1,1 @@
-"""Operations on what is deployed: ``dl status`` and ``dl logs``."""
+"""Operations on what is deployed: what ``dl status`` and ``dl logs`` show (their commands: dl/commands/)."""

@@ -1,4 +1,5 @@
-"""`dl logs`: read an instance's CloudWatch logs, with Lambda's own lines shortened.
+"""What `dl logs` shows (its command: dl/commands/logs.py): an instance's CloudWatch logs, with Lambda's own
+lines shortened.
 
 Pipeline position: an effect at the edge. The manifest names the function; ``filter_log_events`` (the only
 AWS call, read-only) yields events; small pure functions turn each event into one display line.
@@ -26,9 +27,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import click
-
-from dl.commands.options import aws_context, load, manifest_option, sandbox_option, select_instances
 from dl.errors import DlError
 
 DEFAULT_SINCE = "10m"
@@ -40,11 +38,6 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 
 
 # --- names and options ----------------------------------------------------------------------------
-
-
-def log_group_name(project: str, instance: str) -> str:
-    """The Lambda log group of an instance: its function is named like its stack, ``<project>-<instance>``."""
-    return f"/aws/lambda/{project}-{instance}"
 
 
 def parse_since(text: str, now: datetime | None = None) -> int:
@@ -279,7 +272,7 @@ def render(events: Iterable[LogEvent]) -> Iterator[str]:
             yield line
 
 
-# --- the command ----------------------------------------------------------------------------------
+# --- a log group's display lines ----------------------------------------------------------------
 
 
 def read_logs(
@@ -321,60 +314,6 @@ def _as_dl_error(error: Exception, log_group: str) -> Exception:
     if isinstance(error, BotoCoreError):
         return DlError(f"reading {log_group} failed: {error}")
     return error
-
-
-def _sleep(seconds: float) -> None:
-    """The pause between --follow polls (a module function so tests can replace it)."""
-    time.sleep(seconds)
-
-
-@click.command("logs")
-@click.argument("instance")
-@manifest_option
-@click.option(
-    "--since",
-    default=DEFAULT_SINCE,
-    show_default=True,
-    metavar="WHEN",
-    help="Start this long ago (45s, 10m, 2h, 3d, 1w) or at an ISO-8601 time (UTC unless it has a zone).",
-)
-@click.option(
-    "--filter",
-    "filter_pattern",
-    metavar="PATTERN",
-    help="Only events matching this CloudWatch Logs filter pattern, e.g. ERROR or '\"Task timed out\"'.",
-)
-@click.option("--follow", is_flag=True, help="Keep polling for new events until interrupted (Ctrl-C).")
-@sandbox_option
-def logs_command(
-    instance: str, manifest_path: str, since: str, filter_pattern: str | None, follow: bool, sandbox: bool
-):
-    """Show the CloudWatch logs of INSTANCE's Lambda function, one line per event (UTC times).
-
-    Lambda's START/END lines are dropped and REPORT lines shortened to duration, billed duration, init
-    duration and memory. With --follow, polls every 2 seconds; Ctrl-C ends it (exit 0). Exit 1 when there is
-    nothing to show: the function has never logged, or no event falls in the --since window (or --filter).
-    """
-    try:
-        start_ms = parse_since(since)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--since") from None
-    manifest = load(manifest_path, allow_outside_paths=True, check_files=False)
-    select_instances(manifest, (instance,))
-    group = log_group_name(manifest.project, instance)
-    click.get_current_context().with_resource(aws_context(sandbox, manifest.region))
-    client = logs_client(manifest.region)
-    shown = 0
-    try:
-        for line in read_logs(client, group, start_ms, filter_pattern, follow=follow, sleep=_sleep):
-            click.echo(line)
-            shown += 1
-    except MissingLogGroup as e:
-        raise DlError(f"no logs yet for instance {instance}: {e}; has it been deployed?") from None
-    except KeyboardInterrupt:  # the normal end of --follow
-        return
-    if not shown:
-        raise DlError(nothing_to_show(client, group, instance, start_ms, filter_pattern))
 
 
 def nothing_to_show(client, log_group: str, instance: str, start_ms: int, filter_pattern: str | None) -> str:

@@ -1,4 +1,5 @@
-"""`dl status`: what is live, from the manifest and AWS together; and the public URL of a deployed instance.
+"""What `dl status` shows (its command: dl/commands/status.py): what is live, from the manifest and AWS together;
+and the public URL of a deployed instance.
 
 Drift is the plan's verdict (an instance whose plan is not a no-op has drifted), so status and plan can never
 disagree. Public URLs: the custom domain when there is one, else CloudFront's host as apply recorded it
@@ -12,12 +13,10 @@ import json
 from dataclasses import asdict, dataclass
 
 import botocore.exceptions
-import click
 
 from dl.aws.client import Aws, Stack
-from dl.commands.options import aws_context, manifest_option, outside_paths_option, sandbox_option
 from dl.manifest.tags import TAG_COMMIT, TAG_DEPLOYED_AT
-from dl.plan import Action, short
+from dl.plan.model import Action, short
 
 
 def _output(stack: Stack, key: str) -> str | None:
@@ -115,7 +114,7 @@ def instance_statuses(prepared) -> list[InstanceStatus]:
 
 
 def render_status(rows: list[InstanceStatus]) -> str:
-    from dl.plan import human_size
+    from dl.plan.model import human_size
     from dl.render.plan import clean
 
     lines = []
@@ -143,35 +142,6 @@ def render_status(rows: list[InstanceStatus]) -> str:
 
 def status_json(rows: list[InstanceStatus]) -> str:
     return json.dumps([asdict(r) for r in rows], indent=2, sort_keys=True) + "\n"
-
-
-@click.command("status")
-@manifest_option
-@outside_paths_option
-@click.argument("instances", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list (name, state, drift, url, ...).")
-@click.option(
-    "--parallelism", default=4, show_default=True, type=click.IntRange(1, 64), help="Instances read at once."
-)
-@sandbox_option
-def status_command(instances, as_json, parallelism, manifest_path, allow_outside_paths, sandbox):
-    """Show the project's instances: deployed or not, drift, URL, stack status, last deploy, databases."""
-    from dl.commands.options import load
-    from dl.commands.pipeline import prepare
-
-    manifest = load(manifest_path, allow_outside_paths)
-    click.get_current_context().with_resource(aws_context(sandbox, manifest.region))
-    prepared = prepare(
-        manifest,
-        targets=list(instances) or None,
-        parallelism=parallelism,
-        log=lambda line: click.echo(line, err=True),
-        check_conflicts=False,
-    )
-    rows = instance_statuses(prepared)
-    click.echo(status_json(rows) if as_json else render_status(rows), nl=False)
-    if not as_json:
-        click.echo(render_certificate_orphans(prepared.plan), nl=False)
 
 
 def render_certificate_orphans(plan) -> str:

@@ -16,7 +16,7 @@ A plan comment reads, top to bottom::
     footer: commit, time, tool version
 
 The marker names the manifest (one comment per manifest), the body's *state* and, for bodies that show a plan,
-the plan's digest (``dl.plan.review_digest``). Only ``state=review`` (a plan made on a ``pull_request`` event)
+the plan's digest (``dl.plan.model.review_digest``). Only ``state=review`` (a plan made on a ``pull_request`` event)
 is what ``dl apply --require-reviewed-plan`` accepts as reviewed; every other state (a failed plan, a plan
 apply refused as not reviewed, an apply's outcome) never counts, so re-running a job cannot approve itself.
 The marker is only trusted on comments dl wrote itself (``dl.github.client`` checks the author).
@@ -83,7 +83,7 @@ class CommentParts:
     title: the heading's word, e.g. "plan" or "drift check".
     planned: Markdown line naming what was planned (head and base commits), shown under the heading.
     state: what the body is (``REVIEW``, ``PLAN``, ``FAILED``, ...), recorded in the marker.
-    digest: the plan's review digest (``dl.plan.review_digest``) for bodies that show a plan, else "".
+    digest: the plan's review digest (``dl.plan.model.review_digest``) for bodies that show a plan, else "".
     """
 
     summary: str

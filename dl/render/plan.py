@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from dl.manifest.model import INSTANCE_DEFAULTS
-from dl.plan import SCALARS, Action, Change, InstancePlan, Plan, review_digest
+from dl.plan.model import SCALARS, Action, Change, InstancePlan, Plan, review_digest
 from dl.render.comment import CommentParts
 from dl.render.markdown import code_block, code_span, escape_markdown
 
@@ -252,5 +252,5 @@ def render_markdown(plan: Plan, **kwargs) -> str:
 
 
 def render_json(plan: Plan) -> str:
-    """The versioned JSON form (see the README's "Plan JSON" section)."""
+    """The versioned JSON form (docs/manifest.md, "Plan JSON")."""
     return plan.dumps()

@@ -27,7 +27,7 @@ from dl.aws.names import CERTIFICATE_REGION, certificate_stack_name, legacy_cert
 from dl.aws.templates import certificate_template
 from dl.build.desired import DesiredInstance
 from dl.commands.options import load
-from dl.plan import CertificateRemoval
+from dl.plan.model import CertificateRemoval
 from tests.apply.conftest import dl, write_manifest
 
 CERT_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -299,7 +299,7 @@ def test_a_certificate_stack_whose_instance_failed_to_move_off_it_is_kept_for_th
     from dl.apply.executor import Outcome
     from dl.aws.client import Stack
     from dl.aws.observed import ObservedInstance, ObservedState
-    from dl.plan import Action
+    from dl.plan.model import Action
 
     manifest = load(
         str(write_manifest(project, "project: ck\ninstances:\n  a:\n    databases: [alpha.db]\n"))

@@ -9,9 +9,11 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
+import dl.commands.logs
 import dl.ops.logs
+from dl.aws.names import log_group_name
 from dl.cli import main
-from dl.ops.logs import fetch_events, log_group_name, logs_client, parse_since, read_logs
+from dl.ops.logs import fetch_events, logs_client, parse_since, read_logs
 
 GROUP = "/aws/lambda/demo-site"
 MINUTE_MS = 60_000
@@ -267,7 +269,7 @@ def test_follow_polls_for_new_events_without_repeating_and_stops_cleanly_on_ctrl
         else:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(dl.ops.logs, "_sleep", sleep)
+    monkeypatch.setattr(dl.commands.logs, "_sleep", sleep)
     result = run("site", "--follow", "--since", "5m")
     assert result.exit_code == 0
     assert [line.split(" ", 1)[1] for line in result.output.splitlines()] == [

@@ -12,7 +12,8 @@ import json
 from dl.aws.client import Stack
 from dl.aws.names import BOOTSTRAP_VERSION, certificate_stack_name
 from dl.aws.observed import ObservedCertificate, ObservedInstance, ObservedState
-from dl.plan import Action, Plan, make_plan
+from dl.plan.diff import make_plan
+from dl.plan.model import Action, Plan
 from dl.render.plan import clean, comment_parts, render_json, render_text
 
 SPEC = {
@@ -303,7 +304,7 @@ def test_the_plan_says_before_merge_when_the_apply_will_be_refused():
 
 
 def test_the_review_digest_follows_what_the_plan_does_not_when_or_how_it_is_worded():
-    from dl.plan import review_digest
+    from dl.plan.model import review_digest
 
     base = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC))
     again = make_plan("p", "eu-west-1", {"a": changed(memory=2048)}, observed(a=SPEC), manifest="x.yml")

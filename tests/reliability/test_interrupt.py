@@ -18,7 +18,7 @@ Determinism, whatever the machine's load:
   stack's other change sets, which AWS does. The failures were "change sets left behind" and "duplicate
   stacks" after a converged apply. Retries of a write that did land are tested in test_faults.py, where the
   proxy holds the answer only after moto has finished the request; a retry of one still in flight, which AWS
-  refuses or recognises by its token, in tests/deploy/test_stack_states.py (botocore's Stubber).
+  refuses or recognises by its token, in tests/apply/test_stack_states.py (botocore's Stubber).
 """
 
 from __future__ import annotations

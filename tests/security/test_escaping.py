@@ -13,7 +13,7 @@ import pytest
 import yaml
 from cmarkgfm.cmark import Options
 
-from dl.plan import Plan
+from dl.plan.model import Plan
 from dl.render.comment import compose_comment
 from dl.render.plan import comment_parts
 from tests.apply.conftest import dl, write_manifest

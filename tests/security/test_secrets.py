@@ -50,7 +50,7 @@ def everything_visible(outputs: list[str]) -> str:
 def plan_outputs() -> list[str]:
     out = [dl("plan", fmt).output for fmt in ("--format=text", "--format=json", "--format=markdown")]
     plan = json.loads(out[1][out[1].index("{") :])
-    from dl.plan import Plan
+    from dl.plan.model import Plan
 
     parts = comment_parts(Plan.from_json(plan), manifest="datasette-lambda.yml")
     out.append(compose_comment(parts))

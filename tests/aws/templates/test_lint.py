@@ -22,7 +22,8 @@ from dl.aws.templates import InstanceArtifacts, certificate_template, instance_t
 from dl.build.desired import build_instance, instance_spec
 from dl.build.package import build_package
 from dl.manifest.load import load_manifest
-from dl.plan import Action, plan_instance
+from dl.plan.diff import plan_instance
+from dl.plan.model import Action
 from tests.conftest import make_db
 from tests.support.template_gate import null_paths
 

@@ -1,231 +1,28 @@
-"""The plan: a pure diff of desired state against observed state, as plain frozen data.
+"""The diff: a pure function of (desired specs, observed state) that makes the plan (dl/plan/model.py).
 
 Pipeline position: manifest -> desired state -> observed state -> **plan** -> apply -> render.
 
-Like Terraform's ``plans.Plan``: an ``Action`` per instance (no-op, create, update, replace, destroy), each
-changed attribute as before -> after, databases described by what changed *in the data*, and a versioned JSON
-form (``format_version``) that ``dl apply plan.json`` executes exactly. ``make_plan`` reads nothing: it is a
-function of (desired specs, observed state).
+``make_plan`` reads nothing: each instance's action and changes (``plan_instance``), the domains that move
+between instances and the orphaned certificate stacks (dl/plan/domains.py), and whether the bootstrap stack is
+created or upgraded.
 """
 
 from __future__ import annotations
 
-import enum
-import json
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from dl import __version__
-
-FORMAT_VERSION = 1
-IGNORED_KEYS = (
-    "format",
-    "tool_version",
-    "project",
-    "instance",
-)  # informational: never a change by themselves
-SCALARS = (
-    "prefix",
-    "cors",
-    "domain",
-    "certificate_arn",
-    "endpoint",
-    "cdn",
-    "runtime",
-    "architecture",
-    "memory",
-    "timeout",
-    "log_retention_days",
-    "protect",
+from dl.plan.domains import certificate_removals, domain_handovers, handover_lines, switch_legacy_certificate
+from dl.plan.model import (
+    IGNORED_KEYS,
+    SCALARS,
+    Action,
+    Change,
+    DatabaseChange,
+    InstancePlan,
+    Plan,
+    human_size,
+    short,
 )
-
-
-class Action(enum.StrEnum):
-    NOOP = "no-op"
-    CREATE = "create"
-    UPDATE = "update"
-    REPLACE = "replace"
-    DESTROY = "destroy"
-
-
-@dataclass(frozen=True)
-class Change:
-    """One changed attribute: `path` is dotted (config.default_page_size, metadata.title, memory...)."""
-
-    path: str
-    before: Any
-    after: Any
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class DatabaseChange:
-    name: str
-    action: str  # "add" | "remove" | "change"
-    before: dict | None  # {"sha256", "size", "tables": {t: {"rows", "columns"}}} or None
-    after: dict | None
-    details: tuple[str, ...] = ()  # human lines: "orders: rows 830 -> 845 (+15)", "table x added (10 rows)"
-
-
-@dataclass(frozen=True)
-class InstancePlan:
-    name: str
-    action: Action
-    reason: str = ""
-    changes: tuple[Change, ...] = ()
-    databases: tuple[DatabaseChange, ...] = ()
-    consequences: tuple[str, ...] = ()
-    protected: bool = False
-    stack_id: str | None = None
-    stack_status: str | None = None
-    before_digest: str | None = None  # digest of the observed spec (stale-plan check)
-    after_digest: str | None = None  # digest of the desired spec
-    desired: dict | None = None  # the desired spec (what apply deploys)
-
-
-@dataclass(frozen=True)
-class CertificateRemoval:
-    """A certificate stack (us-east-1) no instance's domain uses any more: the apply deletes it after every
-    instance stack has moved off it (ACM refuses to delete a certificate a distribution uses)."""
-
-    stack_name: str
-    stack_id: str
-    domain: str | None
-    reason: str
-    instance: str | None = None  # a per-instance stack of earlier versions: the instance whose it was
-
-
-@dataclass(frozen=True)
-class Plan:
-    project: str
-    region: str
-    instances: tuple[InstancePlan, ...]
-    bootstrap: Action = Action.NOOP
-    certificates: tuple[CertificateRemoval, ...] = ()  # orphaned certificate stacks the apply removes
-    format_version: int = FORMAT_VERSION
-    tool_version: str = __version__
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    manifest: str = ""
-    preview: int | None = None  # the pull request whose previews this plan is for (dl/apply/preview.py)
-
-    def counts(self) -> dict[str, int]:
-        counts = {a.value: 0 for a in Action}
-        for i in self.instances:
-            counts[i.action.value] += 1
-        return counts
-
-    def is_empty(self) -> bool:
-        """True when applying would change nothing."""
-        return all(i.action is Action.NOOP for i in self.instances) and not self.certificates
-
-    def summary(self) -> str:
-        c = self.counts()
-        if self.is_empty():
-            return "No changes. The deployment matches the manifest."
-        parts = [f"{c['create']} to create", f"{c['update']} to update"]
-        if c["replace"]:
-            parts.append(f"{c['replace']} to replace")
-        parts.append(f"{c['destroy']} to destroy")
-        if self.certificates:
-            n = len(self.certificates)
-            parts.append(f"{n} orphaned certificate stack{'s' if n != 1 else ''} to remove")
-        return "Plan: " + ", ".join(parts) + "."
-
-    def destructive(self) -> list[InstancePlan]:
-        return [i for i in self.instances if i.action in (Action.DESTROY, Action.REPLACE)]
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["bootstrap"] = self.bootstrap.value
-        data["summary"] = self.summary()
-        data["counts"] = self.counts()
-        for entry in data["instances"]:
-            entry["action"] = (
-                entry["action"].value if isinstance(entry["action"], Action) else entry["action"]
-            )
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> Plan:
-        from dl.errors import DlError
-
-        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-            raise DlError(
-                f"not a plan this version of dl can apply (format_version {data.get('format_version')!r}, "
-                f"expected {FORMAT_VERSION})"
-                if isinstance(data, dict)
-                else "not a dl plan file"
-            )
-        try:
-            instances = tuple(
-                InstancePlan(
-                    **{
-                        **i,
-                        "action": Action(i["action"]),
-                        "changes": tuple(Change(**c) for c in i["changes"]),
-                        "databases": tuple(
-                            DatabaseChange(**{**d, "details": tuple(d["details"])}) for d in i["databases"]
-                        ),
-                        "consequences": tuple(i["consequences"]),
-                    }
-                )
-                for i in data["instances"]
-            )
-            return cls(
-                project=data["project"],
-                region=data["region"],
-                instances=instances,
-                bootstrap=Action(data["bootstrap"]),
-                certificates=tuple(CertificateRemoval(**c) for c in data.get("certificates") or ()),
-                format_version=data["format_version"],
-                tool_version=data["tool_version"],
-                created_at=data["created_at"],
-                manifest=data.get("manifest", ""),
-                preview=data.get("preview"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DlError(f"the plan file is damaged: {exc}") from None
-
-    def dumps(self) -> str:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def review_digest(plan: Plan) -> str:
-    """The fingerprint of what a plan would do, for ``dl apply --require-reviewed-plan``: equal digests mean
-    the same project and region, the same instances with the same actions, from the same observed specs
-    (and stacks) to the same desired specs. The time, the tool's wording and the manifest path do not count."""
-    import hashlib
-
-    payload = {
-        "project": plan.project,
-        "region": plan.region,
-        "bootstrap": plan.bootstrap.value,
-        "instances": [
-            [i.name, i.action.value, i.stack_id, i.before_digest, i.after_digest] for i in plan.instances
-        ],
-    }
-    if plan.certificates:  # (absent when there are none: the digests of earlier plans stay the same)
-        payload["certificates"] = [c.stack_id for c in plan.certificates]
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
-
-
-# --- the diff -------------------------------------------------------------------------------------------------
-
-
-def short(sha: str | None) -> str:
-    return sha[:12] if sha else "-"
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return str(size)
 
 
 def _flatten(value: Any, prefix: str) -> dict[str, Any]:
@@ -345,11 +142,15 @@ def attribute_changes(before: dict, after: dict) -> list[Change]:
     return changes
 
 
+def deployed_fingerprints(spec: dict | None) -> dict[str, str | None]:
+    """{FUNCTION_ENV: fingerprint or None} of a stored spec (older specs stored a list of names)."""
+    stored = (spec or {}).get("secrets") or {}
+    return dict.fromkeys(stored) if isinstance(stored, list) else dict(stored)
+
+
 def secret_changes(before, after) -> list[Change]:
     """Secrets by name, and which values changed (compared by keyed fingerprint, see dl/aws/secrets.py): the
     values and their fingerprints are never part of a Change."""
-    from dl.aws.secrets import deployed_fingerprints
-
     old, new = deployed_fingerprints({"secrets": before}), deployed_fingerprints({"secrets": after})
     changes = []
     if sorted(old) != sorted(new):
@@ -465,49 +266,6 @@ def plan_instance(name: str, desired: dict | None, observed) -> InstancePlan:
     )
 
 
-@dataclass(frozen=True)
-class Handover:
-    """``releaser`` gives up ``domain`` (destroyed, or updated to another domain or none) and ``claimer`` takes it:
-    CloudFront lets one distribution hold an alias at a time, and the Route 53 records exist once, so the claim
-    may only start once the release is complete."""
-
-    domain: str
-    releaser: str
-    claimer: str
-
-
-def domain_handovers(
-    desired: dict[str, dict | None], observed, names: list[str] | None = None
-) -> list[Handover]:
-    """Every domain that moves from one instance to another in this change (``desired``: instance -> spec, None or
-    absent when removed). Pure."""
-    names = list(desired) + [n for n in observed.instances if n not in desired] if names is None else names
-    releasers: dict[str, str] = {}
-    for name in names:
-        o = observed.instances.get(name)
-        domain = (o.spec or {}).get("domain") if o is not None and o.serving else None
-        if domain and (desired.get(name) or {}).get("domain") != domain:
-            releasers[domain] = name
-    handovers = []
-    for name in names:
-        domain = (desired.get(name) or {}).get("domain")
-        if domain and domain in releasers and releasers[domain] != name:
-            handovers.append(Handover(domain, releasers[domain], name))
-    return handovers
-
-
-def handover_lines(handover: Handover, claimer_spec: dict | None) -> tuple[str, str]:
-    """(line for the releaser, line for the claimer): the order, and the window in which the domain does not serve."""
-    h = handover
-    issued = "" if (claimer_spec or {}).get("certificate_arn") else ", plus issuing its certificate"
-    order = f"{h.releaser} releases {h.domain} before {h.claimer} claims it"
-    return (
-        f"{order}: {h.claimer} starts only once this is done",
-        f"{order}: {h.claimer} waits for it; {h.domain} does not serve from when {h.releaser} lets it go "
-        f"until the distribution of {h.claimer} is deployed (CloudFront: 5-15 minutes{issued})",
-    )
-
-
 def make_plan(
     project: str,
     region: str,
@@ -553,72 +311,4 @@ def make_plan(
         certificates=certificate_removals(project, desired, observed, names),
         manifest=manifest,
         preview=preview,
-    )
-
-
-# --- certificate stacks (one per domain, in us-east-1) ------------------------------------------------------
-
-
-def issued_domain(spec: dict | None) -> str | None:
-    """The domain whose certificate dl issues for an instance (none when the manifest gives certificate_arn)."""
-    if not spec or not spec.get("domain") or spec.get("certificate_arn"):
-        return None
-    return spec["domain"]
-
-
-def domains_in_use(desired: dict[str, dict | None], observed, names: list[str]) -> set[str]:
-    """Domains with a dl-issued certificate once the plan is applied: the planned instances' desired ones and
-    the deployed ones of instances the plan leaves alone (``--target``)."""
-    used = set()
-    for name in set(desired) | set(observed.instances):
-        if name in names:
-            spec = desired.get(name)
-        else:
-            o = observed.instances.get(name)
-            spec = o.spec if o is not None else None
-        if issued_domain(spec):
-            used.add(issued_domain(spec))
-    return used
-
-
-def certificate_removals(
-    project: str, desired: dict[str, dict | None], observed, names: list[str]
-) -> tuple[CertificateRemoval, ...]:
-    """The project's certificate stacks that no instance uses after this plan: per-domain stacks of a domain
-    no instance has, and per-instance stacks of earlier versions once their instance is part of the plan
-    (which moves its distribution to the domain's stack, or destroys it). Pure."""
-    used = domains_in_use(desired, observed, names)
-    out = []
-    for cert in getattr(observed, "certificates", ()):
-        if cert.legacy is not None:
-            if cert.legacy in observed.instances and cert.legacy not in names:
-                continue  # its instance is left alone (--target): its distribution still uses it
-            reason = f"the per-instance certificate stack of {cert.legacy} (earlier versions): no longer used"
-        elif cert.domain in used:
-            continue
-        else:
-            reason = f"no instance of project {project} has the domain {cert.domain} any more"
-        out.append(CertificateRemoval(cert.stack.name, cert.stack.stack_id, cert.domain, reason, cert.legacy))
-    return tuple(out)
-
-
-def switch_legacy_certificate(item: InstancePlan, observed) -> InstancePlan:
-    """An unchanged instance whose distribution still uses its per-instance certificate stack of earlier
-    versions is updated onto the domain's own certificate stack (so the old stack can be removed)."""
-    from dataclasses import replace
-
-    from dl.aws.names import certificate_stack_name
-
-    domain = issued_domain(item.desired)
-    legacy = [c for c in getattr(observed, "certificates", ()) if c.legacy == item.name]
-    if item.action is not Action.NOOP or not domain or not legacy:
-        return item
-    new = certificate_stack_name(observed.project, domain)
-    return replace(
-        item,
-        action=Action.UPDATE,
-        changes=(Change("certificate", legacy[0].stack.name, new, "one certificate stack per domain"),),
-        consequences=(
-            f"the distribution moves to the certificate of stack {new}; then {legacy[0].stack.name} is removed",
-        ),
     )
