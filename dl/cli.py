@@ -59,11 +59,11 @@ def main() -> None:
 
 
 # --- command registration: one line per command module -------------------------------------------
-from dl.aws.bootstrap import bootstrap_command; main.add_command(bootstrap_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.commands.bootstrap import bootstrap_command; main.add_command(bootstrap_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.commands.logs import logs_command; main.add_command(logs_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.commands.package import package_command; main.add_command(package_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.commands.serve import serve_command; main.add_command(serve_command)  # noqa: E402, E702, I001  # fmt: skip
-from dl.aws.templates import template_command; main.add_command(template_command)  # noqa: E402, E702, I001  # fmt: skip
+from dl.commands.template import template_command; main.add_command(template_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.commands.status import status_command; main.add_command(status_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.commands.preview import preview_command; main.add_command(preview_command)  # noqa: E402, E702, I001  # fmt: skip
 from dl.commands.validate import validate_command; main.add_command(validate_command)  # noqa: E402, E702, I001  # fmt: skip

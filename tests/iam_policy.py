@@ -1,6 +1,7 @@
 """A small offline evaluator of IAM identity policies, for the tests of dl's roles (no AWS call).
 
-It implements what the roles in dl/aws/bootstrap.py and docs/aws-iam use, following the IAM policy reference
+It implements what the roles in dl/aws/execution_role.py, dl/aws/preview_execution_role.py and docs/aws-iam
+use, following the IAM policy reference
 (docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html): an explicit Deny wins,
 then any Allow, else the implicit deny. Action names match case-insensitively with ``*`` and ``?``; resources
 case-sensitively. Conditions: the String*, Arn* and Bool operators, their ``...IfExists`` forms, ``Null`` and

@@ -35,8 +35,13 @@ PURE_IN_AWS = (
     "dl.aws",
     "dl.aws.names",
     "dl.aws.templates",
+    "dl.aws.front_door",
+    "dl.aws.intrinsics",
     "dl.aws.cloudfront_function",
     "dl.aws.metadata_json",
+    "dl.aws.bootstrap",
+    "dl.aws.execution_role",
+    "dl.aws.preview_execution_role",
 )
 
 

@@ -1,35 +1,18 @@
 """The bootstrap: what a project needs in an account and region before any instance, like ``cdk bootstrap``.
 
-``dl bootstrap`` (once per project and region, with administrator credentials) creates or upgrades the stack
-``<project>--bootstrap``. It holds:
+``dl bootstrap`` (dl/commands/bootstrap.py; once per project and region, with administrator credentials) creates
+or upgrades the stack ``<project>--bootstrap``. Pure: :func:`bootstrap_template` is data, like the other
+templates (dl/aws/templates.py). It holds:
 
 - the **artifact bucket** (packages, databases, large templates, the secrets keys, the state dl records);
-- the **CloudFormation execution role** ``<project>--cfn-exec-<region>``: only ``cloudformation.amazonaws.com``
-  may assume it, and every instance and certificate change set is created with ``RoleARN`` = this role, so
-  CloudFormation never acts with the caller's (short-lived CI) credentials. Its policy grants what
-  CloudFormation's own resource handlers call for the resource types dl's templates use
-  (``tests/bootstrap/test_execution_role.py`` checks that against the handler lists cfn-lint ships), on this
-  project's resources only;
-- the **permissions boundary** ``<project>--boundary-<region>``, a managed policy every role dl's stacks
-  create must carry (the execution role may create roles only with it): the most a function role can ever
-  do is write its project's logs and read its project's databases;
+- the **CloudFormation execution role** ``<project>--cfn-exec-<region>`` (only CloudFormation may assume it;
+  every instance and certificate change set is created with it) and the **permissions boundary**
+  ``<project>--boundary-<region>`` every role of the project's stacks carries: their policies, and how they
+  are scoped to one project, are dl/aws/execution_role.py;
 - the **preview execution role** ``<project>--cfn-preview-<region>`` and the **preview boundary**
-  ``<project>--preview-boundary-<region>``: what CloudFormation acts as for pull request previews
-  (dl/apply/preview.py), on ``<project>--pr*`` resources only, so the CI preview role, which a pull request's own
-  workflow uses, can never make CloudFormation touch production;
+  ``<project>--preview-boundary-<region>``, for pull request previews (dl/aws/preview_execution_role.py);
 - the project's **shared CloudFront resources**: one cache policy and one origin access control, exported
   for the instance stacks (one per instance would exhaust the account's default quota of 20 cache policies).
-
-Scoping, and its limits
------------------------
-Names with ``<project>--`` are the project's alone: a project name never holds ``--`` (single hyphens only),
-so ``data--*`` cannot match anything of project ``data-eu``. Instance resources are named
-``<project>-<instance>`` (renaming would replace every function and distribution), and ``data-*`` does match
-``data-eu-x``. So: function roles live under the IAM path ``/dl/<project>/`` (exact), and a deny statement
-refuses every action on a resource whose ``dl:project`` tag names another project (``aws:ResourceTag``),
-and creating anything tagged for another project (``aws:RequestTag``); every stack dl makes is tagged
-``dl:project`` and CloudFormation copies stack tags to the resources. Where a service does not put the tag in
-the request context, only the name pattern applies (see the README's "Execution role" section).
 
 Versions: ``VERSION`` is in the template's Metadata and Outputs. 1 was the bucket-only bootstrap of earlier
 releases (no version recorded). ``dl plan`` refuses an older bootstrap and names the command that upgrades
@@ -39,470 +22,20 @@ to run ``dl bootstrap``.
 
 from __future__ import annotations
 
-import click
-
+from dl.aws.execution_role import boundary_policy, bucket_arn, execution_policy
+from dl.aws.intrinsics import sub
 from dl.aws.names import (
     BOOTSTRAP_VERSION,
-    CERTIFICATE_REGION,
     METADATA_KEY,
-    boundary_arn_sub,
     boundary_policy_name,
     execution_role_name,
     export_name,
-    function_role_path,
-    preview_boundary_arn_sub,
     preview_boundary_policy_name,
     preview_execution_role_name,
-    preview_role_path,
 )
-from dl.commands.options import aws_context, load, manifest_option, sandbox_option
+from dl.aws.preview_execution_role import preview_boundary_policy, preview_execution_policy
 
 # --- the template -------------------------------------------------------------------------------------------
-
-
-def _sub(text: str) -> dict:
-    return {"Fn::Sub": text}
-
-
-def _bucket_arn(suffix: str = "") -> dict:
-    arn = {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}
-    return {"Fn::Join": ["", [arn, suffix]]} if suffix else arn
-
-
-def _project_tag_guards(project: str) -> list[dict]:
-    """Deny acting on (or creating) anything whose dl:project tag names another project."""
-    return [
-        {
-            "Sid": "NothingOfAnotherProject",
-            "Effect": "Deny",
-            "Action": "*",
-            "Resource": "*",
-            "Condition": {
-                "StringNotEquals": {"aws:ResourceTag/dl:project": project},
-                "Null": {"aws:ResourceTag/dl:project": "false"},
-            },
-        },
-        {
-            "Sid": "NothingTaggedForAnotherProject",
-            "Effect": "Deny",
-            "Action": "*",
-            "Resource": "*",
-            "Condition": {
-                "StringNotEquals": {"aws:RequestTag/dl:project": project},
-                "Null": {"aws:RequestTag/dl:project": "false"},
-            },
-        },
-    ]
-
-
-def execution_policy(project: str) -> dict:
-    """What CloudFormation may do with the execution role: the handlers' calls on this project's resources.
-
-    Service wildcards (``lambda:*``, ``logs:*``, ``cloudfront:*``, ``apigateway:*``) are scoped to the
-    project's resource names: the handlers' lists change between releases and hold calls for features a
-    template may switch on later (a CDK bootstrap's execution role is wider still: AdministratorAccess).
-    """
-    account = "${AWS::AccountId}"
-    partition = "${AWS::Partition}"
-    region = "${AWS::Region}"
-    roles = f"arn:{partition}:iam::{account}:role{function_role_path(project)}*"
-    boundary = boundary_arn_sub(project)
-    statements = [
-        {
-            "Sid": "FunctionLogGroups",
-            "Effect": "Allow",
-            "Action": "logs:*",
-            "Resource": _sub(f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{project}-*"),
-        },
-        {
-            "Sid": "FindLogGroups",
-            "Effect": "Allow",
-            "Action": "logs:DescribeLogGroups",
-            "Resource": "*",
-        },
-        {
-            "Sid": "Functions",
-            "Effect": "Allow",
-            "Action": "lambda:*",
-            "Resource": _sub(f"arn:{partition}:lambda:{region}:{account}:function:{project}-*"),
-        },
-        {
-            "Sid": "FunctionCode",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-            "Resource": _bucket_arn("/packages/*"),
-        },
-        {
-            "Sid": "FunctionRolesOnlyWithTheBoundary",
-            "Effect": "Allow",
-            "Action": [
-                "iam:CreateRole",
-                "iam:PutRolePolicy",
-                "iam:AttachRolePolicy",
-                "iam:PutRolePermissionsBoundary",
-            ],
-            "Resource": _sub(roles),
-            "Condition": {"StringEquals": {"iam:PermissionsBoundary": boundary}},
-        },
-        {
-            "Sid": "FunctionRoles",
-            "Effect": "Allow",
-            "Action": [
-                "iam:GetRole",
-                "iam:GetRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-                "iam:UpdateRole",
-                "iam:UpdateRoleDescription",
-                "iam:UpdateAssumeRolePolicy",
-                "iam:TagRole",
-                "iam:UntagRole",
-                "iam:DeleteRolePolicy",
-                "iam:DetachRolePolicy",
-                "iam:DeleteRole",
-            ],
-            "Resource": _sub(roles),
-        },
-        {
-            # Function roles of releases before the boundary had no path; CloudFormation replaces them (the
-            # path changed) and deletes the old ones: read and delete only.
-            "Sid": "RemoveUnboundedFunctionRoles",
-            "Effect": "Allow",
-            "Action": [
-                "iam:GetRole",
-                "iam:GetRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-                "iam:TagRole",
-                "iam:UntagRole",
-                "iam:DeleteRolePolicy",
-                "iam:DetachRolePolicy",
-                "iam:DeleteRole",
-            ],
-            "Resource": _sub(f"arn:{partition}:iam::{account}:role/{project}-*"),
-        },
-        {
-            "Sid": "PassFunctionRolesToLambdaOnly",
-            "Effect": "Allow",
-            "Action": "iam:PassRole",
-            "Resource": _sub(roles),
-            "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
-        },
-        {
-            "Sid": "HttpApis",
-            "Effect": "Allow",
-            "Action": "apigateway:*",
-            "Resource": [
-                _sub(f"arn:{partition}:apigateway:{region}::/apis"),
-                _sub(f"arn:{partition}:apigateway:{region}::/apis/*"),
-                _sub(f"arn:{partition}:apigateway:{region}::/tags/*"),
-            ],
-        },
-        {
-            "Sid": "Distributions",
-            "Effect": "Allow",
-            "Action": "cloudfront:*",
-            "Resource": [
-                _sub(f"arn:{partition}:cloudfront::{account}:distribution/*"),
-                _sub(f"arn:{partition}:cloudfront::{account}:function/{project}-*"),
-            ],
-        },
-        _cloudfront_creates(),
-        {
-            # Releases before the shared ones made a cache policy and an origin access control per instance;
-            # CloudFormation deletes them once the distribution uses the project's (neither is taggable, and
-            # CloudFront refuses to delete one still in use).
-            "Sid": "RemovePerInstanceCachePoliciesAndOriginAccessControls",
-            "Effect": "Allow",
-            "Action": [
-                "cloudfront:GetCachePolicy",
-                "cloudfront:DeleteCachePolicy",
-                "cloudfront:GetOriginAccessControl",
-                "cloudfront:DeleteOriginAccessControl",
-            ],
-            "Resource": [
-                _sub(f"arn:{partition}:cloudfront::{account}:cache-policy/*"),
-                _sub(f"arn:{partition}:cloudfront::{account}:origin-access-control/*"),
-            ],
-        },
-        {
-            "Sid": "Certificates",
-            "Effect": "Allow",
-            "Action": [
-                "acm:DescribeCertificate",
-                "acm:DeleteCertificate",
-                "acm:AddTagsToCertificate",
-                "acm:RemoveTagsFromCertificate",
-                "acm:ListTagsForCertificate",
-                "acm:UpdateCertificateOptions",
-            ],
-            "Resource": _sub(f"arn:{partition}:acm:{CERTIFICATE_REGION}:{account}:certificate/*"),
-        },
-        {
-            "Sid": "RequestCertificates",
-            "Effect": "Allow",
-            "Action": "acm:RequestCertificate",
-            "Resource": "*",
-        },
-        {
-            "Sid": "FindHostedZones",
-            "Effect": "Allow",
-            "Action": "route53:ListHostedZones",
-            "Resource": "*",
-        },
-        {
-            "Sid": "DnsRecords",
-            "Effect": "Allow",
-            "Action": [
-                "route53:GetHostedZone",
-                "route53:ListResourceRecordSets",
-                "route53:ChangeResourceRecordSets",
-            ],
-            "Resource": _sub(f"arn:{partition}:route53:::hostedzone/*"),
-        },
-        {
-            "Sid": "DnsChanges",
-            "Effect": "Allow",
-            "Action": "route53:GetChange",
-            "Resource": _sub(f"arn:{partition}:route53:::change/*"),
-        },
-        {
-            "Sid": "NeverUnboundARole",
-            "Effect": "Deny",
-            "Action": "iam:DeleteRolePermissionsBoundary",
-            "Resource": "*",
-        },
-        {
-            "Sid": "NeverTheBootstrapItself",
-            "Effect": "Deny",
-            "Action": "iam:*",
-            "Resource": [
-                _sub(f"arn:{partition}:iam::{account}:role/{project}--*"),
-                _sub(f"arn:{partition}:iam::{account}:policy/{project}--*"),
-            ],
-        },
-        *_project_tag_guards(project),
-    ]
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def boundary_policy(project: str) -> dict:
-    """The most any role of the project's stacks may do: write its logs, read the project's databases, write
-    and read responses too large for Lambda (under ``responses/``)."""
-    account = "${AWS::AccountId}"
-    partition = "${AWS::Partition}"
-    region = "${AWS::Region}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ProjectFunctionLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": _sub(
-                    f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{project}-*:*"
-                ),
-            },
-            {
-                "Sid": "ProjectDatabases",
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": _bucket_arn("/databases/*"),
-            },
-            {
-                "Sid": "ProjectLargeResponses",
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"],
-                "Resource": _bucket_arn("/responses/*"),
-            },
-        ],
-    }
-
-
-# --- previews: their own execution role and boundary (dl/apply/preview.py) -----------------------------------
-
-
-def _only_preview_resources() -> list[dict]:
-    """HTTP APIs and CloudFront resources have generated ids, so no name scopes them: deny acting on one that
-    is not a preview's (not tagged dl:preview, and not being created with that tag), and deny tagging one that
-    is not already a preview's (which would make it one)."""
-    return [
-        {
-            "Sid": "OnlyPreviewApisAndDistributions",
-            "Effect": "Deny",
-            "Action": ["apigateway:*", "cloudfront:*"],
-            # distributions and APIs only: CloudFront Functions carry no tags (no aws:ResourceTag) and are
-            # scoped by name (<project>--pr*) in the allow
-            "Resource": ["arn:*:cloudfront::*:distribution/*", "arn:*:apigateway:*::/*"],
-            "Condition": {
-                "Null": {"aws:ResourceTag/dl:preview": "true", "aws:RequestTag/dl:preview": "true"}
-            },
-        },
-        {
-            "Sid": "NeverTagAnotherResourceAsAPreview",
-            "Effect": "Deny",
-            "Action": ["cloudfront:TagResource", "cloudfront:UntagResource", "apigateway:*"],
-            "Resource": ["arn:*:cloudfront::*:*", "arn:*:apigateway:*::/tags/*"],
-            # a resource of a dl project that is not a preview's (production's) may not be tagged as one; a
-            # distribution being created has no tags yet (CreateDistributionWithTags is authorised as
-            # TagResource too), so the resource's own dl:project tag is what marks production
-            "Condition": {
-                "Null": {"aws:ResourceTag/dl:preview": "true", "aws:ResourceTag/dl:project": "false"}
-            },
-        },
-    ]
-
-
-def _cloudfront_creates() -> dict:
-    """CreateDistribution and CreateFunction name no resource type in the Service Authorization Reference
-    (CloudFront's API permissions table: "Resources: *"), so only "*" grants them; what is created is then acted
-    on under the scoped statements. (The CreateDistributionWithTags API is authorised as CreateDistribution plus
-    TagResource: there is no IAM action of that name.)"""
-    return {
-        "Sid": "CreateDistributionsAndFunctions",
-        "Effect": "Allow",
-        "Action": [
-            "cloudfront:CreateDistribution",
-            "cloudfront:CreateFunction",
-        ],
-        "Resource": "*",
-    }
-
-
-def preview_execution_policy(project: str) -> dict:
-    """What CloudFormation may do for a preview: the handlers' calls on ``<project>--pr*`` resources only.
-
-    A pull request controls its own workflow, so everything a preview stack's template could ask for must stay
-    inside the previews: functions and log groups ``<project>--pr*``, roles under ``/dl/<project>/previews/``
-    with the previews' boundary, code from ``previews/packages/``; HTTP APIs and (with --preview-cdn)
-    CloudFront only on resources tagged ``dl:preview``. No certificates, no DNS (a preview has no domain)."""
-    account = "${AWS::AccountId}"
-    partition = "${AWS::Partition}"
-    region = "${AWS::Region}"
-    roles = f"arn:{partition}:iam::{account}:role{preview_role_path(project)}*"
-    statements = [
-        {
-            "Sid": "PreviewLogGroups",
-            "Effect": "Allow",
-            "Action": "logs:*",
-            "Resource": _sub(f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{project}--pr*"),
-        },
-        {"Sid": "FindLogGroups", "Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
-        {
-            "Sid": "PreviewFunctions",
-            "Effect": "Allow",
-            "Action": "lambda:*",
-            "Resource": _sub(f"arn:{partition}:lambda:{region}:{account}:function:{project}--pr*"),
-        },
-        {
-            "Sid": "PreviewFunctionCode",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-            "Resource": _bucket_arn("/previews/packages/*"),
-        },
-        {
-            "Sid": "PreviewFunctionRolesOnlyWithThePreviewBoundary",
-            "Effect": "Allow",
-            "Action": [
-                "iam:CreateRole",
-                "iam:PutRolePolicy",
-                "iam:AttachRolePolicy",
-                "iam:PutRolePermissionsBoundary",
-            ],
-            "Resource": _sub(roles),
-            "Condition": {"StringEquals": {"iam:PermissionsBoundary": preview_boundary_arn_sub(project)}},
-        },
-        {
-            "Sid": "PreviewFunctionRoles",
-            "Effect": "Allow",
-            "Action": [
-                "iam:GetRole",
-                "iam:GetRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-                "iam:UpdateRole",
-                "iam:UpdateRoleDescription",
-                "iam:UpdateAssumeRolePolicy",
-                "iam:TagRole",
-                "iam:UntagRole",
-                "iam:DeleteRolePolicy",
-                "iam:DetachRolePolicy",
-                "iam:DeleteRole",
-            ],
-            "Resource": _sub(roles),
-        },
-        {
-            "Sid": "PassPreviewFunctionRolesToLambdaOnly",
-            "Effect": "Allow",
-            "Action": "iam:PassRole",
-            "Resource": _sub(roles),
-            "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
-        },
-        {
-            "Sid": "PreviewHttpApis",
-            "Effect": "Allow",
-            "Action": "apigateway:*",
-            "Resource": [
-                _sub(f"arn:{partition}:apigateway:{region}::/apis"),
-                _sub(f"arn:{partition}:apigateway:{region}::/apis/*"),
-                _sub(f"arn:{partition}:apigateway:{region}::/tags/*"),
-            ],
-        },
-        {
-            "Sid": "PreviewDistributions",
-            "Effect": "Allow",
-            "Action": "cloudfront:*",
-            "Resource": [
-                _sub(f"arn:{partition}:cloudfront::{account}:distribution/*"),
-                _sub(f"arn:{partition}:cloudfront::{account}:function/{project}--pr*"),
-            ],
-        },
-        _cloudfront_creates(),
-        *_only_preview_resources(),
-        {
-            "Sid": "NeverUnboundARole",
-            "Effect": "Deny",
-            "Action": "iam:DeleteRolePermissionsBoundary",
-            "Resource": "*",
-        },
-        {
-            "Sid": "NeverTheBootstrapItself",
-            "Effect": "Deny",
-            "Action": "iam:*",
-            "Resource": [
-                _sub(f"arn:{partition}:iam::{account}:role/{project}--*"),
-                _sub(f"arn:{partition}:iam::{account}:policy/{project}--*"),
-            ],
-        },
-        *_project_tag_guards(project),
-    ]
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def preview_boundary_policy(project: str) -> dict:
-    """The most a preview's function role may do: write previews' logs, read previews' databases."""
-    account = "${AWS::AccountId}"
-    partition = "${AWS::Partition}"
-    region = "${AWS::Region}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "PreviewFunctionLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": _sub(
-                    f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{project}--pr*:*"
-                ),
-            },
-            {
-                "Sid": "PreviewDatabases",
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": _bucket_arn("/previews/databases/*"),
-            },
-        ],
-    }
 
 
 def _artifact_bucket(retention_days: int) -> tuple[dict, dict]:
@@ -556,7 +89,7 @@ def _artifact_bucket(retention_days: int) -> tuple[dict, dict]:
                         "Effect": "Deny",
                         "Principal": "*",
                         "Action": "s3:*",
-                        "Resource": [_bucket_arn(), _bucket_arn("/*")],
+                        "Resource": [bucket_arn(), bucket_arn("/*")],
                         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
                     }
                 ],
@@ -578,7 +111,7 @@ def shared_cache_policy_config(project: str) -> dict:
     from dl.aws.names import CACHE_MAX_TTL
 
     return {
-        "Name": _sub(f"{project}--${{AWS::Region}}"),
+        "Name": sub(f"{project}--${{AWS::Region}}"),
         "Comment": f"datasette-lambda {project}: follow the origin's Cache-Control"[:128],
         "MinTTL": 0,
         "DefaultTTL": 0,
@@ -607,14 +140,14 @@ def bootstrap_template(project: str) -> dict:
     from dl.aws.names import ARTIFACT_RETENTION_DAYS
 
     bucket, bucket_policy = _artifact_bucket(ARTIFACT_RETENTION_DAYS)
-    role_name = _sub(execution_role_name(project, "${AWS::Region}"))
+    role_name = sub(execution_role_name(project, "${AWS::Region}"))
     resources = {
         "ArtifactBucket": bucket,
         "ArtifactBucketPolicy": bucket_policy,
         "PermissionsBoundary": {
             "Type": "AWS::IAM::ManagedPolicy",
             "Properties": {
-                "ManagedPolicyName": _sub(boundary_policy_name(project, "${AWS::Region}")),
+                "ManagedPolicyName": sub(boundary_policy_name(project, "${AWS::Region}")),
                 "Description": f"datasette-lambda {project}: the most any role of its stacks may do",
                 "PolicyDocument": boundary_policy(project),
             },
@@ -640,7 +173,7 @@ def bootstrap_template(project: str) -> dict:
         "PreviewPermissionsBoundary": {
             "Type": "AWS::IAM::ManagedPolicy",
             "Properties": {
-                "ManagedPolicyName": _sub(preview_boundary_policy_name(project, "${AWS::Region}")),
+                "ManagedPolicyName": sub(preview_boundary_policy_name(project, "${AWS::Region}")),
                 "Description": f"datasette-lambda {project}: the most any role of a preview may do",
                 "PolicyDocument": preview_boundary_policy(project),
             },
@@ -648,7 +181,7 @@ def bootstrap_template(project: str) -> dict:
         "PreviewExecutionRole": {
             "Type": "AWS::IAM::Role",
             "Properties": {
-                "RoleName": _sub(preview_execution_role_name(project, "${AWS::Region}")),
+                "RoleName": sub(preview_execution_role_name(project, "${AWS::Region}")),
                 "Description": f"datasette-lambda {project}: CloudFormation deploys pull request previews as this",
                 "AssumeRolePolicyDocument": {
                     "Version": "2012-10-17",
@@ -673,7 +206,7 @@ def bootstrap_template(project: str) -> dict:
             "Type": "AWS::CloudFront::OriginAccessControl",
             "Properties": {
                 "OriginAccessControlConfig": {
-                    "Name": _sub(f"{project}--${{AWS::Region}}"),
+                    "Name": sub(f"{project}--${{AWS::Region}}"),
                     "Description": f"CloudFront signs its requests to the function URLs of {project}",
                     "OriginAccessControlOriginType": "lambda",
                     "SigningBehavior": "always",
@@ -720,32 +253,3 @@ def bootstrap_template(project: str) -> dict:
         "Resources": resources,
         "Outputs": outputs,
     }
-
-
-# --- `dl bootstrap` ---------------------------------------------------------------------------------------
-
-
-@click.command("bootstrap")
-@manifest_option
-@sandbox_option
-def bootstrap_command(manifest_path, sandbox):
-    """Create or upgrade the project's bootstrap stack (bucket, execution role, boundary, CloudFront).
-
-    Run it once per project and region with administrator credentials (the CI roles cannot change it);
-    again after upgrading dl when `dl plan` asks for it.
-    """
-    from dl.apply.executor import Executor
-    from dl.aws import secrets
-    from dl.aws.client import Aws
-    from dl.aws.observed import observe
-
-    manifest = load(manifest_path, check_files=False)
-    click.get_current_context().with_resource(aws_context(sandbox, manifest.region))
-    aws = Aws(manifest.region)
-    executor = Executor(aws, manifest, log=lambda line: click.echo(line, err=True))
-    deployed = executor.ensure_bootstrap(observe(aws, manifest.project), force=True)
-    secrets.ensure_keys(aws, deployed.bucket)  # both secrets keys, so the first plan can fingerprint
-    click.echo(
-        f"Bootstrap {manifest.project}--bootstrap in {aws.region}: version {BOOTSTRAP_VERSION}, bucket {deployed.bucket}, "
-        f"execution role {deployed.execution_role_arn}"
-    )

@@ -14,12 +14,20 @@ Two things in a spec are refused there:
 
 :func:`encode` and :func:`decode` do both, so a spec read back from a deployed template equals the one it was
 made from (the plan compares them: a stored spec that differed would be a change).
+
+The deployed spec and artifact keys live in an instance template's top-level ``Metadata["DatasetteLambda"]``
+(``{"format": 1, "spec": ..., "spec_nulls": [...], "artifacts": {"bucket", "package_key", "database_keys"}}``),
+so ``get_template`` returns what was deployed and a rollback rolls it back with the stack.
+:func:`stored_spec` writes the entries (dl/aws/templates.py), :func:`metadata_spec` and :func:`template_spec`
+read the spec back (dl/aws/observed.py), :func:`template_artifact_keys` the keys it references.
 """
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from dl.aws.names import METADATA_KEY
 
 Place = list[str | int]
 
@@ -97,3 +105,34 @@ def _map_strings(value: Any, change) -> Any:
     if isinstance(value, list):
         return [_map_strings(v, change) for v in value]
     return value
+
+
+# --- a spec in a template's Metadata ----------------------------------------------------------------------
+
+
+def template_spec(template: dict) -> dict | None:
+    """The spec a deployed instance template was made from (None when it is not one of ours)."""
+    return metadata_spec(template.get("Metadata") or {})
+
+
+def metadata_spec(metadata: dict) -> dict | None:
+    """The spec stored in a template's Metadata, exactly as :func:`stored_spec` was given it."""
+    entry = metadata.get(METADATA_KEY)
+    if not isinstance(entry, dict) or not isinstance(entry.get("spec"), dict):
+        return None
+    return decode({"value": entry["spec"], "nulls": entry.get("spec_nulls") or []})
+
+
+def stored_spec(spec: dict) -> dict:
+    """The Metadata entries holding `spec` (:func:`encode`): without nulls, which CloudFormation refuses
+    (their places listed apart), and with ``${`` written ``${!`` (cfn-lint reads ``${Name}`` as a forgotten
+    ``Fn::Sub``)."""
+    stored = encode(spec)
+    return {"spec": stored["value"], **({"spec_nulls": stored["nulls"]} if "nulls" in stored else {})}
+
+
+def template_artifact_keys(template: dict) -> frozenset[str]:
+    """Artifact keys (package and databases) a deployed instance template references."""
+    artifacts = ((template.get("Metadata") or {}).get(METADATA_KEY) or {}).get("artifacts") or {}
+    keys = [artifacts.get("package_key"), *artifacts.get("database_keys", ())]
+    return frozenset(k for k in keys if k)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from dl.aws import names
 from dl.aws.client import Aws, Stack
-from dl.aws.templates import metadata_spec
+from dl.aws.metadata_json import metadata_spec
 from dl.manifest.tags import TAG_DOMAIN, TAG_INSTANCE, TAG_PREVIEW, TAG_PROJECT, TAG_ROLE
 
 BUCKET_LOGICAL_ID = "ArtifactBucket"

@@ -2,7 +2,7 @@
 
 A manifest's ``secrets: {FUNCTION_ENV: SOURCE_ENV}`` names environment variables whose values `dl apply`
 reads from its own environment (in CI: GitHub secrets) and passes to CloudFormation as NoEcho parameters
-(``templates.secret_parameter``). The spec stored with the stack, the plan and the PR comment carry only a
+(``names.secret_parameter``). The spec stored with the stack, the plan and the PR comment carry only a
 **fingerprint** of each value: ``HMAC-SHA256(fingerprint key, project \\0 instance \\0 FUNCTION_ENV \\0 value)``.
 
 Why a keyed hash, and two keys

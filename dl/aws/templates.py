@@ -1,31 +1,17 @@
-"""CloudFormation templates as data: the bootstrap, instance and certificate stacks of a project.
+"""CloudFormation templates as data: an instance's stack and a domain's certificate stack.
 
 Pure functions of the normalised manifest (:class:`dl.manifest.model.Instance`) and the artifact keys; nothing here
-talks to AWS. ``template_json`` serialises a template canonically, so the same inputs give the same bytes.
+talks to AWS. ``template_json`` serialises a template canonically, so the same inputs give the same bytes. The
+stack, function and parameter names come from dl/aws/names.py; the bootstrap stack's template is
+dl/aws/bootstrap.py; ``dl template`` (dl/commands/template.py) prints any of them.
 
 Interface
 ---------
-``bootstrap_stack_name(project)``                 ``"<project>--bootstrap"`` (per project and region)
-``instance_stack_name(project, instance)``        ``"<project>-<instance>"``: the stack, the Lambda function and
-                                                  the log group ``/aws/lambda/<project>-<instance>``
-``instance_stack_name(project, instance, preview)`` ``"<project>--pr<N>--<instance>"``: a pull request's preview
-``function_name(project, instance, preview=None)`` the stack name, hash-shortened to Lambda's 64 characters
-``certificate_stack_name(project, domain)``       ``"<project>--cert-<first 16 hex of sha256(domain)>"``: one per
-                                                  domain, shared by whichever instance of the project has it
-                                                  (always us-east-1; domains run to 253 characters)
-``legacy_certificate_stack_name(project, instance)``  ``"<project>-<instance>--certificate"``: the per-instance
-                                                  name of earlier versions; such stacks are only ever removed
-``bootstrap_template(project)``                   see dl/aws/bootstrap.py (bucket, execution role, boundary, ...)
-``instance_template(project, instance, artifacts, *, spec, secrets=())``
+``instance_template(project, instance, artifacts, *, spec, secrets=(), preview=None)``   function, role, log
+                                                  group, then the front door, CDN and DNS (dl/aws/front_door.py)
 ``certificate_template(project, instance, hosted_zone_id)``   Output ``CertificateArn``
 ``template_json(template)``                       canonical JSON (sorted keys, compact)
-``template_spec(template)`` / ``template_artifact_keys(template)``   read back what a deployed template holds
-``stored_spec(spec)`` / ``metadata_spec(metadata)``   a spec as Metadata holds it (no nulls, no ``${``), and back
 ``function_environment(...)`` / ``environment_bytes(env, parameters)``   the function's variables, Lambda's size
-``secret_parameter(env_name)``                    the NoEcho template parameter carrying a secret's value
-
-A double hyphen never occurs in ``<project>-<instance>`` (the manifest allows single hyphens only), so the
-bootstrap and certificate stacks can never collide with an instance stack of any project.
 
 Instance stack outputs (every value is readable on moto as well as on AWS, see below):
 
@@ -41,13 +27,11 @@ emitting it needs ``Fn::GetAtt`` on a resource type moto does not emulate, which
 learns the host otherwise: a distribution's from the record apply writes after reading it once
 (dl/aws/hosts.py: plan may not call GetDistribution, which returns the origin secret),
 ``lambda.get_function_url_config(FunctionName=...)["FunctionUrl"]``, or builds
-``https://<HttpApiId>.execute-api.<region>.amazonaws.com``; :func:`public_url` joins host and prefix.
+``https://<HttpApiId>.execute-api.<region>.amazonaws.com``; ``names.public_url`` joins host and prefix.
 
-The deployed spec and artifact keys live in the template's top-level ``Metadata["DatasetteLambda"]``
-(``{"format": 1, "spec": ..., "spec_nulls": [...], "artifacts": {"bucket", "package_key", "database_keys"}}``),
-so ``get_template`` returns what was deployed and a rollback rolls it back with the stack. CloudFormation
-refuses nulls anywhere in a template, so the spec is stored without them and ``spec_nulls`` lists where they
-were, and every ``${`` is written ``${!`` (dl/aws/metadata_json.py); :func:`template_spec` undoes both.
+The deployed spec and artifact keys live in the template's top-level ``Metadata["DatasetteLambda"]``, so
+``get_template`` returns what was deployed; CloudFormation refuses nulls anywhere in a template, so the spec is
+stored without them (dl/aws/metadata_json.py: ``stored_spec``, and ``template_spec`` to read it back).
 """
 
 from __future__ import annotations
@@ -58,39 +42,36 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import click
-
-from dl.aws import bootstrap, metadata_json, names
-from dl.aws.cloudfront_function import RUNTIME as CLOUDFRONT_RUNTIME
-from dl.aws.cloudfront_function import viewer_request_code
+from dl.aws import names
+from dl.aws.front_door import (
+    HTTP_API_TIMEOUT_MAX,
+    ORIGIN_READ_TIMEOUT_MAX,
+    ORIGIN_SECRET_PARAMETER,
+    cdn_resources,
+    dns_resources,
+    function_url_resources,
+    http_api_resources,
+)
+from dl.aws.intrinsics import sub
+from dl.aws.metadata_json import stored_spec
 from dl.aws.names import (
-    CERTIFICATE_REGION,
     METADATA_KEY,
-    bootstrap_stack_name,
-    certificate_stack_name,
     function_name,
     instance_stack_name,
     secret_parameter,
 )
-from dl.commands.options import aws_context, load, manifest_option, outside_paths_option, sandbox_option
 from dl.errors import DlError
 from dl.manifest.model import Instance
 
 FORMAT = 1
 HANDLER = "dl_runtime.handler.handler"
-ORIGIN_SECRET_HEADER = "x-dl-origin-secret"  # checked by dl/runtime when DL_ORIGIN_SECRET is set
 DATASETTE_SECRET_PARAMETER = "DatasetteSecret"  # NoEcho; never "Secret..." (secret_parameter's names)
-ORIGIN_SECRET_PARAMETER = "OriginSecret"  # NoEcho: the header CloudFront sends to an HTTP API origin
-CLOUDFRONT_HOSTED_ZONE_ID = "Z2FDTNDATAQYW2"  # fixed zone of every CloudFront alias target
-ORIGIN_ID = "function"
 
 MIB = 1024 * 1024
 EPHEMERAL_MIN_MB = 512
 EPHEMERAL_MAX_MB = 10240
 EPHEMERAL_HEADROOM_MB = 64  # kept free in /tmp beyond the databases (runtime scratch files)
 LAMBDA_ENVIRONMENT_MAX = 4096  # bytes: "Environment variable size: 4 KB" (Lambda quotas, not adjustable)
-ORIGIN_READ_TIMEOUT_MAX = 60  # CloudFront's limit without a quota increase
-HTTP_API_TIMEOUT_MAX = 30  # an HTTP API integration times out after at most 30 s
 RESPONSES_PREFIX = (
     "responses/"  # responses too large for Lambda (dl/runtime/large_responses.py); expire in a day
 )
@@ -98,7 +79,6 @@ RESPONSES_PREFIX = (
 LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 )
-_UNIQUE_NAME_ROOM = 55  # account-wide names: <= 64 characters including "-" and 8 hex characters
 
 Template = dict[str, Any]
 
@@ -136,51 +116,12 @@ class InstanceArtifacts:
         )
 
 
-# --- names ----------------------------------------------------------------------------------------
-
-
 # --- serialisation and reading back ---------------------------------------------------------------
 
 
 def template_json(template: Template) -> str:
     """Canonical JSON of a template: sorted keys, no spaces, ASCII only. Same template, same bytes."""
     return json.dumps(template, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-def template_spec(template: Template) -> dict | None:
-    """The spec a deployed instance template was made from (None when it is not one of ours)."""
-    return metadata_spec(template.get("Metadata") or {})
-
-
-def metadata_spec(metadata: dict) -> dict | None:
-    """The spec stored in a template's Metadata, exactly as :func:`stored_spec` was given it."""
-    entry = metadata.get(METADATA_KEY)
-    if not isinstance(entry, dict) or not isinstance(entry.get("spec"), dict):
-        return None
-    return metadata_json.decode({"value": entry["spec"], "nulls": entry.get("spec_nulls") or []})
-
-
-def stored_spec(spec: dict) -> dict:
-    """The Metadata entries holding `spec` (dl/aws/metadata_json.py): without nulls, which CloudFormation refuses
-    (their places listed apart), and with ``${`` written ``${!`` (cfn-lint reads ``${Name}`` as a forgotten
-    ``Fn::Sub``)."""
-    stored = metadata_json.encode(spec)
-    return {"spec": stored["value"], **({"spec_nulls": stored["nulls"]} if "nulls" in stored else {})}
-
-
-def template_artifact_keys(template: Template) -> frozenset[str]:
-    """Artifact keys (package and databases) a deployed instance template references."""
-    artifacts = ((template.get("Metadata") or {}).get(METADATA_KEY) or {}).get("artifacts") or {}
-    keys = [artifacts.get("package_key"), *artifacts.get("database_keys", ())]
-    return frozenset(k for k in keys if k)
-
-
-# --- bootstrap stack ------------------------------------------------------------------------------
-
-
-def bootstrap_template(project: str) -> Template:
-    """The bootstrap stack's template: bucket, execution role, boundary, shared CloudFront (dl/aws/bootstrap.py)."""
-    return bootstrap.bootstrap_template(project)
 
 
 # --- certificate stack ----------------------------------------------------------------------------
@@ -246,13 +187,13 @@ def instance_template(
         _function_resources(project, function, instance, artifacts, env_secrets, spec_digest(spec), preview)
     )
     if instance.endpoint == "http-api":
-        resources.update(_http_api_resources(name, instance))
+        resources.update(http_api_resources(name, instance))
     else:
-        resources.update(_function_url_resources(instance))
+        resources.update(function_url_resources(instance))
     if instance.cdn:
-        resources.update(_cdn_resources(project, name, instance, artifacts))
+        resources.update(cdn_resources(project, name, instance, artifacts.certificate_arn))
         if instance.domain and artifacts.hosted_zone_id:
-            resources.update(_dns_resources(instance, artifacts.hosted_zone_id))
+            resources.update(dns_resources(instance, artifacts.hosted_zone_id))
     template: Template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"datasette-lambda instance {instance.name} of project {project}"
@@ -325,26 +266,6 @@ def ephemeral_storage_mb(s3_database_bytes: int) -> int:
     return max(EPHEMERAL_MIN_MB, needed)
 
 
-def _sub(text: str) -> dict:
-    return {"Fn::Sub": text}
-
-
-def _stack_uuid() -> dict:
-    """The random UUID AWS puts in this stack's ID: unguessable, stable for the stack's life."""
-    return {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}
-
-
-def _unique_name(stack_name: str) -> dict:
-    """An account-wide unique name (CloudFront functions, policies, OACs are global): stack + 8 hex."""
-    first_group = {"Fn::Select": [0, {"Fn::Split": ["-", _stack_uuid()]}]}
-    return {"Fn::Join": ["-", [stack_name[:_UNIQUE_NAME_ROOM], first_group]]}
-
-
-def _host_of(url: dict) -> dict:
-    """``xyz.example`` from an ``https://xyz.example/`` URL attribute."""
-    return {"Fn::Select": [2, {"Fn::Split": ["/", url]}]}
-
-
 def spec_digest(spec: dict) -> str:
     """Short sha256 of a spec's canonical JSON.
 
@@ -376,14 +297,14 @@ def _function_resources(
     preview: int | None = None,
 ) -> dict:
     """``name``: the function's (the stack's, or a preview's shortened one). A preview's role lives under the
-    previews' IAM path with the previews' boundary (dl/aws/bootstrap.py): all the preview execution role may create."""
+    previews' IAM path with the previews' boundary (dl/aws/preview_execution_role.py): all the preview execution role may create."""
     log_group = f"/aws/lambda/{name}"
     statements: list[dict] = [
         {
             "Sid": "WriteOwnLogs",
             "Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": _sub(
+            "Resource": sub(
                 f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{log_group}:*"
             ),
         }
@@ -395,7 +316,7 @@ def _function_resources(
                 "Sid": "ReadOwnDatabases",
                 "Effect": "Allow",
                 "Action": "s3:GetObject",
-                "Resource": [_sub(f"arn:${{AWS::Partition}}:s3:::{artifacts.bucket}/{key}") for key in keys],
+                "Resource": [sub(f"arn:${{AWS::Partition}}:s3:::{artifacts.bucket}/{key}") for key in keys],
             }
         )
     statements.append(
@@ -405,7 +326,7 @@ def _function_resources(
             "Sid": "WriteAndReadLargeResponses",
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"],
-            "Resource": _sub(f"arn:${{AWS::Partition}}:s3:::{artifacts.bucket}/{RESPONSES_PREFIX}*"),
+            "Resource": sub(f"arn:${{AWS::Partition}}:s3:::{artifacts.bucket}/{RESPONSES_PREFIX}*"),
         }
     )
     env = function_environment(instance, artifacts, env_secrets)
@@ -492,197 +413,6 @@ def environment_bytes(env: dict[str, Any], parameters: dict[str, str]) -> int:
     return len(json.dumps(resolved, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def _function_url_resources(instance: Instance) -> dict:
-    """Function URL: IAM-authenticated behind CloudFront (only the distribution may call), else public."""
-    if instance.cdn:
-        principal, auth = "cloudfront.amazonaws.com", "AWS_IAM"
-        source = {"SourceArn": _distribution_arn()}
-    else:
-        principal, auth, source = "*", "NONE", {}
-    return {
-        "FunctionUrl": {
-            "Type": "AWS::Lambda::Url",
-            "Properties": {
-                "TargetFunctionArn": {"Ref": "Function"},
-                "AuthType": auth,
-                "InvokeMode": "BUFFERED",
-            },
-        },
-        # Since October 2025 a function URL needs both permissions (InvokeFunctionUrl and InvokeFunction).
-        "FunctionUrlPermission": {
-            "Type": "AWS::Lambda::Permission",
-            "Properties": {
-                "Action": "lambda:InvokeFunctionUrl",
-                "FunctionName": {"Ref": "Function"},
-                "Principal": principal,
-                "FunctionUrlAuthType": auth,
-                **source,
-            },
-        },
-        "FunctionInvokePermission": {
-            "Type": "AWS::Lambda::Permission",
-            "Properties": {
-                "Action": "lambda:InvokeFunction",
-                "FunctionName": {"Ref": "Function"},
-                "Principal": principal,
-                "InvokedViaFunctionUrl": True,
-                **source,
-            },
-        },
-    }
-
-
-def _distribution_arn() -> dict:
-    return _sub("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Distribution}")
-
-
-def _http_api_resources(name: str, instance: Instance) -> dict:
-    """An HTTP API ($default route and stage, payload 2.0); only this API may invoke the function."""
-    return {
-        "HttpApi": {
-            "Type": "AWS::ApiGatewayV2::Api",
-            "Properties": {
-                "Name": name,
-                "Description": f"Datasette: instance {instance.name}",
-                "ProtocolType": "HTTP",
-            },
-        },
-        "HttpApiIntegration": {
-            "Type": "AWS::ApiGatewayV2::Integration",
-            "Properties": {
-                "ApiId": {"Ref": "HttpApi"},
-                "IntegrationType": "AWS_PROXY",
-                "IntegrationUri": {"Fn::GetAtt": ["Function", "Arn"]},
-                "PayloadFormatVersion": "2.0",
-                "TimeoutInMillis": min(instance.timeout, HTTP_API_TIMEOUT_MAX) * 1000,
-            },
-        },
-        "HttpApiRoute": {
-            "Type": "AWS::ApiGatewayV2::Route",
-            "Properties": {
-                "ApiId": {"Ref": "HttpApi"},
-                "RouteKey": "$default",
-                "Target": _sub("integrations/${HttpApiIntegration}"),
-            },
-        },
-        "HttpApiStage": {
-            "Type": "AWS::ApiGatewayV2::Stage",
-            "Properties": {"ApiId": {"Ref": "HttpApi"}, "StageName": "$default", "AutoDeploy": True},
-        },
-        "HttpApiPermission": {
-            "Type": "AWS::Lambda::Permission",
-            "Properties": {
-                "Action": "lambda:InvokeFunction",
-                "FunctionName": {"Ref": "Function"},
-                "Principal": "apigateway.amazonaws.com",
-                "SourceArn": _sub(
-                    "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*"
-                ),
-            },
-        },
-    }
-
-
-def _cdn_resources(project: str, name: str, instance: Instance, artifacts: InstanceArtifacts) -> dict:
-    """CloudFront: viewer-request function and the distribution. The cache policy and (for function URLs)
-    the origin access control are the project's, shared, from its bootstrap stack (dl/aws/bootstrap.py)."""
-    return {
-        "EdgeFunction": {
-            "Type": "AWS::CloudFront::Function",
-            "Properties": {
-                "Name": _unique_name(name),
-                "AutoPublish": True,
-                "FunctionCode": viewer_request_code(instance.prefix),
-                "FunctionConfig": {
-                    "Comment": f"{name}: X-Forwarded-Host and prefix {instance.prefix}"[:128],
-                    "Runtime": CLOUDFRONT_RUNTIME,
-                },
-            },
-        },
-        "Distribution": {
-            "Type": "AWS::CloudFront::Distribution",
-            "Properties": {"DistributionConfig": _distribution_config(project, name, instance, artifacts)},
-        },
-    }
-
-
-def _distribution_config(project: str, name: str, instance: Instance, artifacts: InstanceArtifacts) -> dict:
-    origin: dict[str, Any] = {
-        "Id": ORIGIN_ID,
-        "CustomOriginConfig": {
-            "OriginProtocolPolicy": "https-only",
-            "OriginSSLProtocols": ["TLSv1.2"],
-            "OriginReadTimeout": min(instance.timeout, ORIGIN_READ_TIMEOUT_MAX),
-        },
-    }
-    if instance.endpoint == "http-api":
-        origin["DomainName"] = _host_of({"Fn::GetAtt": ["HttpApi", "ApiEndpoint"]})
-        origin["OriginCustomHeaders"] = [
-            {"HeaderName": ORIGIN_SECRET_HEADER, "HeaderValue": {"Ref": ORIGIN_SECRET_PARAMETER}}
-        ]
-        methods = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
-    else:
-        origin["DomainName"] = _host_of({"Fn::GetAtt": ["FunctionUrl", "FunctionUrl"]})
-        origin["OriginAccessControlId"] = names.import_value(project, "origin-access-control-id")
-        # OAC signs requests for Lambda, which refuses unsigned bodies: browsers' POSTs cannot pass.
-        methods = ["GET", "HEAD", "OPTIONS"]
-    behaviour = {
-        "TargetOriginId": ORIGIN_ID,
-        "ViewerProtocolPolicy": "redirect-to-https",
-        "AllowedMethods": methods,
-        "CachedMethods": ["GET", "HEAD"],
-        "Compress": True,
-        "CachePolicyId": names.import_value(project, "cache-policy-id"),
-        "FunctionAssociations": [
-            {"EventType": "viewer-request", "FunctionARN": {"Fn::GetAtt": ["EdgeFunction", "FunctionARN"]}}
-        ],
-    }
-    config: dict[str, Any] = {
-        "Enabled": True,
-        "Comment": f"datasette-lambda {name}"[:128],
-        "HttpVersion": "http2and3",
-        "IPV6Enabled": True,
-        "PriceClass": "PriceClass_All",
-        "Origins": [origin],
-        # With a prefix the default behaviour only runs the edge function, which answers 404 (or redirects
-        # /prefix to /prefix/); the prefix's own behaviour forwards to the function.
-        "DefaultCacheBehavior": behaviour,
-    }
-    if instance.prefix != "/":
-        config["CacheBehaviors"] = [{"PathPattern": f"{instance.prefix}*", **behaviour}]
-    if instance.domain:
-        config["Aliases"] = [instance.domain]
-        config["ViewerCertificate"] = {
-            "AcmCertificateArn": artifacts.certificate_arn,
-            "SslSupportMethod": "sni-only",
-            "MinimumProtocolVersion": "TLSv1.2_2021",
-        }
-    else:
-        config["ViewerCertificate"] = {"CloudFrontDefaultCertificate": True}
-    return config
-
-
-def _dns_resources(instance: Instance, hosted_zone_id: str) -> dict:
-    """Alias A and AAAA records to the distribution (aliases work at a zone apex, unlike CNAMEs)."""
-
-    def record(kind: str) -> dict:
-        return {
-            "Type": "AWS::Route53::RecordSet",
-            "Properties": {
-                "HostedZoneId": hosted_zone_id,
-                "Name": f"{instance.domain}.",
-                "Type": kind,
-                "AliasTarget": {
-                    "DNSName": {"Fn::GetAtt": ["Distribution", "DomainName"]},
-                    "HostedZoneId": CLOUDFRONT_HOSTED_ZONE_ID,
-                    "EvaluateTargetHealth": False,
-                },
-            },
-        }
-
-    return {"DnsRecordA": record("A"), "DnsRecordAAAA": record("AAAA")}
-
-
 def _outputs(instance: Instance) -> dict:
     outputs: dict[str, Any] = {
         "FunctionName": {"Description": "Lambda function", "Value": {"Ref": "Function"}},
@@ -698,125 +428,3 @@ def _outputs(instance: Instance) -> dict:
     if instance.domain:
         outputs["Url"] = {"Description": "public URL", "Value": f"https://{instance.domain}{instance.prefix}"}
     return outputs
-
-
-# --- `dl template` ----------------------------------------------------------------------------------------
-# The one impure corner of this module: it builds the package (to know its content-addressed key) and, for
-# what only AWS knows (bucket name, certificate, hosted zone), reads deployed stacks unless given options.
-
-
-@click.command("template")
-@click.argument("instance_name", metavar="[INSTANCE]", required=False)
-@manifest_option
-@outside_paths_option
-@click.option("--bootstrap", is_flag=True, help="Print the project's bootstrap stack (artifact bucket).")
-@click.option("--certificate", is_flag=True, help="Print the instance's certificate stack (us-east-1).")
-@click.option("--bucket", help="Artifact bucket name (default: the deployed bootstrap stack's output).")
-@click.option(
-    "--certificate-arn", help="ACM certificate for the domain (default: manifest or certificate stack)."
-)
-@click.option("--hosted-zone-id", help="Route 53 zone of the domain (default: looked up in Route 53).")
-@click.option("--compact", is_flag=True, help="Compact canonical JSON, byte for byte what `dl apply` sends.")
-@sandbox_option
-def template_command(
-    instance_name, manifest_path, allow_outside_paths, bootstrap, certificate, bucket, certificate_arn,
-    hosted_zone_id, compact, sandbox,
-):  # fmt: skip
-    """Print a stack's CloudFormation template as JSON (like `cdk synth`); nothing is deployed.
-
-    The instance's package is built (cached) so that its content-addressed key is exact.
-    """
-    manifest = load(manifest_path, allow_outside_paths, check_files=not bootstrap)
-    if bootstrap:
-        if instance_name or certificate:
-            raise click.UsageError(
-                "--bootstrap prints the project's stack: give no INSTANCE or --certificate"
-            )
-        return _echo(bootstrap_template(manifest.project), compact)
-    if not instance_name:
-        raise click.UsageError("name an INSTANCE (or pass --bootstrap)")
-    if instance_name not in manifest.instances:
-        known = ", ".join(manifest.instances) or "none"
-        raise DlError(f"no instance {instance_name!r} in {manifest.path.name} (instances: {known})")
-    instance = manifest.instances[instance_name]
-    click.get_current_context().with_resource(aws_context(sandbox, manifest.region))  # AWS for the lookups
-    lookup = _Lookup(manifest.region)
-    if certificate:
-        if not instance.domain:
-            raise DlError(f"instance {instance_name} has no domain, so no certificate stack")
-        zone = hosted_zone_id or lookup.hosted_zone(instance.domain)
-        return _echo(certificate_template(manifest.project, instance, zone), compact)
-    _echo(
-        _instance_template_for(manifest, instance, lookup, bucket, certificate_arn, hosted_zone_id), compact
-    )
-
-
-def _instance_template_for(manifest, instance, lookup, bucket, certificate_arn, hosted_zone_id) -> Template:
-    from dl.build.desired import build_instance
-
-    def log(line: str) -> None:
-        click.echo(line, err=True)
-
-    bucket = bucket or lookup.bucket(manifest.project)  # what only AWS knows first: fail before building
-    zone = cert = None
-    if instance.domain:
-        zone = hosted_zone_id or lookup.hosted_zone(instance.domain)
-        cert = (
-            certificate_arn
-            or instance.certificate_arn
-            or lookup.certificate(manifest.project, instance.domain)
-        )
-    spec = build_instance(manifest.project, instance, log=log, tags=dict(manifest.tags)).spec
-    artifacts = InstanceArtifacts.from_spec(spec, bucket, certificate_arn=cert, hosted_zone_id=zone)
-    return instance_template(manifest.project, instance, artifacts, spec=spec)
-
-
-def _echo(template: Template, compact: bool) -> None:
-    if compact:
-        click.echo(template_json(template))
-    else:
-        click.echo(json.dumps(template, sort_keys=True, indent=2, ensure_ascii=False))
-
-
-class _Lookup:
-    """Read-only answers from the deployed stacks, for what the options did not give."""
-
-    def __init__(self, region: str | None):
-        self.region = region
-        self._aws = None
-
-    def aws(self, region: str | None = None):
-        from dl.aws.client import Aws
-
-        if region:
-            return Aws(region)
-        if self._aws is None:
-            self._aws = Aws(self.region)
-        return self._aws
-
-    def bucket(self, project: str) -> str:
-        from dl.aws.observed import BUCKET_LOGICAL_ID
-
-        stack = self.aws().stack(bootstrap_stack_name(project))
-        name = None
-        if stack is not None:  # as the observed state reads it (an emulator may not refresh Outputs)
-            name = stack.outputs.get("BucketName") or self.aws().stack_resource(
-                stack.stack_id, BUCKET_LOGICAL_ID
-            )
-        if not name:
-            raise DlError(
-                f"the artifact bucket is not known: stack {bootstrap_stack_name(project)} is not deployed "
-                "(run `dl bootstrap` or `dl apply` once) or pass --bucket"
-            )
-        return name
-
-    def hosted_zone(self, domain: str) -> str | None:
-        return self.aws().hosted_zone_for(domain)
-
-    def certificate(self, project: str, domain: str) -> str:
-        name = certificate_stack_name(project, domain)
-        stack = self.aws(CERTIFICATE_REGION).stack(name)
-        arn = stack.outputs.get("CertificateArn") if stack else None
-        if not arn:
-            raise DlError(f"no certificate yet: stack {name} is not deployed; pass --certificate-arn")
-        return arn

@@ -10,7 +10,7 @@ import json
 
 import boto3
 
-from dl.aws.templates import template_spec
+from dl.aws.metadata_json import template_spec
 from tests.apply.conftest import add_column, add_rows, cfn, dl, plan_json, write_manifest
 
 MANIFEST = """\

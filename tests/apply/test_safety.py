@@ -7,7 +7,7 @@ import json
 
 import boto3
 
-from dl.aws.templates import template_spec
+from dl.aws.metadata_json import template_spec
 from tests.apply.conftest import add_rows, cfn, dl, write_manifest
 
 TWO = """\
@@ -166,7 +166,7 @@ def test_unreferenced_artifacts_are_collected_after_the_grace_period(project, mo
     second = keys()
     assert not (first & second)  # the old package and database are gone from the listing
     assert len([k for k in second if k.startswith("databases/")]) == 1
-    # On AWS the bucket is versioned (tests/templates check the template), so the bytes stay recoverable until
+    # On AWS the bucket is versioned (tests/aws/templates check the template), so the bytes stay recoverable until
     # the lifecycle rule expires them; moto ignores VersioningConfiguration set through CloudFormation.
 
 

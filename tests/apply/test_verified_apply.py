@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from dl.aws import hosts
-from dl.aws.templates import template_spec
+from dl.aws.metadata_json import template_spec
 from dl.local.serve import Serve
 from tests.apply.conftest import add_rows, cfn, dl, write_manifest
 

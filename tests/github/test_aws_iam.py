@@ -194,4 +194,4 @@ def test_the_plan_role_cannot_read_the_derivation_key_or_the_origin_secret():
     ):
         for resource in ("*", f"arn:aws:cloudfront::{ACCOUNT}:distribution/E1A2B3C4D5E6F7"):
             assert not allowed([plan_role], action, resource), action
-    # the function roles cannot either: their boundary reads databases/ only (tests/bootstrap)
+    # the function roles cannot either: their boundary reads databases/ only (tests/aws/bootstrap)

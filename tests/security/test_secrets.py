@@ -13,7 +13,7 @@ import json
 import boto3
 
 from dl.aws import secrets
-from dl.aws.templates import template_spec
+from dl.aws.metadata_json import template_spec
 from dl.render.comment import compose_comment
 from dl.render.plan import comment_parts
 from tests.apply.conftest import add_rows, dl, write_manifest

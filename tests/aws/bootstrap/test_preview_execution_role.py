@@ -1,4 +1,4 @@
-"""The preview execution role (dl/aws/bootstrap.py) grants what CloudFormation's handlers call for a preview's
+"""The preview execution role (dl/aws/preview_execution_role.py) grants what CloudFormation's handlers call for a preview's
 stack, on preview resources only; it refuses production's functions, roles, log groups, artifacts, HTTP APIs
 and distributions. Evaluated offline (tests/iam_policy.py), like the production execution role."""
 
@@ -166,7 +166,7 @@ def test_the_production_execution_role_cannot_be_the_previews(preview_templates)
 
 
 def test_the_ci_preview_role_allows_every_call_a_preview_makes(project, monkeypatch):
-    """Recorded like tests/bootstrap/test_ci_roles.py: every call of `dl apply --preview` (a create, then a
+    """Recorded like tests/aws/bootstrap/test_ci_roles.py: every call of `dl apply --preview` (a create, then a
     second push's update) and `dl destroy --preview`, with its resource, is allowed by the CI preview role, and
     every change set and stack deletion is made as the preview execution role."""
     from tests.apply.conftest import add_rows, dl, write_manifest

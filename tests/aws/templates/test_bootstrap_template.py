@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from dl.aws.bootstrap import bootstrap_template
 from dl.aws.names import ARTIFACT_RETENTION_DAYS
-from dl.aws.templates import bootstrap_template
 
 
 def bucket() -> dict:
@@ -114,7 +114,7 @@ def test_only_cloudformation_may_assume_the_execution_role():
 
 
 def test_the_permissions_boundary_lets_functions_write_large_responses_only_under_responses():
-    from dl.aws.bootstrap import boundary_policy
+    from dl.aws.execution_role import boundary_policy
 
     statements = {s["Sid"]: s for s in boundary_policy("example-data")["Statement"]}
     large = statements["ProjectLargeResponses"]

@@ -9,16 +9,10 @@ from types import MappingProxyType
 import pytest
 
 from dl.aws.cloudfront_function import viewer_request_code
+from dl.aws.front_door import ORIGIN_SECRET_HEADER
+from dl.aws.metadata_json import template_artifact_keys, template_spec
 from dl.aws.names import public_url, secret_parameter
-from dl.aws.templates import (
-    HANDLER,
-    ORIGIN_SECRET_HEADER,
-    ephemeral_storage_mb,
-    instance_template,
-    template_artifact_keys,
-    template_json,
-    template_spec,
-)
+from dl.aws.templates import HANDLER, ephemeral_storage_mb, instance_template, template_json
 from dl.errors import DlError
 from tests.aws.templates.conftest import (
     CERT_ARN,
@@ -236,7 +230,7 @@ def test_function_url_behind_cloudfront_accepts_only_the_distribution():
         )
     assert props(template, "FunctionUrlPermission")["FunctionUrlAuthType"] == "AWS_IAM"
     assert props(template, "FunctionInvokePermission")["InvokedViaFunctionUrl"] is True
-    # the project's one origin access control, from its bootstrap stack (tests/templates/test_bootstrap_template.py)
+    # the project's one origin access control, from its bootstrap stack (tests/aws/templates/test_bootstrap_template.py)
     assert not resources_of(template, "AWS::CloudFront::OriginAccessControl")
     (origin,) = props(template, "Distribution")["DistributionConfig"]["Origins"]
     assert origin["OriginAccessControlId"] == {"Fn::ImportValue": "example-data--origin-access-control-id"}

@@ -15,15 +15,10 @@ import cfnlint.api
 import pytest
 
 from dl.aws import secrets
+from dl.aws.bootstrap import bootstrap_template
+from dl.aws.metadata_json import template_spec
 from dl.aws.observed import ObservedInstance
-from dl.aws.templates import (
-    InstanceArtifacts,
-    bootstrap_template,
-    certificate_template,
-    instance_template,
-    template_json,
-    template_spec,
-)
+from dl.aws.templates import InstanceArtifacts, certificate_template, instance_template, template_json
 from dl.build.desired import build_instance, instance_spec
 from dl.build.package import build_package
 from dl.manifest.load import load_manifest

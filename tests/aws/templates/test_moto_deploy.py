@@ -15,14 +15,10 @@ import json
 import boto3
 import pytest
 
+from dl.aws.bootstrap import bootstrap_template
+from dl.aws.metadata_json import template_artifact_keys, template_spec
 from dl.aws.names import bootstrap_stack_name, instance_stack_name, secret_parameter
-from dl.aws.templates import (
-    bootstrap_template,
-    instance_template,
-    template_artifact_keys,
-    template_json,
-    template_spec,
-)
+from dl.aws.templates import instance_template, template_json
 from tests.aws.templates.conftest import NOT_ON_MOTO, PACKAGE_KEY, SPEC, VARIANTS
 
 PROJECT = "example-data"

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dl.aws import metadata_json
-from dl.aws.templates import metadata_spec, stored_spec, template_json
+from dl.aws.metadata_json import metadata_spec, stored_spec
+from dl.aws.templates import template_json
 from tests.support.template_gate import check, null_paths
 
 texts = st.text(alphabet="${}!:aZ", max_size=8)  # the characters that matter to the escaping, and others

@@ -8,8 +8,9 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
+from dl.aws.bootstrap import bootstrap_template
 from dl.aws.names import bootstrap_stack_name
-from dl.aws.templates import bootstrap_template, template_json
+from dl.aws.templates import template_json
 from dl.cli import main
 
 
