@@ -9,11 +9,11 @@ executor in dl/apply/executor.py); what makes it a preview is decided here:
   retention of at most :data:`LOG_RETENTION_DAYS` days.
 - **Names and tags**: stack ``<project>--pr<N>--<instance>`` (no production stack can have that name: project
   and instance names hold no ``--``), its function name hash-shortened to Lambda's 64 characters
-  (``templates.function_name``); tagged ``dl:preview=<N>`` and ``dl:commit=<the pull request's head>``.
-- **Artifacts** live under ``previews/`` in the project's bucket (:func:`artifact_prefix`): the CI preview role
+  (``dl.aws.names.function_name``); tagged ``dl:preview=<N>`` and ``dl:commit=<the pull request's head>``.
+- **Artifacts** live under ``previews/`` in the project's bucket (:func:`dl.aws.names.artifact_prefix`): the CI preview role
   may write nowhere else, so a pull request can neither overwrite nor plant (content-addressed keys are
   predictable) an artifact that production deploys. Previews of different pull requests share them.
-- **Lock**: preview applies and destroys hold the previews' own lock (:data:`LOCK_KEY`), which serialises them
+- **Lock**: preview applies and destroys hold the previews' own lock (``dl.aws.names.PREVIEW_LOCK_KEY``), which serialises them
   with each other and with the garbage collection of ``previews/``, and never delays or blocks production's.
 - **Secrets**: Datasette's signing secret of a preview is derived from the previews' own key
   (``previews/keys/secrets.key``), never from production's: a preview cannot forge production's cookies.
