@@ -44,6 +44,12 @@ def pytest_configure(config):
     config._template_gate_log = gate.FindingsLog(findings)
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One tool cache for the whole session (every folder that deploys or serves shares it): dependency trees are downloaded and compiled once."""
+    return tmp_path_factory.mktemp("dl-cache")
+
+
 @pytest.fixture
 def template_gate(request):
     """The gate's findings log: ``template_gate.new()`` takes what the emulators refused since the last look

@@ -14,12 +14,6 @@ from dl.cli import main
 from tests.conftest import make_db
 
 
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory):
-    """One tool cache for the session: dependency trees are downloaded and compiled once."""
-    return tmp_path_factory.mktemp("dl-cache")
-
-
 @pytest.fixture
 def project(tmp_path, aws, shared_cache, monkeypatch):
     """A git-like folder with two databases; cwd; fast polling; the shared cache."""

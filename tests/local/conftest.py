@@ -8,7 +8,7 @@ locked dependencies for this machine into the tool's cache (DL_CACHE_DIR); later
 
 Every test using `served` runs once per Datasette line (`line`: "0.65", "1.0a"; manifest `datasette:`).
 
-`shared_cache` (from tests/apply): the sandbox tour builds packages into the cache tests/apply shares.
+The sandbox tour builds into ``shared_cache`` (tests/conftest.py), the cache every deploying folder shares.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from dl.manifest.lines import LINES
-from tests.apply.conftest import shared_cache  # noqa: F401 (a pytest fixture, used by name)
 from tests.runtime.serving import make_shop_db, make_tagged_db, start_serve, stop_serve
 
 PLUGIN = "datasette-block-robots==1.1.1"

@@ -28,7 +28,6 @@ instances:
     databases: [c.db]
 """
 project = deploy_fixtures.project  # the deploy suite's fixtures, shared
-shared_cache = deploy_fixtures.shared_cache
 READ_TIMEOUT = "1"  # seconds (DL_AWS_READ_TIMEOUT): a held response times out quickly and is retried
 HOLD = 1.3  # seconds a "timeout" fault holds a response: past READ_TIMEOUT
 

@@ -3,4 +3,3 @@
 from tests.apply import conftest as deploy_fixtures
 
 project = deploy_fixtures.project
-shared_cache = deploy_fixtures.shared_cache
