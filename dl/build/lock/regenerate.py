@@ -44,7 +44,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
-from dl import lines  # noqa: E402
+from dl.manifest import lines  # noqa: E402
 
 PYTHONS = ("3.11", "3.12", "3.13")
 ARCHES = ("x86_64", "aarch64")
