@@ -7,6 +7,7 @@ function is still a cycle.
 from __future__ import annotations
 
 import ast
+import fnmatch
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,16 @@ def test_the_tests_mirror_the_stage_folders():
     tests = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir()}
     missing = {p.name for p in DL.iterdir() if p.is_dir() and (p / "__init__.py").exists()} - tests
     assert not missing, f"stage folders without a tests/ folder: {sorted(missing)}"
+
+
+def test_pytest_collects_every_tests_folder(pytestconfig):
+    """A folder pytest does not recurse into (its default list has "build") would silently run no test."""
+    skipped = pytestconfig.getini("norecursedirs")
+    for folder in (ROOT / "tests").rglob("*"):
+        if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("test_*.py")):
+            assert not any(fnmatch.fnmatch(folder.name, pattern) for pattern in skipped), (
+                f"pytest would not collect {folder.relative_to(ROOT)} (norecursedirs)"
+            )
 
 
 def test_schema_json_at_the_root_is_the_packaged_schema():
