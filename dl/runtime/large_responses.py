@@ -45,7 +45,20 @@ class LargeResponses:
         }
         if disposition:
             params["ContentDisposition"] = disposition
-        created = await asyncio.to_thread(client.create_multipart_upload, **params)
+        creating = asyncio.ensure_future(asyncio.to_thread(client.create_multipart_upload, **params))
+        try:
+            created = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # out of time while S3 creates it: the thread still creates the upload, so abort it once it exists
+            # (else it would wait for the lifecycle rule), then give up as asked
+            try:
+                upload_id = (await creating)["UploadId"]
+                await asyncio.to_thread(
+                    client.abort_multipart_upload, Bucket=self.bucket, Key=key, UploadId=upload_id
+                )
+            except Exception:  # the bucket's AbortIncompleteMultipartUpload rule is the backstop
+                pass
+            raise
         return Upload(client, self.bucket, key, created["UploadId"])
 
 
