@@ -29,7 +29,14 @@ from datetime import UTC, datetime
 import botocore.exceptions
 
 from dl.aws import templates
-from dl.aws.client import TERMINAL_OK, Aws, explain_client_error, is_no_change, is_transient
+from dl.aws.client import (
+    TERMINAL_OK,
+    Aws,
+    describe_live_stack,
+    explain_client_error,
+    is_no_change,
+    is_transient,
+)
 from dl.errors import DlError
 from dl.manifest.tags import TAG_PROJECT
 
@@ -132,14 +139,7 @@ class StackDeployer:
             raise Interrupted(where)
 
     def describe(self, name: str):
-        try:
-            raw = self.cfn.describe_stacks(StackName=name)["Stacks"]
-        except botocore.exceptions.ClientError as exc:
-            if "does not exist" in str(exc):
-                return None
-            raise DlError(f"cannot describe stack {name}: {explain_client_error(exc)}") from None
-        live = [s for s in raw if s["StackStatus"] != "DELETE_COMPLETE"]
-        return live[0] if live else None
+        return describe_live_stack(self.cfn, name)
 
     def wait_settled(self, name: str) -> dict | None:
         """Wait (bounded) while another operation is in progress on the stack; return it settled."""

@@ -123,6 +123,19 @@ def require_credentials(aws: Aws) -> None:
         )
 
 
+def describe_live_stack(cfn, name: str) -> dict | None:
+    """DescribeStacks for one stack through a CloudFormation client (of any region): the raw description, or
+    None when it does not exist or is DELETE_COMPLETE."""
+    try:
+        raw = cfn.describe_stacks(StackName=name)["Stacks"]
+    except botocore.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise DlError(f"cannot describe stack {name}: {explain_client_error(exc)}") from None
+    live = [s for s in raw if s["StackStatus"] != "DELETE_COMPLETE"]
+    return live[0] if live else None
+
+
 class Aws:
     """boto3 clients for one region (plus us-east-1 for certificates), created lazily and shared by threads."""
 
@@ -181,14 +194,8 @@ class Aws:
             raise DlError(f"cannot list CloudFormation stacks: {explain_client_error(exc)}") from None
 
     def stack(self, name: str) -> Stack | None:
-        try:
-            raw = self.cfn.describe_stacks(StackName=name)["Stacks"]
-        except botocore.exceptions.ClientError as exc:
-            if "does not exist" in str(exc):
-                return None
-            raise DlError(f"cannot describe stack {name}: {explain_client_error(exc)}") from None
-        live = [s for s in raw if s["StackStatus"] != "DELETE_COMPLETE"]
-        return _stack(live[0]) if live else None
+        live = describe_live_stack(self.cfn, name)
+        return _stack(live) if live else None
 
     def template_metadata(self, stack_name: str) -> dict:
         """The top-level Metadata of a stack's current template."""
