@@ -68,13 +68,7 @@ def pull_request_number(env: Mapping[str, str] = os.environ, event: Mapping | No
 
 def head_commit(env: Mapping[str, str] = os.environ, event: Mapping | None = None) -> str | None:
     """The commit a plan is for: the pull request's head (not the merge commit), else GITHUB_SHA."""
-    event = load_event(env) if event is None else event
-    pull = event.get("pull_request")
-    if isinstance(pull, Mapping):
-        sha = (pull.get("head") or {}).get("sha")
-        if isinstance(sha, str) and sha:
-            return sha
-    return env.get("GITHUB_SHA") or None
+    return event_head(env, event) or env.get("GITHUB_SHA") or None
 
 
 def is_fork_pull_request(env: Mapping[str, str] = os.environ, event: Mapping | None = None) -> bool:
